@@ -1,0 +1,57 @@
+"""The one protocol every model family implements: encode texts with an already-templated instruction prefix.
+
+Templating (which instruction, which side, which template) happens in `nvembed_eval.instructions`; caching in
+`nvembed_eval.cache`; the bridge to mteb's encoder protocol in `nvembed_eval.models.mteb_adapter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What makes two models' embeddings interchangeable.
+
+    `name` and `revision` feed mteb's result metadata (mteb keys its result cache by them); `knobs` holds every
+    setting that changes the vectors (dtype, max_length, pooling, ...). `key()` is what the embedding cache and the
+    results folder use, so two models that differ in any of these never share a result or a cached vector.
+    """
+
+    name: str  # "org/model" form, as mteb expects
+    revision: str  # hub commit, or "sha256:<first 16 hex>" fingerprint of local weights
+    knobs: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> str:
+        """Stable hex digest over name, revision and knobs."""
+        import hashlib
+        import json
+
+        payload = json.dumps(
+            {"name": self.name, "revision": self.revision, "knobs": self.knobs}, sort_keys=True, default=str
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """A model family adapter.
+
+    `encode` receives raw texts and the literal prefix to prepend (already templated; "" for none). It returns a
+    float32 array of shape (len(texts), dim), row i for texts[i], in the caller's order.
+    """
+
+    identity: ModelIdentity
+    embed_dim: int
+    max_tokens: int | None
+
+    def encode(self, texts: Sequence[str], *, prefix: str = "", batch_size: int = 32) -> np.ndarray: ...
+
+    def instruction_template(self) -> str:
+        """Template applied to an instruction, with `{instruction}` placeholder ("{instruction}" = verbatim)."""
+        ...
