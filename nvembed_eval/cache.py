@@ -1,0 +1,342 @@
+"""Content-addressed embedding cache around any `TextEncoder`, and the `nvembed-eval-cache` info/clear CLI.
+
+Storage lives in `nvembed_eval.cache_store`; docs/cache.md describes keys, formats and sharing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nvembed_eval.cache_store import FORMAT, KEY_BYTES, MODEL_DIR_RE, ShardStore, clear_folder, scan_root
+from nvembed_eval.errors import CacheError, ConfigError, EncodingError, NVEmbedEvalError
+
+if TYPE_CHECKING:
+    from nvembed_eval.models.base import ModelIdentity, TextEncoder
+
+logger = logging.getLogger(__name__)
+
+ENV_VAR = "NVEMBED_EVAL_CACHE"
+DEFAULT_SHARD_SIZE = 2048
+
+
+def default_cache_dir() -> Path:
+    """`$NVEMBED_EVAL_CACHE`, else `~/.cache/nvembed-eval/embeddings`."""
+    env = os.environ.get(ENV_VAR)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "nvembed-eval" / "embeddings"
+
+
+def text_keys(identity_key: str, prefix: str, texts: Sequence[str]) -> np.ndarray:
+    """One sha256 per text over (format, model identity key, prefix, text), as a (n, 32) uint8 array.
+
+    The prefix length is hashed before the prefix, so moving characters between prefix and text changes the key
+    (it matters to models that mask the instruction out of pooling).
+
+    Args:
+        identity_key: `ModelIdentity.key()` of the encoder (weights/revision, dtype, max_length, pooling knobs...).
+        prefix: The literal, already-templated prefix the encoder prepends.
+        texts: The raw texts.
+
+    Returns:
+        Array of shape (len(texts), 32), dtype uint8.
+    """
+    base = hashlib.sha256()
+    prefix_bytes = prefix.encode("utf-8")
+    for part in (FORMAT.encode("ascii"), identity_key.encode("ascii")):
+        base.update(len(part).to_bytes(8, "little") + part)
+    base.update(len(prefix_bytes).to_bytes(8, "little") + prefix_bytes)
+    out = bytearray(KEY_BYTES * len(texts))
+    for i, text in enumerate(texts):
+        h = base.copy()
+        h.update(text.encode("utf-8"))
+        out[i * KEY_BYTES : (i + 1) * KEY_BYTES] = h.digest()
+    return np.frombuffer(bytes(out), dtype=np.uint8).reshape(len(texts), KEY_BYTES)
+
+
+class CachedEncoder:
+    """A `TextEncoder` that serves embeddings from an on-disk cache and encodes only what is missing.
+
+    Misses are encoded in shards of `shard_size` unique texts and each shard is stored as soon as it is done, so a
+    run killed mid-corpus resumes from the last finished shard. Cached vectors are the exact float32 the wrapped
+    encoder returned. If the cache location cannot be written (permission, full disk), one warning is logged and
+    the run continues without storing; `counters["disabled_reason"]` says why.
+
+    Args:
+        encoder: The wrapped model adapter.
+        cache_dir: Cache root (`cache.dir`); entries go to `cache_dir/<identity.key()[:16]>/`.
+        enabled: `cache.enabled`; False makes this a plain pass-through.
+        shard_size: `cache.shard_size`, unique texts encoded and stored per shard.
+
+    Examples:
+        >>> cached = CachedEncoder(encoder, default_cache_dir())  # doctest: +SKIP
+        >>> vectors = cached.encode(corpus_texts, prefix="", batch_size=32)  # doctest: +SKIP
+        >>> cached.counters["hits"], cached.counters["misses"]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        cache_dir: str | os.PathLike[str],
+        *,
+        enabled: bool = True,
+        shard_size: int = DEFAULT_SHARD_SIZE,
+    ) -> None:
+        if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+            raise ConfigError(f"<cache.shard_size={shard_size!r}> must be a positive integer, e.g. 2048")
+        self._encoder = encoder
+        self.cache_dir = Path(cache_dir).expanduser().absolute()
+        self.enabled = bool(enabled)
+        self.shard_size = shard_size
+        self.counters: dict[str, Any] = {
+            "hits": 0,  # unique texts served from the cache
+            "misses": 0,  # unique texts that had to be encoded
+            "duplicates": 0,  # repeats inside one call, served from the first occurrence
+            "encode_calls": 0,  # calls to the wrapped encoder
+            "shards_written": 0,
+            "shards_reused": 0,  # shard files read to serve hits
+            "corrupt": 0,  # shard files that failed a check and were deleted
+            "disabled_reason": None if self.enabled else "cache.enabled=false",
+        }
+        self._store: ShardStore | None = None
+        self._writable = self.enabled
+        self._readable = self.enabled
+
+    # --- TextEncoder surface, forwarded to the wrapped encoder ---
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return self._encoder.identity
+
+    @property
+    def embed_dim(self) -> int:
+        return self._encoder.embed_dim
+
+    @property
+    def max_tokens(self) -> int | None:
+        return getattr(self._encoder, "max_tokens", None)
+
+    @property
+    def encoder(self) -> TextEncoder:
+        """The wrapped encoder."""
+        return self._encoder
+
+    def instruction_template(self) -> str:
+        return self._encoder.instruction_template()
+
+    @property
+    def stats(self) -> Any:
+        return self._encoder.stats  # AttributeError, as for the bare encoder, when it keeps none
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes not defined here; `_encoder` guard keeps copy/pickle from recursing.
+        if name.startswith("__") or "_encoder" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self._encoder, name)
+
+    @property
+    def model_dir(self) -> Path:
+        """Folder holding this encoder's shards."""
+        return self.cache_dir / self.identity.key()[:16]
+
+    # --- encoding ---
+
+    def encode(self, texts: Sequence[str], *, prefix: str = "", batch_size: int = 32) -> np.ndarray:
+        """Embed `texts` with `prefix` prepended, from the cache where possible.
+
+        Args:
+            texts: Raw texts, in the caller's order.
+            prefix: The literal, already-templated prefix ("" for none); part of the cache key.
+            batch_size: Forwarded to the wrapped encoder.
+
+        Returns:
+            float32 array (len(texts), embed_dim), row i for texts[i].
+        """
+        if not self.enabled:
+            return self._encoder.encode(texts, prefix=prefix, batch_size=batch_size)
+        position: dict[str, int] = {}
+        inverse = np.fromiter((position.setdefault(t, len(position)) for t in texts), dtype=np.int64, count=len(texts))
+        unique = list(position)
+        self.counters["duplicates"] += len(texts) - len(unique)
+        out = np.empty((len(unique), self.embed_dim), dtype=np.float32)
+        keys = text_keys(self.identity.key(), prefix, unique)
+
+        filled = np.zeros(len(unique), dtype=bool)
+        store = self._open_store()
+        if store is not None and len(unique):
+            try:
+                store.refresh()
+                filled = store.fill(*store.lookup(keys), out)
+            except OSError as e:
+                self._disable(e, reads=True)
+        misses = np.flatnonzero(~filled)
+        self.counters["hits"] += len(unique) - len(misses)
+        self.counters["misses"] += len(misses)
+        logger.info(
+            "embedding cache: %d texts, %d unique, %d cached, %d to encode",
+            len(texts),
+            len(unique),
+            len(unique) - len(misses),
+            len(misses),
+        )
+        self._encode_misses(unique, misses, keys, out, prefix, batch_size)
+        return out[inverse]
+
+    def _encode_misses(
+        self, unique: list[str], misses: np.ndarray, keys: np.ndarray, out: np.ndarray, prefix: str, batch_size: int
+    ) -> None:
+        from tqdm.auto import tqdm
+
+        chunks = [misses[i : i + self.shard_size] for i in range(0, len(misses), self.shard_size)]
+        with tqdm(total=len(misses), unit="text", desc="encoding cache misses", disable=len(chunks) <= 1) as bar:
+            for chunk in chunks:
+                vectors = self._encoder.encode([unique[i] for i in chunk], prefix=prefix, batch_size=batch_size)
+                self.counters["encode_calls"] += 1
+                out[chunk] = self._check(vectors, len(chunk))
+                self._store_shard(keys[chunk], out[chunk])
+                bar.update(len(chunk))
+
+    def _check(self, vectors: Any, n: int) -> np.ndarray:
+        name = type(self._encoder).__name__
+        if not isinstance(vectors, np.ndarray) or vectors.dtype != np.float32:
+            got = getattr(vectors, "dtype", type(vectors).__name__)
+            raise EncodingError(f"{name}.encode returned {got}; a TextEncoder must return a float32 numpy array")
+        if vectors.shape != (n, self.embed_dim):
+            raise EncodingError(
+                f"{name}.encode returned shape {vectors.shape} for {n} texts; expected ({n}, {self.embed_dim}) "
+                "(check the encoder's embed_dim)"
+            )
+        return vectors
+
+    def _store_shard(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        if not self._writable or self._store is None:
+            return
+        if not np.isfinite(vectors).all():
+            logger.warning("embedding cache: not storing a shard with non-finite values; it will be re-encoded")
+            return
+        ident = self.identity
+        meta = {"key": ident.key(), "name": ident.name, "revision": ident.revision, "knobs": ident.knobs}
+        try:
+            self._store.write(keys, vectors, {**meta, "embed_dim": self.embed_dim})
+        except OSError as e:
+            self._disable(e, reads=False)
+
+    def _open_store(self) -> ShardStore | None:
+        if self._store is None and self._readable:
+            self._store = ShardStore(self.cache_dir, self.identity.key(), self.embed_dim, self.counters)
+        return self._store if self._readable else None
+
+    def _disable(self, error: OSError, *, reads: bool) -> None:
+        what = "cache reads and writes" if reads else "cache writes"
+        reason = f"{type(error).__name__}: {error}"
+        if self.counters["disabled_reason"] is None:
+            logger.warning(
+                "embedding cache: %s turned off for this run: cannot use %s (%s). The run continues without "
+                "storing embeddings; free space or fix permissions, set cache.dir=<writable dir>, or use cache=off.",
+                what,
+                self.model_dir,
+                reason,
+            )
+            self.counters["disabled_reason"] = reason
+        self._writable = False
+        if reads:
+            self._readable = False
+
+
+# --- CLI ---
+
+
+def _human(n: float) -> str:
+    units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    while n >= 1024 and len(units) > 1:
+        n, units = n / 1024, units[1:]
+    return f"{n:.0f} {units[0]}" if units[0] == "B" else f"{n:.1f} {units[0]}"
+
+
+def _resolve_dir(arg: str | None) -> Path:
+    if arg:
+        return Path(arg).expanduser()
+    path = default_cache_dir()
+    if ENV_VAR not in os.environ:
+        logger.info("using default cache dir %s (set --cache-dir or $%s to choose another)", path, ENV_VAR)
+    return path
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    root = _resolve_dir(args.cache_dir)
+    rows = scan_root(root)
+    print(f"cache dir: {root}")
+    if not rows:
+        print("empty")
+        return 0
+    print(f"{'model key':<18}{'shards':>8}{'entries':>11}{'size':>12}  model")
+    for r in rows:
+        print(f"{r['key']:<18}{r['shards']:>8}{r['entries']:>11}{_human(r['bytes']):>12}  {r['name']}@{r['revision']}")
+        if r["partial_files"] or r["unreadable_shards"]:
+            print(
+                f"{'':<18}{r['partial_files']} unfinished temp files ({_human(r['partial_bytes'])}), "
+                f"{r['unreadable_shards']} unreadable shards; `clear` removes them"
+            )
+    total = sum(r["bytes"] for r in rows)
+    print(f"{'total':<18}{sum(r['shards'] for r in rows):>8}{sum(r['entries'] for r in rows):>11}{_human(total):>12}")
+    return 0
+
+
+def _cmd_clear(args: argparse.Namespace) -> int:
+    root = _resolve_dir(args.cache_dir)
+    prefix = (args.model_key or "").lower()
+    if prefix and not all(c in "0123456789abcdef" for c in prefix):
+        raise CacheError(f"<--model-key={args.model_key}> must be hex (a prefix of a key shown by `info`)")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and MODEL_DIR_RE.match(p.name)) if root.is_dir() else []
+    chosen = [p for p in folders if p.name.startswith(prefix)]
+    if not chosen:
+        known = ", ".join(p.name for p in folders) or "none"
+        raise CacheError(f"no cached model matches <--model-key={prefix or '*'}> in {root}; cached keys: {known}")
+    if not args.yes:
+        question = f"delete cached embeddings of {len(chosen)} model(s) in {root} ({', '.join(p.name for p in chosen)})"
+        if not sys.stdin.isatty():
+            raise CacheError(f"refusing to {question} without --yes")
+        if input(f"{question}? [y/N] ").strip().lower() not in {"y", "yes"}:
+            print("nothing deleted")
+            return 1
+    files = size = 0
+    for folder in chosen:
+        f, b = clear_folder(folder)
+        files, size = files + f, size + b
+    print(f"removed {files} files ({_human(size)}) from {len(chosen)} model folder(s) in {root}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`nvembed-eval-cache`: report the size of the embedding cache, or clear it.
+
+    Examples:
+        nvembed-eval-cache info
+        nvembed-eval-cache clear --model-key 3fa2 --yes
+    """
+    parser = argparse.ArgumentParser(prog="nvembed-eval-cache", description="Inspect or clear the embedding cache.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    info = sub.add_parser("info", help="entries and bytes per model identity")
+    clear = sub.add_parser("clear", help="delete cached embeddings")
+    for p in (info, clear):
+        p.add_argument("--cache-dir", help=f"cache root (default: ${ENV_VAR} or ~/.cache/nvembed-eval/embeddings)")
+    clear.add_argument("--model-key", help="only models whose key starts with this hex prefix (see `info`)")
+    clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return _cmd_info(args) if args.command == "info" else _cmd_clear(args)
+    except (NVEmbedEvalError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

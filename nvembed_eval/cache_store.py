@@ -1,0 +1,369 @@
+"""On-disk layer of the embedding cache: immutable, checksummed safetensors shards written atomically, one folder per
+model identity, and the sorted in-memory key index built from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "nvembed-eval-cache/1"
+KEY_BYTES = 32  # a sha256 digest per cached text
+SHARD_PREFIX = "shard-"
+SHARD_SUFFIX = ".safetensors"
+PARTIAL_SUFFIX = ".partial"  # temp files; never read, removed by `clear`
+IDENTITY_FILE = "identity.json"
+MODEL_DIR_RE = re.compile(r"^[0-9a-f]{16}$")
+
+
+class ShardCorrupt(Exception):
+    """A shard failed a structural or checksum check. Internal: callers delete the file and recompute."""
+
+
+class ShardForeign(Exception):
+    """A shard is intact but not usable by this encoder (other format, identity or dimension). Internal."""
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either no file or the whole file.
+
+    The bytes go to a uniquely named temp file in the same folder, are fsync'ed, then `os.replace`d onto `path`
+    (atomic on POSIX filesystems, NFS included). On any failure the temp file is removed and the error re-raised.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}{PARTIAL_SUFFIX}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    # Make the rename itself durable; not every filesystem allows fsync on a folder, hence best effort.
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _meta_digest(meta: dict[str, str]) -> str:
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def encode_shard(keys: np.ndarray, vectors: np.ndarray, identity_key: str) -> tuple[str, bytes]:
+    """Serialize one shard. Returns (file name, bytes); the name is derived from the content checksums."""
+    from safetensors.numpy import save
+
+    keys = np.ascontiguousarray(keys, dtype=np.uint8)
+    vectors = np.ascontiguousarray(vectors, dtype="<f4")
+    meta = {
+        "format": FORMAT,
+        "identity_key": identity_key,
+        "rows": str(keys.shape[0]),
+        "dim": str(vectors.shape[1]),
+        "keys_sha256": hashlib.sha256(keys).hexdigest(),
+        "vectors_sha256": hashlib.sha256(vectors).hexdigest(),
+    }
+    meta["meta_sha256"] = _meta_digest(meta)
+    name_digest = hashlib.sha256((meta["keys_sha256"] + meta["vectors_sha256"]).encode("ascii")).hexdigest()
+    return f"{SHARD_PREFIX}{name_digest[:32]}{SHARD_SUFFIX}", save({"keys": keys, "vectors": vectors}, metadata=meta)
+
+
+def read_shard_keys(path: Path, identity_key: str, dim: int) -> np.ndarray:
+    """Open a shard, check its header and the checksum of its keys, and return the keys (rows, 32) uint8.
+
+    Raises:
+        ShardCorrupt: unreadable header, bad metadata checksum, shapes that disagree, or a keys checksum mismatch.
+        ShardForeign: an intact shard of another format version, model identity or embedding size.
+        FileNotFoundError: the file vanished (another process cleared it).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != FORMAT:
+                raise ShardForeign(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+            if meta.get("meta_sha256") != _meta_digest(meta):
+                raise ShardCorrupt("header checksum mismatch")
+            if meta["identity_key"] != identity_key:
+                raise ShardForeign(f"identity key {meta['identity_key'][:16]}... is not {identity_key[:16]}...")
+            rows, file_dim = int(meta["rows"]), int(meta["dim"])
+            if file_dim != dim:
+                raise ShardForeign(f"embedding size {file_dim}, encoder has {dim}")
+            kslice, vslice = f.get_slice("keys"), f.get_slice("vectors")
+            if (
+                list(kslice.get_shape()) != [rows, KEY_BYTES]
+                or kslice.get_dtype() != "U8"
+                or list(vslice.get_shape()) != [rows, dim]
+                or vslice.get_dtype() != "F32"
+            ):
+                raise ShardCorrupt("tensor shapes or dtypes disagree with the header")
+            keys = f.get_tensor("keys")
+    except (SafetensorError, KeyError, ValueError) as e:
+        raise ShardCorrupt(f"unreadable ({e})") from e
+    if hashlib.sha256(np.ascontiguousarray(keys)).hexdigest() != meta["keys_sha256"]:
+        raise ShardCorrupt("keys checksum mismatch")
+    return keys
+
+
+def read_shard_vectors(path: Path) -> np.ndarray:
+    """Read all vectors of a shard and verify their checksum (the header was checked when the shard was indexed).
+
+    Raises:
+        ShardCorrupt: unreadable file or checksum mismatch.
+        FileNotFoundError: the file vanished.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            vectors = f.get_tensor("vectors")
+    except SafetensorError as e:
+        raise ShardCorrupt(f"unreadable ({e})") from e
+    if meta.get("meta_sha256") != _meta_digest(meta):
+        raise ShardCorrupt("header checksum mismatch")
+    if hashlib.sha256(np.ascontiguousarray(vectors)).hexdigest() != meta.get("vectors_sha256"):
+        raise ShardCorrupt("vectors checksum mismatch")
+    return vectors
+
+
+class KeyIndex:
+    """Maps 32-byte keys to (shard id, row). Sorted on the first 8 key bytes and searched with numpy, because a
+    Python dict of tens of millions of keys (a full-benchmark corpus set) would cost gigabytes.
+    """
+
+    def __init__(self) -> None:
+        self._parts: dict[int, np.ndarray] = {}
+        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def add(self, shard_id: int, keys: np.ndarray) -> None:
+        self._parts[shard_id] = keys
+        self._sorted = None
+
+    def drop(self, shard_id: int) -> None:
+        if self._parts.pop(shard_id, None) is not None:
+            self._sorted = None
+
+    def __len__(self) -> int:
+        return sum(len(k) for k in self._parts.values())
+
+    def _build(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if self._sorted is None:
+            if self._parts:
+                keys = np.concatenate(list(self._parts.values()))
+                sids = np.concatenate([np.full(len(k), s, dtype=np.int64) for s, k in self._parts.items()])
+                rows = np.concatenate([np.arange(len(k), dtype=np.int64) for k in self._parts.values()])
+            else:
+                keys = np.empty((0, KEY_BYTES), np.uint8)
+                sids = rows = np.empty(0, np.int64)
+            head = _key_head(keys)
+            order = np.argsort(head, kind="stable")
+            self._sorted = (head[order], keys[order], sids[order], rows[order])
+        return self._sorted
+
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (shard ids, rows) for each key; shard id -1 where the key is absent."""
+        head, skeys, sids, srows = self._build()
+        out_sid = np.full(len(keys), -1, dtype=np.int64)
+        out_row = np.zeros(len(keys), dtype=np.int64)
+        if len(head) == 0 or len(keys) == 0:
+            return out_sid, out_row
+        qhead = _key_head(keys)
+        pos = np.searchsorted(head, qhead, side="left")
+        posc = np.minimum(pos, len(head) - 1)
+        cand = np.flatnonzero((pos < len(head)) & (head[posc] == qhead))
+        exact = (skeys[posc[cand]] == keys[cand]).all(axis=1)
+        out_sid[cand[exact]] = sids[posc[cand[exact]]]
+        out_row[cand[exact]] = srows[posc[cand[exact]]]
+        # Two distinct keys sharing their first 8 bytes: walk the run of equal heads (astronomically rare).
+        for i in cand[~exact]:
+            j = pos[i] + 1
+            while j < len(head) and head[j] == qhead[i]:
+                if (skeys[j] == keys[i]).all():
+                    out_sid[i], out_row[i] = sids[j], srows[j]
+                    break
+                j += 1
+        return out_sid, out_row
+
+
+def _key_head(keys: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(keys[:, :8]).view(">u8").reshape(-1)
+
+
+@dataclass
+class ShardStore:
+    """The shards of one model identity under `root/<identity_key[:16]>/`.
+
+    Several processes may share the folder: shards are immutable and appear atomically, `refresh` picks up shards
+    written by others, and a shard that vanishes between listing and reading is treated as a miss.
+    """
+
+    root: Path
+    identity_key: str
+    dim: int
+    counters: dict[str, Any] = field(default_factory=dict)
+    _names: list[str] = field(default_factory=list, init=False)
+    _ids: dict[str, int] = field(default_factory=dict, init=False)
+    _index: KeyIndex = field(default_factory=KeyIndex, init=False)
+
+    @property
+    def folder(self) -> Path:
+        return self.root / self.identity_key[:16]
+
+    def refresh(self) -> None:
+        """Index shards that appeared since the last call. Raises OSError if the folder exists but is unreadable."""
+        if not self.folder.is_dir():
+            return
+        for entry in sorted(os.listdir(self.folder)):
+            if entry in self._ids or not (entry.startswith(SHARD_PREFIX) and entry.endswith(SHARD_SUFFIX)):
+                continue
+            path = self.folder / entry
+            try:
+                keys = read_shard_keys(path, self.identity_key, self.dim)
+            except FileNotFoundError:
+                continue
+            except ShardCorrupt as e:
+                self._discard(path, str(e))
+                continue
+            except ShardForeign as e:
+                logger.warning("embedding cache: ignoring %s: %s", path, e)
+                self._ids[entry] = -1  # do not re-open it on every refresh
+                continue
+            self._register(entry, keys)
+
+    def _register(self, name: str, keys: np.ndarray) -> None:
+        self._ids[name] = len(self._names)
+        self._names.append(name)
+        self._index.add(self._ids[name], keys)
+
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._index.lookup(keys)
+
+    def fill(self, sids: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Copy the cached vectors of found keys into `out`, shard by shard, verifying each shard's checksum.
+
+        Returns a boolean mask of the rows of `out` that were filled; keys whose shard turned out corrupt or gone are
+        left unfilled, so the caller recomputes them.
+        """
+        filled = np.zeros(len(sids), dtype=bool)
+        found = np.flatnonzero(sids >= 0)
+        if len(found) == 0:
+            return filled
+        found = found[np.argsort(sids[found], kind="stable")]
+        bounds = np.flatnonzero(np.diff(sids[found])) + 1
+        for group in np.split(found, bounds):
+            sid = int(sids[group[0]])
+            path = self.folder / self._names[sid]
+            try:
+                vectors = read_shard_vectors(path)
+            except FileNotFoundError:
+                self._index.drop(sid)
+                continue
+            except ShardCorrupt as e:
+                self._index.drop(sid)
+                self._discard(path, str(e))
+                continue
+            out[group] = vectors[rows[group]]
+            filled[group] = True
+            self.counters["shards_reused"] = self.counters.get("shards_reused", 0) + 1
+        return filled
+
+    def write(self, keys: np.ndarray, vectors: np.ndarray, identity: dict[str, Any]) -> Path:
+        """Store one shard atomically and index it. Raises OSError when the location is unwritable or full."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        ident_path = self.folder / IDENTITY_FILE
+        if not ident_path.exists():
+            atomic_write(ident_path, json.dumps(identity, sort_keys=True, indent=2, default=str).encode("utf-8"))
+        name, data = encode_shard(keys, vectors, self.identity_key)
+        path = self.folder / name
+        atomic_write(path, data)
+        if self._ids.get(name, -1) < 0:
+            self._register(name, np.ascontiguousarray(keys, dtype=np.uint8))
+        self.counters["shards_written"] = self.counters.get("shards_written", 0) + 1
+        return path
+
+    def _discard(self, path: Path, reason: str) -> None:
+        self.counters["corrupt"] = self.counters.get("corrupt", 0) + 1
+        logger.warning(
+            "embedding cache: corrupt shard %s (%s); deleting it, its texts will be re-encoded", path, reason
+        )
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            logger.warning("embedding cache: could not delete %s (%s); skipping it for this run", path, e)
+            self._ids[path.name] = -1  # not re-opened (and re-warned) on every refresh
+            return
+        self._ids.pop(path.name, None)  # a sound copy written later under the same name gets indexed again
+
+
+def scan_root(root: Path) -> list[dict[str, Any]]:
+    """Summarize every model folder under `root` (no checksums are verified): key, identity, counts, bytes."""
+    out: list[dict[str, Any]] = []
+    if not root.is_dir():
+        return out
+    from safetensors import SafetensorError, safe_open
+
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and MODEL_DIR_RE.match(p.name)):
+        info: dict[str, Any] = {"key": folder.name, "name": "?", "revision": "?", "shards": 0, "entries": 0}
+        info.update(bytes=0, partial_files=0, partial_bytes=0, unreadable_shards=0)
+        with contextlib.suppress(OSError, ValueError):
+            ident = json.loads((folder / IDENTITY_FILE).read_text(encoding="utf-8"))
+            info.update(name=ident.get("name", "?"), revision=ident.get("revision", "?"))
+        for path in folder.iterdir():
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            info["bytes"] += size
+            if path.name.endswith(PARTIAL_SUFFIX):
+                info["partial_files"] += 1
+                info["partial_bytes"] += size
+            elif path.name.startswith(SHARD_PREFIX) and path.name.endswith(SHARD_SUFFIX):
+                try:
+                    with safe_open(str(path), framework="numpy") as f:
+                        info["entries"] += int((f.metadata() or {})["rows"])
+                    info["shards"] += 1
+                except (SafetensorError, KeyError, ValueError, OSError):
+                    info["unreadable_shards"] += 1
+        out.append(info)
+    return out
+
+
+def clear_folder(folder: Path) -> tuple[int, int]:
+    """Delete the cache files in one model folder (only files this module writes), then the folder if empty.
+
+    Returns (files removed, bytes removed).
+    """
+    n_files = n_bytes = 0
+    for path in folder.iterdir():
+        ours = path.name == IDENTITY_FILE or path.name.endswith(PARTIAL_SUFFIX)
+        ours = ours or (path.name.startswith(SHARD_PREFIX) and path.name.endswith(SHARD_SUFFIX))
+        if not ours or not path.is_file():
+            continue
+        size = path.stat().st_size
+        path.unlink(missing_ok=True)
+        n_files += 1
+        n_bytes += size
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+    return n_files, n_bytes

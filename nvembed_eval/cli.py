@@ -1,0 +1,65 @@
+"""`nvembed-eval`: the Hydra entry point. Glue only: validate, run, print the table.
+
+Examples:
+    nvembed-eval model=minilm benchmark=smoke
+    nvembed-eval model=minilm tasks=[STSBenchmark,SciFact] data_dir=../shared/data
+    nvembed-eval -m model=nv_embed_tiny model.pooling=latent,mean benchmark=smoke
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from nvembed_eval.errors import NVEmbedEvalError
+
+log = logging.getLogger("nvembed_eval")
+
+CONF_DIR = Path(os.environ.get("NVEMBED_EVAL_CONF", Path(__file__).resolve().parents[1] / "conf"))
+CONFIG_NAME = "eval"
+
+
+def fail(message: str, code: int = 2) -> None:
+    """The CLI's single-line error contract."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _run(cfg) -> None:  # noqa: ANN001 - DictConfig, imported lazily
+    from hydra.core.hydra_config import HydraConfig
+
+    from nvembed_eval.runner import run_evaluation
+    from nvembed_eval.summary import print_run_table
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    overrides = list(hydra_cfg.overrides.task)
+    try:
+        summary = run_evaluation(cfg, run_dir, overrides)
+        print_run_table(summary, cfg)
+    except NVEmbedEvalError as exc:
+        log.error("%s", exc)
+        fail(str(exc), exc.exit_code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console script. Validates group choices and knobs first, so mistakes cost one line, not a traceback."""
+    import hydra
+
+    from nvembed_eval.preflight import check_overrides
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        check_overrides(args, CONF_DIR)
+    except NVEmbedEvalError as exc:
+        fail(str(exc), exc.exit_code)
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    entry = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)(_run)
+    entry()
+
+
+if __name__ == "__main__":
+    main()

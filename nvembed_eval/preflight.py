@@ -1,0 +1,110 @@
+"""Check command-line overrides against the config tree before Hydra composes it.
+
+Hydra's own errors for a wrong group choice or knob are multi-line; users sweeping from the command line get one line
+naming the value and the valid choices instead. Anything this module does not recognise is left to Hydra.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+import yaml
+
+from nvembed_eval.errors import ConfigError
+
+_SWEEP_SYNTAX = re.compile(r"^\s*(choice|range|interval|glob|tag|sort|shuffle)\(")
+_HYDRA_FLAGS_WITH_VALUE = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--info", "-i"}
+
+
+def _groups(conf_dir: Path) -> dict[str, list[str]]:
+    """Config group -> available option names (yaml stems), e.g. {"model": ["minilm", ...], "hydra/launcher": [...]}."""
+    groups: dict[str, list[str]] = {}
+    for folder in sorted(p for p in conf_dir.rglob("*") if p.is_dir()):
+        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        if options:
+            groups[folder.relative_to(conf_dir).as_posix()] = options
+    return groups
+
+
+def _values(raw: str) -> list[str]:
+    """Sweep values of one override (`a,b` -> [a, b]); sweep functions are left to Hydra."""
+    if _SWEEP_SYNTAX.match(raw) or raw.startswith("["):
+        return []
+    return [v.strip() for v in raw.split(",") if v.strip()]
+
+
+def _read_yaml(path: Path) -> dict:
+    with path.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def _default_choice(conf_dir: Path, group: str) -> str | None:
+    for item in _read_yaml(conf_dir / "eval.yaml").get("defaults", []):
+        if isinstance(item, dict) and group in item:
+            return item[group]
+    return None
+
+
+def _experiment_model(conf_dir: Path, experiment: str) -> str | None:
+    for item in _read_yaml(conf_dir / "experiment" / f"{experiment}.yaml").get("defaults", []):
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key.replace("override ", "").strip().lstrip("/") == "model":
+                    return value
+    return None
+
+
+def check_overrides(args: list[str], conf_dir: Path) -> None:
+    """Raise `ConfigError` for an unknown group option or an unknown `model.<knob>`."""
+    groups = _groups(conf_dir)
+    root_keys = set(_read_yaml(conf_dir / "eval.yaml")) - {"defaults"}
+    overrides: list[tuple[str, str]] = []
+    skip_next = False
+    for arg in args:
+        if skip_next:
+            skip_next = False
+            continue
+        if arg in _HYDRA_FLAGS_WITH_VALUE:
+            skip_next = True
+            continue
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, raw = arg.split("=", 1)
+        overrides.append((key.lstrip("+~").removeprefix("override ").strip(), raw))
+
+    chosen_models: list[str] = []
+    experiment_models: list[str] = []
+    for key, raw in overrides:
+        if key in groups:
+            for value in _values(raw):
+                if value not in groups[key] and value != "null":
+                    close = difflib.get_close_matches(value, groups[key], n=3)
+                    hint = f"did you mean {', '.join(close)}? " if close else ""
+                    raise ConfigError(
+                        f"unknown {key} config <{key}={value}>; {hint}choose one of: {', '.join(groups[key])}"
+                    )
+            if key == "model":
+                chosen_models = _values(raw)
+            if key == "experiment":
+                experiment_models = [m for v in _values(raw) if v != "null" and (m := _experiment_model(conf_dir, v))]
+        elif "." not in key and not key.startswith("hydra") and key not in root_keys and not arg_is_append(args, key):
+            close = difflib.get_close_matches(key, sorted(root_keys | set(groups)), n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise ConfigError(f"unknown config key <{key}>; {hint}known keys: {', '.join(sorted(root_keys))}")
+
+    models = chosen_models or experiment_models or [_default_choice(conf_dir, "model") or ""]
+    for key, _raw in overrides:
+        if not key.startswith("model."):
+            continue
+        knob = key.split(".", 1)[1].split(".")[0]
+        for model in models:
+            knobs = sorted(k for k in _read_yaml(conf_dir / "model" / f"{model}.yaml") if not k.startswith("_"))
+            if knob not in knobs:
+                raise ConfigError(f"model {model} has no knob <model.{knob}>; its knobs are: {', '.join(knobs)}")
+
+
+def arg_is_append(args: list[str], key: str) -> bool:
+    """`+key=value` deliberately adds a key; Hydra handles it."""
+    return any(a.startswith(f"+{key}=") or a.startswith(f"++{key}=") for a in args)

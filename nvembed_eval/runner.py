@@ -1,0 +1,210 @@
+"""The task loop: resolve tasks, attach data, build the model once, evaluate each task through `mteb.evaluate`, write
+results as they finish, skip tasks already done (resume).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nvembed_eval.errors import ConfigError, DataError, NVEmbedEvalError
+from nvembed_eval.results import RunFolder
+
+if TYPE_CHECKING:
+    from mteb import AbsTask, TaskResult
+    from omegaconf import DictConfig
+
+    from nvembed_eval.models.base import TextEncoder
+    from nvembed_eval.tasks import TaskSpec
+
+log = logging.getLogger(__name__)
+
+DATASET_REVISION_CHOICES = ("card", "mteb")
+
+
+@dataclass
+class TaskOutcome:
+    spec: TaskSpec
+    result: TaskResult
+    skipped: bool  # True when resumed from an existing result
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    outcomes: list[TaskOutcome] = field(default_factory=list)
+
+
+def resolve_specs(cfg: DictConfig) -> list[TaskSpec]:
+    """Task specs from `tasks=[...]` (wins) or the benchmark's list, validated against mteb's registry."""
+    from nvembed_eval.tasks import load_task_spec, resolve_task_names
+
+    explicit = list(cfg.tasks) if cfg.get("tasks") else None
+    benchmark_tasks = list(cfg.benchmark.tasks) if cfg.get("benchmark") else []
+    names = resolve_task_names(explicit, benchmark_tasks)
+    if not names:
+        raise ConfigError("no tasks selected; pass tasks=[TaskName,...] or benchmark=<name>")
+    return [load_task_spec(name) for name in names]
+
+
+def build_mteb_task(spec: TaskSpec, dataset_revision: str) -> AbsTask:
+    """mteb's own registered task, restricted to the leaderboard split and subset."""
+    import mteb
+
+    task = mteb.get_task(spec.name, eval_splits=[spec.split], hf_subsets=[spec.subset])
+    card_revision = (spec.dataset_revision or {}).get("card")
+    if dataset_revision == "card" and card_revision and "revision" in task.metadata.dataset:
+        # The published card numbers were computed on these dataset commits; hub runs load the same ones. Copy the
+        # metadata: mteb shares one metadata object per task class across the process.
+        dataset = {**task.metadata.dataset, "revision": card_revision}
+        task.metadata = task.metadata.model_copy(update={"dataset": dataset})
+    return task
+
+
+def _leaf_tasks(task: AbsTask) -> list[AbsTask]:
+    """Aggregate tasks (CQADupstackRetrieval) evaluate their subtasks; data is attached to those."""
+    from mteb.abstasks.aggregated_task import AbsTaskAggregate
+
+    return list(task.metadata.tasks) if isinstance(task, AbsTaskAggregate) else [task]
+
+
+def check_local_folders(tasks: list[AbsTask], data_dir: Path) -> None:
+    """Fail before any model loading if a task's folder is missing (the loader checks the files themselves)."""
+    if not data_dir.is_dir():
+        raise DataError(f"data_dir {data_dir} does not exist; point data_dir= at a folder of <TaskName>/ folders")
+    for task in tasks:
+        for leaf in _leaf_tasks(task):
+            folder = data_dir / leaf.metadata.name
+            if not folder.is_dir():
+                raise DataError(
+                    f"data_dir has no folder for {leaf.metadata.name}: expected {folder}/ in the "
+                    f"{leaf.metadata.type} layout (see docs/local_data.md), or drop data_dir to load from the hub"
+                )
+
+
+def attach_local_data(task: AbsTask, data_dir: Path) -> None:
+    from nvembed_eval.local_data import load_local_task_data
+
+    for leaf in _leaf_tasks(task):
+        load_local_task_data(leaf, data_dir, split=leaf.eval_splits[0], subset=leaf.hf_subsets[0])
+
+
+def build_encoder(cfg: DictConfig) -> TextEncoder:
+    """Instantiate the model adapter from `cfg.model` and put the embedding cache in front of it."""
+    import hydra.utils
+
+    from nvembed_eval.cache import CachedEncoder
+
+    encoder = hydra.utils.instantiate(cfg.model, _convert_="all")
+    cache_cfg = cfg.cache
+    return CachedEncoder(
+        encoder,
+        Path(str(cache_cfg.dir)).expanduser(),
+        enabled=bool(cache_cfg.enabled),
+        shard_size=int(cache_cfg.shard_size),
+    )
+
+
+def make_prefix_resolver(specs: list[TaskSpec], encoder: TextEncoder, variant: str):
+    """(task name, side) -> literal prefix. Subtasks of an aggregate use their parent's instruction."""
+    from nvembed_eval.instructions import instruction_for, render_prefix
+
+    by_name: dict[str, TaskSpec] = {}
+    for spec in specs:
+        by_name[spec.name] = spec
+        for sub in spec.subtasks or ():
+            by_name.setdefault(sub, spec)
+    template = encoder.instruction_template()
+
+    def resolve(task_name: str, side: str | None) -> str:
+        if template is None:
+            return ""
+        spec = by_name.get(task_name)
+        if spec is None:
+            raise NVEmbedEvalError(f"mteb asked to encode for unplanned task {task_name}; this is a harness bug")
+        return render_prefix(instruction_for(spec, side, variant), template)
+
+    return resolve
+
+
+def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunSummary:
+    """Evaluate every selected task into `run_dir`; already finished tasks are kept and not recomputed."""
+    import mteb
+    from omegaconf import OmegaConf
+
+    from nvembed_eval.models.mteb_adapter import MtebEncoder
+
+    if cfg.dataset_revision not in DATASET_REVISION_CHOICES:
+        raise ConfigError(
+            f"unknown dataset_revision <dataset_revision={cfg.dataset_revision}>; choose one of "
+            f"{', '.join(DATASET_REVISION_CHOICES)}"
+        )
+    specs = resolve_specs(cfg)
+    tasks = {spec.name: build_mteb_task(spec, cfg.dataset_revision) for spec in specs}
+    data_dir = Path(str(cfg.data_dir)).expanduser() if cfg.get("data_dir") else None
+    if data_dir is not None:
+        check_local_folders(list(tasks.values()), data_dir)
+
+    folder = RunFolder(run_dir)
+    summary = RunSummary(run_dir=run_dir)
+    with folder.locked():
+        encoder = build_encoder(cfg)
+        folder.start(
+            config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+            overrides=overrides,
+            identity=encoder.identity,
+        )
+        bridge = MtebEncoder(encoder, make_prefix_resolver(specs, encoder, cfg.instructions.variant), cfg.batch_size)
+        folder.write_model_meta(bridge.mteb_model_meta.model_dump(mode="json", exclude={"loader"}))
+
+        for spec in specs:
+            if folder.is_done(spec.name, encoder.identity) and not cfg.overwrite:
+                log.info("%s: result exists in %s, skipping (overwrite=true recomputes)", spec.name, run_dir)
+                summary.outcomes.append(TaskOutcome(spec, _read_result(folder.result_path(spec.name)), True))
+                continue
+            task = tasks[spec.name]
+            start = time.perf_counter()
+            if data_dir is not None:
+                attach_local_data(task, data_dir)
+            model_result = mteb.evaluate(
+                bridge,
+                task,
+                cache=None,
+                encode_kwargs={"batch_size": int(cfg.batch_size)},
+                overwrite_strategy="always",
+                co2_tracker=False,
+                show_progress_bar=False,
+            )
+            result = model_result.task_results[0]
+            stats = bridge.task_stats.get(spec.name)
+            sub_stats = [bridge.task_stats[s] for s in spec.subtasks or () if s in bridge.task_stats]
+            entry: dict[str, Any] = {
+                "identity_key": encoder.identity.key(),
+                "wall_seconds": round(time.perf_counter() - start, 3),
+                "texts_encoded": sum(s.texts for s in [stats, *sub_stats] if s),
+                "tokens_encoded": sum(s.tokens for s in [stats, *sub_stats] if s),
+                "prefixes": stats.prefixes if stats else {},
+                "dataset_source": f"local:{data_dir / spec.name}" if data_dir else "hub",
+                "dataset_revision": result.dataset_revision,
+                "task_version": getattr(spec, "version", None),
+            }
+            path = folder.write_result(result, entry)
+            log.info("%s: wrote %s", spec.name, path)
+            summary.outcomes.append(TaskOutcome(spec, result, False))
+            _release_data(task)
+    return summary
+
+
+def _read_result(path: Path) -> TaskResult:
+    from mteb import TaskResult
+
+    return TaskResult.from_disk(path)
+
+
+def _release_data(task: AbsTask) -> None:
+    """Drop a finished task's data: the full benchmark would otherwise hold every corpus in memory."""
+    for leaf in _leaf_tasks(task):
+        leaf.unload_data()
