@@ -31,7 +31,7 @@ def _run(cfg) -> None:  # noqa: ANN001 - DictConfig, imported lazily
     from hydra.core.hydra_config import HydraConfig
 
     from nvembed_eval.runner import run_evaluation
-    from nvembed_eval.summary import print_run_table
+    from nvembed_eval.summary import print_leaderboard, print_run_table
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -39,6 +39,8 @@ def _run(cfg) -> None:  # noqa: ANN001 - DictConfig, imported lazily
     try:
         summary = run_evaluation(cfg, run_dir, overrides)
         print_run_table(summary, cfg)
+        if cfg.get("leaderboard"):
+            print_leaderboard(summary, cfg)
     except NVEmbedEvalError as exc:
         log.error("%s", exc)
         fail(str(exc), exc.exit_code)

@@ -167,6 +167,7 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
                 continue
             task = tasks[spec.name]
             start = time.perf_counter()
+            cache_before = _cache_counters(encoder)
             if data_dir is not None:
                 attach_local_data(task, data_dir)
             model_result = mteb.evaluate(
@@ -187,6 +188,7 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
                 "texts_encoded": sum(s.texts for s in [stats, *sub_stats] if s),
                 "tokens_encoded": sum(s.tokens for s in [stats, *sub_stats] if s),
                 "prefixes": stats.prefixes if stats else {},
+                "cache": {k: v - cache_before.get(k, 0) for k, v in _cache_counters(encoder).items()},
                 "dataset_source": f"local:{data_dir / spec.name}" if data_dir else "hub",
                 "dataset_revision": result.dataset_revision,
                 "task_version": getattr(spec, "version", None),
@@ -196,6 +198,12 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
             summary.outcomes.append(TaskOutcome(spec, result, False))
             _release_data(task)
     return summary
+
+
+def _cache_counters(encoder: TextEncoder) -> dict[str, int]:
+    """Numeric embedding-cache counters (hits, misses, shards written/reused), to record per task."""
+    counters = getattr(encoder, "counters", {}) or {}
+    return {k: v for k, v in counters.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
 def _read_result(path: Path) -> TaskResult:

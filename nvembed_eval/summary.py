@@ -60,9 +60,28 @@ def print_run_table(summary: RunSummary, cfg: DictConfig) -> None:
                 spec.metric,
                 f"{ours:.2f}" if ours is not None else "n/a",
                 f"{ref:.2f}" if ref is not None else "",
-                f"{ours - ref:+.2f}" if ref is not None and ours is not None else "",
+                f"{round(ours - ref, 2) + 0.0:+.2f}" if ref is not None and ours is not None else "",  # no "-0.00"
                 "resumed" if outcome.skipped else "",
             ]
         )
     print(f"\nResults in {summary.run_dir}")
     print(format_table(rows, ["task", "type", "metric", "score", "published", "delta", "note"]))
+
+
+def print_leaderboard(summary: RunSummary, cfg: DictConfig) -> None:
+    """Leaderboard view against the reference table: per-task deltas, averages with coverage, provenance flags."""
+    from nvembed_eval.compare import compare, render_markdown, write_outputs
+    from nvembed_eval.scoring import load_scores
+
+    reference = cfg.get("reference")
+    if reference in (None, "auto", "null", "none"):
+        stem = PUBLISHED_BY_MODEL.get(str(cfg.model.get("name", "")))
+        if stem is None:
+            return
+        reference = Path(str(cfg.paths.published_dir)) / stem
+    benchmark = str(cfg.benchmark.get("name", "mteb_eng_v1"))
+    comparison = compare(load_scores(summary.run_dir), load_scores(Path(str(reference))), benchmark=benchmark)
+    print()
+    print(render_markdown(comparison))
+    for path in write_outputs(comparison, summary.run_dir / "compare"):
+        print(f"wrote {path}")
