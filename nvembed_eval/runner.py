@@ -55,8 +55,11 @@ def build_mteb_task(spec: TaskSpec, dataset_revision: str) -> AbsTask:
     import mteb
 
     task = mteb.get_task(spec.name, eval_splits=[spec.split], hf_subsets=[spec.subset])
+    from mteb.abstasks.aggregated_task import AbsTaskAggregate
+
     card_revision = (spec.dataset_revision or {}).get("card")
-    if dataset_revision == "card" and card_revision and "revision" in task.metadata.dataset:
+    # Aggregates (CQADupstackRetrieval) have no dataset of their own; their subtasks keep mteb's revisions.
+    if dataset_revision == "card" and card_revision and not isinstance(task, AbsTaskAggregate):
         # The published card numbers were computed on these dataset commits; hub runs load the same ones. Copy the
         # metadata: mteb shares one metadata object per task class across the process.
         dataset = {**task.metadata.dataset, "revision": card_revision}

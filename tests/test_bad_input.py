@@ -21,8 +21,11 @@ def _write_jsonl_gz(path: Path, rows: list, raw_lines: dict[int, str] | None = N
 
 
 STS_ROWS = [
-    {"sentence1": f"A man is playing instrument number {i}.", "sentence2": f"Someone plays instrument {i}.",
-     "score": float(i % 6)}
+    {
+        "sentence1": f"A man is playing instrument number {i}.",
+        "sentence2": f"Someone plays instrument {i}.",
+        "score": float(i % 6),
+    }
     for i in range(40)
 ]
 
@@ -61,7 +64,7 @@ def test_config_mistakes_fail_in_one_line(tmp_path, args, fragments):
 def test_invalid_hydra_override_is_rejected(tmp_path):
     result = run_cli(["tasks=[STSBenchmark", f"output_dir={tmp_path / 'run'}"], tmp_path)
     assert result.returncode != 0
-    assert "tasks=[STSBenchmark" in result.stderr
+    assert "no viable alternative at input '[STSBenchmark'" in result.stderr  # Hydra's own grammar error
 
 
 def test_data_dir_without_task_folder_names_expected_path(tmp_path):
@@ -79,7 +82,7 @@ def test_malformed_row_names_file_and_line_and_keeps_earlier_results(tmp_path):
     _sts(data, "SICK-R", raw_lines={2: '{"sentence1": "broken", "sentence2": '})
     run_dir = tmp_path / "run"
     result = run_cli(["tasks=[STSBenchmark,SICK-R]", f"data_dir={data}", f"output_dir={run_dir}"], tmp_path)
-    _assert_clean_failure(result, run_dir, str(data / "SICK-R" / "test.jsonl.gz"), "line 3")
+    _assert_clean_failure(result, run_dir, f"{data / 'SICK-R' / 'test.jsonl.gz'}:3")
     assert sorted(p.name for p in (run_dir / "results").iterdir()) == ["STSBenchmark.json"]
 
 
@@ -102,12 +105,12 @@ def _tiny_beir(data: Path, qrels: str) -> None:
 
 @pytest.mark.parametrize(
     ("qrels", "fragments"),
-    [("q1\td0\t1\nq2\td999\t1\n", ["d999", "line 3"]), ("q1\td0\t1\nq7\td1\t1\n", ["q7", "line 3"])],
+    [("q1\td0\t1\nq2\td999\t1\n", ["'d999'"]), ("q1\td0\t1\nq7\td1\t1\n", ["'q7'"])],
 )
 def test_qrels_naming_missing_document_or_query(tmp_path, qrels, fragments):
     data = tmp_path / "data"
     _tiny_beir(data, qrels)
     run_dir = tmp_path / "run"
     result = run_cli(["tasks=[SciFact]", f"data_dir={data}", f"output_dir={run_dir}"], tmp_path)
-    _assert_clean_failure(result, run_dir, str(data / "SciFact" / "qrels" / "test.tsv"), *fragments)
+    _assert_clean_failure(result, run_dir, f"{data / 'SciFact' / 'qrels' / 'test.tsv'}:3", *fragments)
     assert not (run_dir / "results").exists() or not list((run_dir / "results").glob("*.json"))

@@ -1,0 +1,184 @@
+"""Which instruction goes on which text, and the one place it is templated into a prefix.
+
+Variants: the NV-Embed-v2 instructions recorded in each task spec, none, or what mteb's own task prompts give.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nvembed_eval.errors import ConfigError, TaskNotFoundError
+
+if TYPE_CHECKING:
+    from nvembed_eval.tasks import TaskSpec
+
+PROMPT_TYPES = ("query", "document")
+
+
+class InstructionVariant(str, Enum):
+    """`instructions=` config group choices."""
+
+    nv_embed_v2 = "nv_embed_v2"
+    none = "none"
+    mteb_default = "mteb_default"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: str | InstructionVariant) -> InstructionVariant:
+        try:
+            return cls(str(value))
+        except ValueError:
+            valid = ", ".join(v.value for v in cls)
+            raise ConfigError(
+                f"unknown instruction variant <instructions.variant={value}>; choose one of: {valid} "
+                f"(override with instructions=<variant>)"
+            ) from None
+
+
+def instructions_dir() -> Path:
+    """Top-level `instructions/` folder: NV-Embed-v2's instructions.json and the Table-7 stand-in table."""
+    import nvembed_eval
+
+    return Path(nvembed_eval.__file__).resolve().parents[1] / "instructions"
+
+
+NV_INSTRUCTIONS_FILE = "nv_embed_v2_instructions.json"
+TABLE7_FILE = "nv_embed_v2_table7_standin.yaml"
+
+
+def load_nv_instructions() -> dict[str, dict[str, str]]:
+    """NV-Embed-v2's own instructions.json (verbatim copy), keyed by task or group name ("STS", "SUMM")."""
+    path = instructions_dir() / NV_INSTRUCTIONS_FILE
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_table7() -> dict[str, Any]:
+    """The stand-in table for tasks missing from instructions.json (every entry carries provenance)."""
+    import yaml
+
+    path = instructions_dir() / TABLE7_FILE
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _side(prompt_type: Any) -> str | None:
+    """Normalise mteb's `PromptType` (or a plain string) to "query" / "document" / None."""
+    if prompt_type is None:
+        return None
+    value = getattr(prompt_type, "value", prompt_type)
+    if value not in PROMPT_TYPES:
+        raise ConfigError(f"unknown prompt type '{value}'; mteb prompt types are: {', '.join(PROMPT_TYPES)} or None")
+    return str(value)
+
+
+def instruction_for(spec: TaskSpec, prompt_type: str | None, variant: str) -> str | None:
+    """The raw instruction for one side of one task (not yet templated).
+
+    Args:
+        spec: the task spec (for aggregate tasks, the parent's spec serves every subtask).
+        prompt_type: "query", "document", or None when mteb encodes a single-sided task.
+        variant: an `InstructionVariant` value: "nv_embed_v2", "none" or "mteb_default".
+
+    Returns:
+        The instruction, or None for no instruction on that side. With prompt_type None, the query-side
+        instruction is used: single-sided tasks carry the same text on both sides.
+
+    Examples:
+        >>> instruction_for(load_task_spec("STSBenchmark"), None, "nv_embed_v2")
+        'Retrieve semantically similar text'
+    """
+    side = _side(prompt_type)
+    chosen = InstructionVariant.parse(variant)
+    if chosen is InstructionVariant.none:
+        return None
+    if chosen is InstructionVariant.mteb_default:
+        name = spec.subtasks[0] if spec.subtasks else spec.name
+        return mteb_default_instruction(name, side)
+    text = spec.instructions.get(side or "query")
+    if side is None and not text:
+        text = spec.instructions.get("document")
+    return text or None
+
+
+def mteb_default_instruction(task_name: str, prompt_type: str | None) -> str | None:
+    """What mteb 2.x's `AbsEncoder.get_instruction` yields for a model without its own prompt table.
+
+    That is the task metadata's `prompt` (a dict is read by prompt type), falling back to the prompt of the task's
+    abstract class (e.g. "Retrieve semantically similar text." for STS). We call mteb itself rather than restate its
+    rules. mteb hands back the whole dict when a dict prompt meets prompt type None; that is no instruction here.
+    """
+    import mteb
+    from mteb.types import PromptType
+
+    from nvembed_eval.tasks import register_smoke_tasks
+
+    side = _side(prompt_type)
+    register_smoke_tasks()
+    try:
+        task = mteb.get_task(task_name)
+    except KeyError:
+        raise TaskNotFoundError(
+            f"mteb does not know task '{task_name}', so it has no mteb prompt <instructions=mteb_default>; "
+            "use instructions=nv_embed_v2 or none"
+        ) from None
+    metadata = task.metadata
+    sub_tasks = getattr(metadata, "tasks", None)
+    if sub_tasks:  # aggregate: mteb encodes the subtasks, so their prompt is what the model sees
+        metadata = sub_tasks[0].metadata
+    probe = _prompt_probe()
+    # mteb warns (warnings + its logger) when a dict prompt lacks this side; here that simply means no instruction.
+    mteb_log = logging.getLogger("mteb.models.abs_encoder")
+    previous = mteb_log.level
+    mteb_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            text = probe.get_instruction(metadata, PromptType(side) if side else None)
+    finally:
+        mteb_log.setLevel(previous)
+    return text if isinstance(text, str) and text else None
+
+
+def _prompt_probe() -> Any:
+    """An mteb encoder with no prompt table of its own, so `get_instruction` falls through to the task's prompt."""
+    from mteb.models.abs_encoder import AbsEncoder
+
+    class _NoPromptTable(AbsEncoder):
+        def encode(self, *args: Any, **kwargs: Any) -> Any:  # never called: only the prompt lookup is used
+            raise NotImplementedError
+
+    return _NoPromptTable()
+
+
+def render_prefix(instruction: str | None, template: str) -> str:
+    """The literal text prepended to each input.
+
+    Args:
+        instruction: from `instruction_for`; None or "" gives no prefix at all.
+        template: the model's template with an `{instruction}` placeholder, e.g. "Instruct: {instruction}\\nQuery: ".
+
+    Returns:
+        "" for no instruction, else the template filled in.
+
+    Raises:
+        ConfigError: the template has no `{instruction}` placeholder or other unfilled fields.
+    """
+    if not instruction:
+        return ""
+    if "{instruction}" not in template:
+        raise ConfigError(
+            f"instruction template {template!r} has no {{instruction}} placeholder <model.instruction_template>; add it"
+        )
+    try:
+        return template.format(instruction=instruction)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"instruction template {template!r} has a field other than {{instruction}} ({exc}) "
+            "<model.instruction_template>; double literal braces as {{ }}"
+        ) from None

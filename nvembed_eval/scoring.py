@@ -1,0 +1,451 @@
+"""Leaderboard math of the 2024 MTEB(eng, v1) leaderboard over any results folder or published score table.
+
+Scores are read from mteb's own TaskResult JSONs (only keys are selected; no metric is recomputed).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nvembed_eval.errors import NVEmbedEvalError, ResultsError
+
+if TYPE_CHECKING:
+    from mteb import TaskResult
+
+    from nvembed_eval.tasks import TaskSpec
+
+DEFAULT_BENCHMARK = "mteb_eng_v1"
+LEADERBOARD_TYPES = (
+    "Classification",
+    "Clustering",
+    "PairClassification",
+    "Reranking",
+    "Retrieval",
+    "STS",
+    "Summarization",
+)
+
+# Leaderboard metric key as mteb 2.26 writes it -> every name the same number has in older results and tables.
+# cos_sim_ap: mteb < 1.12.48 name of cosine AP (the v1 leaderboard's pair-classification metric, not max_ap).
+# map: mteb 1.x reranking MAP over each query's full candidate list; candidate lists are far shorter than 1000,
+# so mteb 2.x map_at_1000 is the same quantity (MindSmall: max over the user's history sub-queries, as in 1.x).
+# "ap (max/cosine)": how the all-MiniLM-L6-v2 reference table labels AP where max and cosine AP coincide.
+METRIC_ALIASES: dict[str, tuple[str, ...]] = {
+    "ndcg_at_10": ("ndcg_at_10",),
+    "map_at_1000": ("map_at_1000", "map"),
+    "max_over_subqueries_map_at_1000": ("max_over_subqueries_map_at_1000", "map"),
+    "cosine_ap": ("cosine_ap", "cos_sim_ap", "ap (max/cosine)"),
+    "cosine_spearman": ("cosine_spearman", "cos_sim_spearman"),
+    "accuracy": ("accuracy",),
+    "v_measure": ("v_measure",),
+}
+
+# Files a results folder may hold that are not TaskResults.
+NON_RESULT_FILES = frozenset({"run.json", "model_meta.json"})
+MAX_DEPTH = 3  # <dir>/X.json, <run>/results/X.json, <cache>/results/<model>/<revision>/X.json
+
+
+def metric_aliases(metric: str) -> tuple[str, ...]:
+    """All accepted names for a leaderboard metric key, the mteb 2.x key first."""
+    return METRIC_ALIASES.get(metric, (metric,))
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    """One task's leaderboard score on the 0-100 scale and where it came from."""
+
+    task: str
+    value: float
+    metric: str
+    source: str
+    dataset_revision: str | None = None
+    note: str | None = None
+
+
+@dataclass
+class ScoreSet:
+    """Scores of one run, results folder or published table."""
+
+    source: Path
+    label: str
+    kind: str  # "results" (TaskResult JSONs) or "table" (published CSV)
+    scores: dict[str, TaskScore] = field(default_factory=dict)
+    subtask_scores: dict[str, TaskScore] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # task -> why it has no score although something was found
+    run_info: dict[str, Any] = field(default_factory=dict)  # run.json of a harness run folder
+
+    @property
+    def values(self) -> dict[str, float]:
+        return {name: s.value for name, s in self.scores.items()}
+
+    @property
+    def instruction_variant(self) -> str | None:
+        """The `instructions.variant` the run used, when its run.json records it."""
+        instructions = (self.run_info.get("config") or {}).get("instructions") or {}
+        return instructions.get("variant") if isinstance(instructions, dict) else None
+
+
+# ---------------------------------------------------------------------------------------------------- reading
+
+
+def load_scores(path: str | Path, label: str | None = None) -> ScoreSet:
+    """Read scores from a harness run folder, an mteb results folder, one TaskResult JSON or a published CSV.
+
+    Args:
+        path: the folder or file.
+        label: row label for tables (default: the folder or file name).
+
+    Returns:
+        The ScoreSet; CQADupstackRetrieval is the mean of its 12 subforums when only those are present.
+
+    Raises:
+        ResultsError: missing path, malformed file, duplicate results for one task, unknown task or metric.
+
+    Examples:
+        >>> round(load_scores("../shared/reference/nv_embed_v2_published.csv").values["SciFact"], 3)
+        80.127
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ResultsError(f"results path {p} does not exist; pass a run folder, an mteb results folder or a CSV")
+    if p.is_file() and p.suffix.lower() == ".csv":
+        return read_score_table(p, label)
+    if p.is_file():
+        return _score_files(p.parent, [p], label or p.stem)
+    if hydra_job_dirs(p):
+        raise ResultsError(
+            f"{p} is a Hydra multirun folder; pass one job folder (e.g. {p / '0'}) or use nvembed-eval-report"
+        )
+    files = find_result_files(p)
+    if not files:
+        raise ResultsError(f"no mteb TaskResult JSON under {p} (searched {MAX_DEPTH} levels); pass a results folder")
+    return _score_files(p, files, label)
+
+
+def hydra_job_dirs(path: Path) -> list[Path]:
+    """Job folders of a Hydra multirun sweep (`<sweep>/<n>/.hydra/overrides.yaml`), numerically ordered."""
+    if not path.is_dir():
+        return []
+    jobs = [d for d in path.iterdir() if d.is_dir() and (d / ".hydra" / "overrides.yaml").is_file()]
+    return sorted(jobs, key=lambda d: (not d.name.isdigit(), int(d.name) if d.name.isdigit() else 0, d.name))
+
+
+def find_result_files(root: Path) -> list[Path]:
+    """TaskResult JSON candidates up to three levels below `root`; skips run.json, model_meta.json, dot-folders."""
+    found: list[Path] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        for child in sorted(folder.iterdir()):
+            if child.name.startswith("."):
+                continue
+            if child.is_dir():
+                if depth < MAX_DEPTH:
+                    walk(child, depth + 1)
+            elif (
+                child.suffix == ".json"
+                and child.name not in NON_RESULT_FILES
+                and not child.name.endswith("_predictions.json")
+            ):
+                found.append(child)
+
+    walk(root, 1)
+    return found
+
+
+def read_task_result(path: Path) -> TaskResult:
+    """mteb's own reader (it also upgrades results written by mteb 1.x)."""
+    from mteb import TaskResult
+
+    try:
+        return TaskResult.from_disk(path)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ResultsError(f"malformed results file {path} ({reason}); delete or regenerate it") from None
+    except OSError as exc:
+        raise ResultsError(f"cannot read results file {path} ({exc.strerror}); check the path") from None
+
+
+def _spec(name: str, path: Path) -> TaskSpec:
+    from nvembed_eval.tasks import load_task_spec
+
+    try:
+        return load_task_spec(name)
+    except NVEmbedEvalError:
+        raise ResultsError(
+            f"results file {path} is for task '{name}', unknown to this harness and to mteb; remove it or register "
+            "the task"
+        ) from None
+
+
+def _flatten(scores: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in scores.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}_"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def select_metric(entry: Mapping[str, Any], spec: TaskSpec, path: Path) -> tuple[str, float]:
+    """The leaderboard metric of one split/subset score dict, on the 0-100 scale."""
+    flat = _flatten(entry)
+    for key in metric_aliases(spec.metric):
+        if key in flat:
+            value = flat[key]
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+                raise ResultsError(f"results file {path}: {spec.name} {key}={value!r} is not a number; rerun the task")
+            return key, float(value) * 100.0
+    numeric = sorted(k for k, v in flat.items() if isinstance(v, numbers.Real) and not isinstance(v, bool))
+    raise ResultsError(
+        f"unknown metric in {path}: {spec.name} has no {' / '.join(metric_aliases(spec.metric))} "
+        f"(its keys: {', '.join(numeric[:10])}{', ...' if len(numeric) > 10 else ''}); "
+        f"fix metric: in conf/task/{spec.name}.yaml or rerun with mteb 2.x"
+    )
+
+
+def task_score(result: TaskResult, spec: TaskSpec) -> float | None:
+    """The leaderboard score (0-100) of one in-memory TaskResult, or None when it lacks the split, subset or metric.
+
+    Examples:
+        >>> task_score(model_result.task_results[0], load_task_spec("SciFact"))  # mteb.evaluate's output
+        64.508
+    """
+    try:
+        return score_task_result(result, spec, Path(f"<{spec.name} result>")).value
+    except ResultsError:
+        return None
+
+
+def score_task_result(result: TaskResult, spec: TaskSpec, path: Path) -> TaskScore:
+    """Select the leaderboard number of one TaskResult: the spec's split, subset and metric.
+
+    Raises:
+        ResultsError: the split, subset or metric is missing (the message names `path`).
+    """
+    entries = result.scores.get(spec.split)
+    if not entries:
+        raise ResultsError(
+            f"results file {path} has no '{spec.split}' split for {spec.name} (has: {', '.join(result.scores)}); "
+            f"rerun {spec.name} on split {spec.split}"
+        )
+    entry = next((e for e in entries if e.get("hf_subset") == spec.subset), None)
+    if entry is None:
+        found = ", ".join(str(e.get("hf_subset")) for e in entries)
+        raise ResultsError(
+            f"results file {path} has no '{spec.subset}' subset for {spec.name} (has: {found}); "
+            f"rerun {spec.name} with subset {spec.subset}"
+        )
+    key, value = select_metric(entry, spec, path)
+    return TaskScore(spec.name, value, key, str(path), result.dataset_revision)
+
+
+def _read_run_info(root: Path) -> dict[str, Any]:
+    for candidate in (root / "run.json", root.parent / "run.json"):
+        if candidate.is_file():
+            try:
+                info = json.loads(candidate.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise ResultsError(
+                    f"malformed {candidate} ({exc.msg} at line {exc.lineno}); fix or remove it"
+                ) from None
+            return info if isinstance(info, dict) else {}
+    return {}
+
+
+def _default_label(root: Path) -> str:
+    if root.name == "results" and (root.parent / "run.json").is_file():
+        return root.parent.name
+    return root.name
+
+
+def _score_files(root: Path, files: list[Path], label: str | None) -> ScoreSet:
+    from nvembed_eval.tasks import list_task_specs
+
+    parents = {sub: spec for spec in list_task_specs().values() for sub in spec.subtasks}
+    out = ScoreSet(source=root, label=label or _default_label(root), kind="results", run_info=_read_run_info(root))
+    seen: dict[str, Path] = {}
+    for path in files:
+        result = read_task_result(path)
+        name = result.task_name
+        if name in seen:
+            raise ResultsError(
+                f"duplicate results for task {name}: {seen[name]} and {path}; keep one (point at one model/revision)"
+            )
+        seen[name] = path
+        spec = _spec(name, path)
+        score = score_task_result(result, spec, path)
+        (out.subtask_scores if name in parents else out.scores)[name] = score
+
+    for parent in {spec.name: spec for spec in parents.values()}.values():
+        if parent.name in out.scores:
+            continue
+        present = [out.subtask_scores[s] for s in parent.subtasks if s in out.subtask_scores]
+        if present and len(present) == len(parent.subtasks):
+            mean = sum(s.value for s in present) / len(present)
+            out.scores[parent.name] = TaskScore(
+                parent.name,
+                mean,
+                parent.metric,
+                f"mean of {len(present)} subtask results under {root}",
+                None,
+                note=f"mean of {len(present)} subtasks",
+            )
+        elif present:
+            out.notes[parent.name] = f"only {len(present)}/{len(parent.subtasks)} subtasks; not scored"
+    return out
+
+
+def read_score_table(path: Path, label: str | None = None) -> ScoreSet:
+    """A published score table: CSV with columns task, metric, score (0-100) and optionally dataset_revision."""
+    out = ScoreSet(source=path, label=label or path.stem, kind="table")
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ResultsError(
+            f"cannot read score table {path} ({exc}); pass a CSV with columns task,metric,score"
+        ) from None
+    columns = set(rows[0]) if rows else set()
+    missing = [c for c in ("task", "metric", "score") if c not in columns]
+    if missing:
+        raise ResultsError(f"score table {path} lacks column '{missing[0]}'; it needs columns task, metric, score")
+    lines: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):
+        name = (row.get("task") or "").strip()
+        where = f"{path} line {line}"
+        if not name:
+            raise ResultsError(f"{where}: empty task name; fill it in or delete the row")
+        if name in lines:
+            raise ResultsError(f"duplicate rows for task {name} in {path} (lines {lines[name]} and {line}); keep one")
+        lines[name] = line
+        spec = _table_spec(name, where)
+        metric = (row.get("metric") or "").strip()
+        if metric not in metric_aliases(spec.metric):
+            raise ResultsError(
+                f"{where}: unknown metric '{metric}' for {name}; the leaderboard metric is "
+                f"{' / '.join(metric_aliases(spec.metric))}"
+            )
+        try:
+            value = float(row.get("score") or "")
+        except ValueError:
+            raise ResultsError(f"{where}: score {row.get('score')!r} of {name} is not a number; fix the row") from None
+        if not math.isfinite(value):
+            raise ResultsError(f"{where}: score of {name} is {value}; fix the row")
+        revision = (row.get("dataset_revision") or "").strip() or None
+        out.scores[name] = TaskScore(name, value, metric, where, revision)
+    return out
+
+
+def _table_spec(name: str, where: str) -> TaskSpec:
+    import difflib
+
+    from nvembed_eval.tasks import list_task_specs, load_task_spec
+
+    try:
+        return load_task_spec(name)
+    except NVEmbedEvalError:
+        close = difflib.get_close_matches(name, list(list_task_specs()), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ResultsError(f"{where}: unknown task '{name}'; {hint}use mteb task names") from None
+
+
+# ------------------------------------------------------------------------------------------------ leaderboard
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A mean over the tasks of a group that are present, with its coverage."""
+
+    name: str
+    covered: int
+    total: int
+    mean: float | None
+
+    @property
+    def complete(self) -> bool:
+        return self.total > 0 and self.covered == self.total
+
+    def coverage(self) -> str:
+        """Coverage text: "56 tasks" when complete, "12/56 tasks, partial" when not, "0/56 tasks" when empty."""
+        if self.complete:
+            return f"{self.total} task{'s' if self.total != 1 else ''}"
+        suffix = ", partial" if self.covered else ""
+        return f"{self.covered}/{self.total} tasks{suffix}"
+
+    def label(self) -> str:
+        """Label, e.g. "Average (56 tasks)" or "Average (12/56 tasks, partial)": never a bare full-benchmark label."""
+        return f"{self.name} ({self.coverage()})"
+
+    def value_text(self) -> str:
+        return "n/a" if self.mean is None else f"{self.mean:.2f}"
+
+    def __str__(self) -> str:
+        return f"{self.label()}: {self.value_text()}"
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """Average over all benchmark tasks (plain mean, not a mean of type means) and per-type means."""
+
+    benchmark: str
+    average: Aggregate
+    by_type: dict[str, Aggregate]
+    missing: tuple[str, ...]
+
+    def aggregates(self) -> list[Aggregate]:
+        return [self.average, *self.by_type.values()]
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def leaderboard(
+    scores: Mapping[str, float],
+    tasks: Sequence[str],
+    types: Mapping[str, str],
+    benchmark: str = DEFAULT_BENCHMARK,
+) -> Leaderboard:
+    """Leaderboard numbers of one set of scores.
+
+    Args:
+        scores: task name -> score (0-100); tasks outside `tasks` are ignored.
+        tasks: the benchmark's tasks (the denominators).
+        types: task name -> task type, for every name in `tasks`.
+        benchmark: name for display.
+
+    Returns:
+        The Leaderboard; groups without every task are marked partial by their Aggregate.
+    """
+    present = [t for t in tasks if t in scores]
+    average = Aggregate("Average", len(present), len(tasks), _mean([scores[t] for t in present]))
+    order = [t for t in LEADERBOARD_TYPES if any(types[x] == t for x in tasks)]
+    order += sorted({types[x] for x in tasks} - set(order))
+    by_type = {}
+    for kind in order:
+        members = [t for t in tasks if types[t] == kind]
+        got = [scores[t] for t in members if t in scores]
+        by_type[kind] = Aggregate(kind, len(got), len(members), _mean(got))
+    return Leaderboard(benchmark, average, by_type, tuple(t for t in tasks if t not in scores))
+
+
+def benchmark_leaderboard(scores: Mapping[str, float], benchmark: str = DEFAULT_BENCHMARK) -> Leaderboard:
+    """`leaderboard` over the tasks of `conf/benchmark/<benchmark>.yaml`, types from their task YAMLs."""
+    from nvembed_eval.tasks import benchmark_tasks, load_task_spec
+
+    tasks = benchmark_tasks(benchmark)
+    types = {t: load_task_spec(t).type for t in tasks}
+    return leaderboard(scores, tasks, types, benchmark)
+
+
+def format_leaderboard(board: Leaderboard) -> str:
+    """One line per aggregate, e.g. "Average (56 tasks): 72.31" or "Retrieval (3/15 tasks, partial): 55.10"."""
+    return "\n".join(str(agg) for agg in board.aggregates())
