@@ -146,10 +146,18 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
             f"{', '.join(DATASET_REVISION_CHOICES)}"
         )
     specs = resolve_specs(cfg)
-    tasks = {spec.name: build_mteb_task(spec, cfg.dataset_revision) for spec in specs}
     data_dir = Path(str(cfg.data_dir)).expanduser() if cfg.get("data_dir") else None
+    # Local files are not either hub commit; results then carry mteb's revision and run.json says "local".
+    revision_choice = cfg.dataset_revision if data_dir is None else "mteb"
+    tasks = {spec.name: build_mteb_task(spec, revision_choice) for spec in specs}
     if data_dir is not None:
-        check_local_folders(list(tasks.values()), data_dir)
+        from nvembed_eval.smoke import SMOKE_TASK_NAMES
+
+        # Smoke tasks ship their own data inside the package; data_dir applies to the others.
+        local = {name: task for name, task in tasks.items() if name not in SMOKE_TASK_NAMES}
+        check_local_folders(list(local.values()), data_dir)
+    else:
+        local = {}
 
     folder = RunFolder(run_dir)
     summary = RunSummary(run_dir=run_dir)
@@ -171,7 +179,7 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
             task = tasks[spec.name]
             start = time.perf_counter()
             cache_before = _cache_counters(encoder)
-            if data_dir is not None:
+            if data_dir is not None and spec.name in local:
                 attach_local_data(task, data_dir)
             model_result = mteb.evaluate(
                 bridge,
@@ -192,7 +200,7 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
                 "tokens_encoded": sum(s.tokens for s in [stats, *sub_stats] if s),
                 "prefixes": stats.prefixes if stats else {},
                 "cache": {k: v - cache_before.get(k, 0) for k, v in _cache_counters(encoder).items()},
-                "dataset_source": f"local:{data_dir / spec.name}" if data_dir else "hub",
+                "dataset_source": f"local:{data_dir / spec.name}" if spec.name in local else _hub_or_package(spec.name),
                 "dataset_revision": result.dataset_revision,
                 "task_version": getattr(spec, "version", None),
             }
@@ -201,6 +209,12 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
             summary.outcomes.append(TaskOutcome(spec, result, False))
             _release_data(task)
     return summary
+
+
+def _hub_or_package(task_name: str) -> str:
+    from nvembed_eval.smoke import SMOKE_TASK_NAMES
+
+    return "package" if task_name in SMOKE_TASK_NAMES else "hub"
 
 
 def _cache_counters(encoder: TextEncoder) -> dict[str, int]:

@@ -36,8 +36,9 @@ def two_runs(tmp_path_factory):
     # Same shared mteb cache and embedding cache for both runs: exactly the setting in which mteb leaked a result.
     for label, extra in (("packaged", []), ("scrambled", [f"model.path={other}"])):
         run_dir = tmp / label
-        result = run_cli(["model=minilm", "tasks=[STSBenchmark]", f"data_dir={DATA}", f"output_dir={run_dir}", *extra],
-                         tmp)
+        result = run_cli(
+            ["model=minilm", "tasks=[STSBenchmark]", f"data_dir={DATA}", f"output_dir={run_dir}", *extra], tmp
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         runs[label] = run_dir
     return tmp, runs, other
@@ -62,8 +63,13 @@ def test_second_model_gets_its_own_score(two_runs):
 def test_run_folder_refuses_a_second_model(two_runs):
     tmp, runs, other = two_runs
     result = run_cli(
-        ["model=minilm", "tasks=[STSBenchmark]", f"data_dir={DATA}", f"output_dir={runs['packaged']}",
-         f"model.path={other}"],
+        [
+            "model=minilm",
+            "tasks=[STSBenchmark]",
+            f"data_dir={DATA}",
+            f"output_dir={runs['packaged']}",
+            f"model.path={other}",
+        ],
         tmp,
     )
     assert result.returncode != 0

@@ -87,11 +87,49 @@ def test_rerun_resumes_without_recomputing(minilm_run, tmp_path):
     run_dir = minilm_run[0]
     before = {p.name: p.read_bytes() for p in (run_dir / "results").glob("*.json")}
     result = run_cli(
-        ["model=minilm", "tasks=[STSBenchmark,SciFact,Banking77Classification]", f"data_dir={DATA}",
-         f"output_dir={run_dir}"],
+        [
+            "model=minilm",
+            "tasks=[STSBenchmark,SciFact,Banking77Classification]",
+            f"data_dir={DATA}",
+            f"output_dir={run_dir}",
+        ],
         tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("resumed") == 3
     after = {p.name: p.read_bytes() for p in (run_dir / "results").glob("*.json")}
     assert after == before
+
+
+def test_ci_gate_against_committed_baseline(minilm_run, tmp_path):
+    """This project's own regression gate: the run must match results/baselines/minilm within 0.01 points."""
+    import subprocess
+    import sys
+
+    from clirun import REPO, isolated_env
+
+    out = tmp_path / "gate"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nvembed_eval.compare",
+            str(minilm_run[0]),
+            "--reference",
+            str(REPO / "results" / "baselines" / "minilm"),
+            "--tolerance",
+            "0.01",
+            "--two-sided",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        env=isolated_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    junit = (out / "compare.junit.xml").read_text()
+    assert 'tests="3"' in junit and 'failures="0"' in junit

@@ -20,19 +20,24 @@ SHARD = 32
 
 def _small_copy(dest: Path) -> Path:
     """A 400-document SciFact and a 120-pair STSBenchmark, real rows, so a full run takes seconds."""
-    sts = [json.loads(x) for x in gzip.open(DATA / "STSBenchmark" / "test.jsonl.gz", "rt", encoding="utf-8")][:120]
+    sts = _read(DATA / "STSBenchmark" / "test.jsonl.gz")[:120]
     _write(dest / "STSBenchmark" / "test.jsonl.gz", sts)
-    corpus = [json.loads(x) for x in gzip.open(DATA / "SciFact" / "corpus.jsonl.gz", "rt", encoding="utf-8")][:400]
+    corpus = _read(DATA / "SciFact" / "corpus.jsonl.gz")[:400]
     kept = {d["_id"] for d in corpus}
     lines = (DATA / "SciFact" / "qrels" / "test.tsv").read_text().splitlines()
     qrels = [line for line in lines[1:] if line.split("\t")[1] in kept]
     qids = {line.split("\t")[0] for line in qrels}
-    queries = [json.loads(x) for x in gzip.open(DATA / "SciFact" / "queries.jsonl.gz", "rt", encoding="utf-8")]
+    queries = _read(DATA / "SciFact" / "queries.jsonl.gz")
     _write(dest / "SciFact" / "corpus.jsonl.gz", corpus)
     _write(dest / "SciFact" / "queries.jsonl.gz", [q for q in queries if q["_id"] in qids])
     (dest / "SciFact" / "qrels").mkdir(parents=True)
     (dest / "SciFact" / "qrels" / "test.tsv").write_text("\n".join([lines[0], *qrels]) + "\n")
     return dest
+
+
+def _read(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
 
 
 def _write(path: Path, rows: list[dict]) -> None:
@@ -61,8 +66,11 @@ def _shards(cache: Path) -> list[Path]:
 def _run_and_kill(args: list[str], tmp: Path, until, timeout: float = 300) -> None:
     """Start the CLI, SIGKILL it as soon as `until()` is true (polled every 20 ms)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nvembed_eval", *args], cwd=REPO, env=isolated_env(tmp),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "nvembed_eval", *args],
+        cwd=REPO,
+        env=isolated_env(tmp),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + timeout
     try:
@@ -130,8 +138,12 @@ def test_second_writer_to_the_same_folder_is_refused(reference, tmp_path):
     run_dir = tmp_path / "run"
     args = [*_args(data, run_dir, tmp_path / "cache"), "cache=off"]
     first = subprocess.Popen(
-        [sys.executable, "-m", "nvembed_eval", *args], cwd=REPO, env=isolated_env(tmp_path),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "nvembed_eval", *args],
+        cwd=REPO,
+        env=isolated_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 120
