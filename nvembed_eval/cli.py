@@ -27,10 +27,10 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def _run(cfg) -> None:  # noqa: ANN001 - DictConfig, imported lazily
+def _run(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from nvembed_eval.runner import run_evaluation
+    from nvembed_eval.runner import process_rank, run_evaluation
     from nvembed_eval.summary import print_leaderboard, print_run_table
 
     hydra_cfg = HydraConfig.get()
@@ -38,6 +38,8 @@ def _run(cfg) -> None:  # noqa: ANN001 - DictConfig, imported lazily
     overrides = list(hydra_cfg.overrides.task)
     try:
         summary = run_evaluation(cfg, run_dir, overrides)
+        if process_rank() != 0:
+            return
         print_run_table(summary, cfg)
         if cfg.get("leaderboard"):
             print_leaderboard(summary, cfg)

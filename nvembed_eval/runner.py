@@ -5,7 +5,9 @@ results as they finish, skip tasks already done (resume).
 from __future__ import annotations
 
 import logging
+import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,18 +163,27 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
 
     folder = RunFolder(run_dir)
     summary = RunSummary(run_dir=run_dir)
-    with folder.locked():
+    # Under torchrun every rank runs this loop (encoding is split across ranks inside the model); rank 0 alone
+    # locks and writes the folder.
+    primary = process_rank() == 0
+    with folder.locked() if primary else nullcontext(folder):
         encoder = build_encoder(cfg)
-        folder.start(
-            config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
-            overrides=overrides,
-            identity=encoder.identity,
-        )
+        if primary:
+            folder.start(
+                config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+                overrides=overrides,
+                identity=encoder.identity,
+            )
+        else:
+            folder.load_record()
         bridge = MtebEncoder(encoder, make_prefix_resolver(specs, encoder, cfg.instructions.variant), cfg.batch_size)
-        folder.write_model_meta(bridge.mteb_model_meta.model_dump(mode="json", exclude={"loader"}))
+        if primary:
+            folder.write_model_meta(bridge.mteb_model_meta.model_dump(mode="json", exclude={"loader"}))
+        # Decided once, before any work, so that all ranks run the same tasks.
+        done = set() if cfg.overwrite else {s.name for s in specs if folder.is_done(s.name, encoder.identity)}
 
         for spec in specs:
-            if folder.is_done(spec.name, encoder.identity) and not cfg.overwrite:
+            if spec.name in done:
                 log.info("%s: result exists in %s, skipping (overwrite=true recomputes)", spec.name, run_dir)
                 summary.outcomes.append(TaskOutcome(spec, _read_result(folder.result_path(spec.name)), True))
                 continue
@@ -204,11 +215,17 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
                 "dataset_revision": result.dataset_revision,
                 "task_version": getattr(spec, "version", None),
             }
-            path = folder.write_result(result, entry)
-            log.info("%s: wrote %s", spec.name, path)
+            if primary:
+                path = folder.write_result(result, entry)
+                log.info("%s: wrote %s", spec.name, path)
             summary.outcomes.append(TaskOutcome(spec, result, False))
             _release_data(task)
     return summary
+
+
+def process_rank() -> int:
+    """This process's rank under torchrun (0 when not distributed)."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def _hub_or_package(task_name: str) -> str:
