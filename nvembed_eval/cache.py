@@ -176,7 +176,9 @@ class CachedEncoder:
                 filled = store.fill(*store.lookup(keys), out)
             except OSError as e:
                 self._disable(e, reads=True)
-        misses = np.flatnonzero(~filled)
+        # Under torchrun every rank runs this call and the wrapped encoder runs collectives: all ranks must encode
+        # the same misses, so a text counts as a hit only if every rank found it.
+        misses = np.flatnonzero(~_on_every_rank(filled))
         self.counters["hits"] += len(unique) - len(misses)
         self.counters["misses"] += len(misses)
         logger.info(
@@ -216,7 +218,7 @@ class CachedEncoder:
         return vectors
 
     def _store_shard(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        if not self._writable or self._store is None:
+        if not self._writable or self._store is None or _rank() != 0:  # ranks hold identical rows; one writes
             return
         if not np.isfinite(vectors).all():
             logger.warning("embedding cache: not storing a shard with non-finite values; it will be re-encoded")
@@ -248,6 +250,32 @@ class CachedEncoder:
         self._writable = False
         if reads:
             self._readable = False
+
+
+def _process_group() -> Any:
+    """`torch.distributed` if a multi-rank process group is running, else None. Never imports torch itself."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized() or dist.get_world_size() < 2:
+        return None
+    return dist
+
+
+def _rank() -> int:
+    dist = _process_group()
+    return 0 if dist is None else dist.get_rank()
+
+
+def _on_every_rank(mask: np.ndarray) -> np.ndarray:
+    """Element-wise AND of a boolean mask over all ranks (the mask itself when not distributed)."""
+    dist = _process_group()
+    if dist is None or mask.size == 0:  # every rank has the same number of texts, so all skip together
+        return mask
+    import torch
+
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    t = torch.from_numpy(mask.astype(np.uint8)).to(device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return t.cpu().numpy().astype(bool)
 
 
 # --- CLI ---
@@ -296,6 +324,9 @@ def _cmd_clear(args: argparse.Namespace) -> int:
         raise CacheError(f"<--model-key={args.model_key}> must be hex (a prefix of a key shown by `info`)")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and MODEL_DIR_RE.match(p.name)) if root.is_dir() else []
     chosen = [p for p in folders if p.name.startswith(prefix)]
+    if not folders and not prefix:
+        print(f"nothing to clear in {root}")
+        return 0
     if not chosen:
         known = ", ".join(p.name for p in folders) or "none"
         raise CacheError(f"no cached model matches <--model-key={prefix or '*'}> in {root}; cached keys: {known}")

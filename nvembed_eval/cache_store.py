@@ -276,8 +276,9 @@ class ShardStore:
             path = self.folder / self._names[sid]
             try:
                 vectors = read_shard_vectors(path)
-            except FileNotFoundError:
+            except FileNotFoundError:  # cleared by another process; index it again if it is ever rewritten
                 self._index.drop(sid)
+                self._ids.pop(self._names[sid], None)
                 continue
             except ShardCorrupt as e:
                 self._index.drop(sid)
