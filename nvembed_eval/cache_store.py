@@ -10,12 +10,13 @@ import json
 import logging
 import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from nvembed_eval.atomic import TEMP_SUFFIX, atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ FORMAT = "nvembed-eval-cache/1"
 KEY_BYTES = 32  # a sha256 digest per cached text
 SHARD_PREFIX = "shard-"
 SHARD_SUFFIX = ".safetensors"
-PARTIAL_SUFFIX = ".partial"  # temp files; never read, removed by `clear`
+PARTIAL_SUFFIX = TEMP_SUFFIX  # temp files; never read, removed by `clear`
 IDENTITY_FILE = "identity.json"
 MODEL_DIR_RE = re.compile(r"^[0-9a-f]{16}$")
 
@@ -34,33 +35,6 @@ class ShardCorrupt(Exception):
 
 class ShardForeign(Exception):
     """A shard is intact but not usable by this encoder (other format, identity or dimension). Internal."""
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either no file or the whole file.
-
-    The bytes go to a uniquely named temp file in the same folder, are fsync'ed, then `os.replace`d onto `path`
-    (atomic on POSIX filesystems, NFS included). On any failure the temp file is removed and the error re-raised.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}{PARTIAL_SUFFIX}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
-    # Make the rename itself durable; not every filesystem allows fsync on a folder, hence best effort.
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _meta_digest(meta: dict[str, str]) -> str:

@@ -11,7 +11,6 @@ Layout::
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import tempfile
@@ -21,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nvembed_eval.atomic import atomic_write
 from nvembed_eval.errors import OutputLockedError, ResultsError
 
 if TYPE_CHECKING:
@@ -47,23 +47,8 @@ TRACKED_PACKAGES = (
 )
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write via a temp file in the same folder + fsync + rename: readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode("utf-8"))
+    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode("utf-8"))
 
 
 def package_versions() -> dict[str, str | None]:
@@ -175,7 +160,7 @@ class RunFolder:
         with tempfile.TemporaryDirectory(dir=self.run_dir) as scratch:
             scratch_file = Path(scratch) / path.name
             result.to_disk(scratch_file)
-            atomic_write_bytes(path, scratch_file.read_bytes())
+            atomic_write(path, scratch_file.read_bytes())
         self.record.setdefault("tasks", {})[result.task_name] = {"status": "done", **entry}
         self._save()
         return path

@@ -40,7 +40,7 @@ def _assert_clean_failure(result, run_dir: Path, *fragments: str) -> None:
     assert line.startswith("error: "), result.stderr[-2000:]
     for fragment in fragments:
         assert fragment in line, line
-    leftovers = [p for p in run_dir.rglob("*") if p.name.endswith(".tmp")] if run_dir.exists() else []
+    leftovers = [p for p in run_dir.rglob("*") if p.name.endswith((".tmp", ".partial"))] if run_dir.exists() else []
     assert leftovers == []
 
 
