@@ -15,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nvembed_eval.errors import ConfigError
+from nvembed_eval.errors import CheckpointError, ConfigError
 
 E = TypeVar("E", bound="_Choice")
 
@@ -211,9 +211,10 @@ class NVEmbedConfig:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"{path} does not exist; an NV-Embed checkpoint folder needs its config.json.") from None
+            message = f"{path} does not exist; an NV-Embed checkpoint folder needs its config.json."
+            raise CheckpointError(message) from None
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path} is not valid JSON ({exc}); restore the checkpoint's config.json.") from None
+            raise CheckpointError(f"{path} is not valid JSON ({exc}); restore the checkpoint's config.json.") from None
         return cls.from_dict(data, **knobs)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,304 @@
+"""NVEmbedEncoder: the project's `TextEncoder` for NV-Embed checkpoints.
+
+Loads a checkpoint (folder or hub id) safely and encodes fast: length-sorted token-budget batches, results restored
+to the caller's order, optional multi-process split (torchrun), identity and token statistics for the runner.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nvembed_eval.errors import ConfigError, EncodingError
+from nvembed_eval.models.base import ModelIdentity
+from nvembed_eval.models.fingerprint import weights_fingerprint
+
+from .configuration_nvembed import AttnImplementation, NVEmbedConfig, Pooling
+from .distributed import all_reduce_ints, assign_batches, gather_rows, rank_and_world
+from .loading import (
+    CONFIG,
+    TOKENIZER,
+    check_files,
+    load_weights,
+    resolve_checkpoint,
+    resolve_device,
+    resolve_dtype,
+)
+from .tokenization_nvembed import EncodedBatch, NVEmbedTokenizer
+
+if TYPE_CHECKING:
+    import torch
+
+    from .modeling_nvembed import NVEmbedModel
+
+log = logging.getLogger(__name__)
+
+INSTRUCTION_TEMPLATE = "Instruct: {instruction}\nQuery: "  # NV-Embed model card; identical for v1 and v2
+DEFAULT_TOKEN_BUDGET = {"cuda": 32768, "cpu": 16384}  # padded tokens per forward pass; see docs/performance.md
+
+
+def plan_batches(lengths: Sequence[int], max_texts: int, token_budget: int) -> list[np.ndarray]:
+    """Group text indices into batches, longest texts first.
+
+    Each batch holds at most `max_texts` texts and at most `token_budget` padded tokens (texts x longest length); a
+    text longer than the budget gets a batch of its own. Ties keep input order, so the plan is deterministic.
+
+    Returns:
+        Arrays of input indices, one per batch, in the order they run.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.lexsort((np.arange(len(lengths)), -lengths))  # longest first, then by input index
+    batches, start = [], 0
+    while start < len(order):
+        longest = int(lengths[order[start]])
+        size = max(1, min(max_texts, token_budget // max(longest, 1)))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
+
+
+class NVEmbedEncoder:
+    """NV-Embed-v1/v2 (or a tiny test checkpoint) behind the `TextEncoder` protocol.
+
+    Args:
+        path: Checkpoint folder (official layout), HF cache snapshot folder, or hub id ("nvidia/NV-Embed-v2").
+        revision: Hub branch/tag/commit, for hub ids.
+        dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16.
+        device: auto, cpu, cuda or cuda:N. Under torchrun, auto picks the LOCAL_RANK GPU.
+        max_length: Truncation length in tokens, counting <s> (model card: 32768).
+        pooling: latent (NV-Embed), mean or last_token (ablations).
+        mask_instruction: Exclude the instruction tokens from pooling (NV-Embed: true).
+        bidirectional: Full attention (NV-Embed: true); false = causal (ablation).
+        attn_implementation: sdpa, eager (reference-style) or flash_attention_2 (CUDA + flash-attn).
+        token_budget: Max padded tokens per forward pass; None = 32768 on CUDA, 16384 on CPU.
+        allow_pickle: Accept pickle `.bin` weights (read with weights_only=True).
+        name: mteb-style "org/model" name; default: hub id, nvidia/NV-Embed-vN for such a folder, else local/<dir>.
+        create_tiny_if_missing: If `path` holds no checkpoint, write the tiny random-weight one there first.
+        progress: Show a progress bar; None = only when stderr is a terminal (and on rank 0).
+
+    Examples:
+        >>> enc = NVEmbedEncoder("nvidia/NV-Embed-v2")  # doctest: +SKIP
+        >>> q = enc.encode(["how do judo throws work?"], prefix=enc.instruction_template().format(instruction="..."))
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        revision: str | None = None,
+        dtype: str = "auto",
+        device: str = "auto",
+        max_length: int = 32768,
+        pooling: str = "latent",
+        mask_instruction: bool = True,
+        bidirectional: bool = True,
+        attn_implementation: str = "sdpa",
+        token_budget: int | None = None,
+        allow_pickle: bool = False,
+        name: str | None = None,
+        create_tiny_if_missing: bool = False,
+        progress: bool | None = None,
+    ):
+        import torch
+
+        from .modeling_nvembed import NVEmbedModel
+        from .tiny import ensure_tiny_checkpoint
+
+        _check_int("max_length", max_length)
+        if token_budget is not None:
+            _check_int("token_budget", token_budget)
+        for key, value in (("mask_instruction", mask_instruction), ("bidirectional", bidirectional)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"<model.{key}={value!r}> must be true or false.")
+        pooling_ = Pooling.parse(pooling, "model.pooling")
+        attn = AttnImplementation.parse(attn_implementation, "model.attn_implementation")
+
+        if create_tiny_if_missing and not Path(path).expanduser().is_dir():
+            ensure_tiny_checkpoint(path)
+        resolved = resolve_checkpoint(path, revision, allow_pickle)
+        folder = resolved.folder
+        check_files(folder)
+        config = NVEmbedConfig.from_json_file(
+            folder / CONFIG,
+            pooling=pooling_,
+            is_mask_instruction=mask_instruction,
+            bidirectional=bidirectional,
+            attn_implementation=attn,
+        )
+        device_ = resolve_device(device)
+        dtype_ = resolve_dtype(dtype, device_)
+        if dtype == "auto":
+            log.info("model.dtype=auto -> %s on %s (set model.dtype to choose)", dtype_, device_)
+        if token_budget is None:
+            log.info(
+                "model.token_budget=null -> %d padded tokens per batch on %s (set model.token_budget to choose)",
+                DEFAULT_TOKEN_BUDGET.get(device_.type, DEFAULT_TOKEN_BUDGET["cpu"]),
+                device_.type,
+            )
+        if attn is AttnImplementation.FLASH_ATTENTION_2:
+            _check_flash(device_, dtype_)
+        tokenizer = NVEmbedTokenizer(folder / TOKENIZER)
+        with torch.device("meta"):
+            model = NVEmbedModel(config)
+        load_weights(model, folder, allow_pickle=allow_pickle, dtype=dtype_, device=device_)
+        self.folder: Path | None = folder
+        revision_id = resolved.commit or weights_fingerprint(folder)
+        self._attach(model, tokenizer, name or resolved.default_name, revision_id, max_length, token_budget, progress)
+        log.info("loaded %s from %s on %s: %s", self.identity.name, folder, device_, self.identity)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: NVEmbedModel,
+        tokenizer: NVEmbedTokenizer,
+        *,
+        name: str = "random/NV-Embed",
+        revision: str = "random",
+        max_length: int = 32768,
+        token_budget: int | None = None,
+        progress: bool | None = False,
+    ) -> NVEmbedEncoder:
+        """Wrap an in-memory model (e.g. random full-size weights for a benchmark); knobs come from model.config."""
+        self = cls.__new__(cls)
+        self.folder = None
+        _check_int("max_length", max_length)
+        self._attach(model, tokenizer, name, revision, max_length, token_budget, progress)
+        return self
+
+    def _attach(
+        self,
+        model: NVEmbedModel,
+        tokenizer: NVEmbedTokenizer,
+        name: str,
+        revision: str,
+        max_length: int,
+        token_budget: int | None,
+        progress: bool | None,
+    ) -> None:
+        param = next(model.parameters())
+        self.model = model.eval()
+        self.config: NVEmbedConfig = model.config
+        self.tokenizer = tokenizer
+        self.device, self.dtype = param.device, param.dtype
+        self.pooling = self.config.pooling
+        self.mask_instruction = self.config.is_mask_instruction
+        self.max_length = max_length
+        self.token_budget = token_budget or DEFAULT_TOKEN_BUDGET.get(self.device.type, DEFAULT_TOKEN_BUDGET["cpu"])
+        self.progress = progress
+        self.embed_dim = self.config.embed_dim
+        self.max_tokens: int | None = max_length
+        knobs = {
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "max_length": max_length,
+            "pooling": str(self.pooling),
+            "mask_instruction": self.mask_instruction,
+            "bidirectional": self.config.bidirectional,
+        }
+        self.identity = ModelIdentity(name=name, revision=revision, knobs=knobs)
+        self.stats: dict[str, Any] = {"texts": 0, "tokens": 0, "padded_tokens": 0, "batches": 0, "seconds": 0.0}
+
+    def instruction_template(self) -> str:
+        return INSTRUCTION_TEMPLATE
+
+    def tokenize(self, texts: Sequence[str], prefix: str = "") -> EncodedBatch:
+        """Model inputs for `texts` in the given order, exactly as NVIDIA's encode builds them."""
+        return self.tokenizer(texts, prefix, self.max_length, self.mask_instruction)
+
+    def encode(self, texts: Sequence[str], *, prefix: str = "", batch_size: int = 32) -> np.ndarray:
+        """Embed `texts` (each prefixed with `prefix`); row i is texts[i]. float32, shape (len(texts), embed_dim).
+
+        `batch_size` caps the texts per forward pass and `token_budget` its padded tokens; for GPU throughput on
+        short texts pass a large batch_size and let the token budget decide. Under torch.distributed every rank must
+        call this with the same arguments; each encodes a share and all return the full array.
+        """
+        import torch
+
+        _check_int("batch_size", batch_size, key_prefix="")
+        texts = list(texts)
+        out = np.zeros((len(texts), self.embed_dim), dtype=np.float32)
+        if not texts:
+            return out
+        started = time.perf_counter()
+        ids = self.tokenizer.token_ids(texts, prefix, self.max_length)
+        n_instr = self.tokenizer.instruction_length(prefix) if self.mask_instruction else 0
+        if self.pooling is not Pooling.LAST_TOKEN:
+            for i, row in enumerate(ids):
+                if len(row) <= n_instr:
+                    raise EncodingError(
+                        f"input {i}: the instruction prefix is {n_instr} tokens and leaves none of the {len(row)} kept "
+                        f"tokens to pool (<model.max_length={self.max_length}>); NVIDIA's code returns NaN here. Raise "
+                        "model.max_length or shorten the instruction."
+                    )
+        rank, world = rank_and_world()
+        mine = assign_batches(plan_batches([len(r) for r in ids], batch_size, self.token_budget), rank, world)
+        counts = np.zeros(4, dtype=np.int64)  # texts, real tokens, padded tokens, batches (this rank)
+        bad_input = -1
+        with torch.inference_mode(), self._progress_bar(sum(len(b) for b in mine), rank) as bar:
+            for index in mine:
+                batch = self.tokenizer.pad([ids[i] for i in index], n_instr)
+                emb = self._forward(batch)
+                finite = np.isfinite(emb).all(axis=1)
+                if not finite.all():
+                    bad_input = int(index[np.argmin(finite)])
+                    break
+                out[index] = emb
+                counts += (len(index), batch.attention_mask.sum(), batch.input_ids.size, 1)
+                bar.update(len(index))
+        if world > 1:  # agree on failure first, so no rank waits forever in the gather
+            bad_input = all_reduce_ints([bad_input], op="max")[0]
+        if bad_input >= 0:
+            raise EncodingError(
+                f"the embedding of input {bad_input} is not finite (NaN/inf) with <model.dtype="
+                f"{self.identity.knobs['dtype']}> on {self.device}; retry with model.dtype=float32 and check that text."
+            )
+        if world > 1:
+            local = np.concatenate(mine) if mine else np.zeros(0, dtype=np.int64)
+            out = gather_rows(local, out[local], len(texts))
+            counts = all_reduce_ints(counts.tolist())
+        for key, value in zip(("texts", "tokens", "padded_tokens", "batches"), counts, strict=True):
+            self.stats[key] += int(value)
+        self.stats["seconds"] += time.perf_counter() - started
+        return out
+
+    def _forward(self, batch: EncodedBatch) -> np.ndarray:
+        import torch
+
+        def to_device(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(a).to(self.device, non_blocking=True)
+
+        output = self.model(to_device(batch.input_ids), to_device(batch.attention_mask), to_device(batch.pool_mask))
+        return output.embeddings.float().cpu().numpy()
+
+    def _progress_bar(self, total: int, rank: int):
+        from tqdm.auto import tqdm
+
+        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        return tqdm(total=total, unit="text", desc=f"encode {self.identity.name}", disable=not show or rank != 0)
+
+
+def _check_int(key: str, value: Any, key_prefix: str = "model.") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"<{key_prefix}{key}={value!r}> must be a positive integer.")
+
+
+def _check_flash(device: torch.device, dtype: torch.dtype) -> None:
+    import importlib.util
+
+    import torch
+
+    if device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16):
+        raise ConfigError(
+            f"<model.attn_implementation=flash_attention_2> needs a CUDA device and bfloat16/float16, got {device} "
+            f"{dtype}; use model.attn_implementation=sdpa."
+        )
+    if importlib.util.find_spec("flash_attn") is None:
+        raise ConfigError(
+            "<model.attn_implementation=flash_attention_2> but flash-attn is not installed; install the `gpu` extra "
+            "(pip install 'nvembed-eval[gpu]') or use model.attn_implementation=sdpa."
+        )

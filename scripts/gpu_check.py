@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""One-shot GPU check of the native NV-Embed implementation (H100/H200; finishes in well under 8 minutes).
+
+Needs only torch, safetensors, tokenizers, numpy (tqdm optional) and this repository, plus `.gpu_assets/` written by
+`scripts/prepare_gpu_assets.sh` (the golden tiny set, the official 7B config.json and 2000 SciFact documents).
+No mteb, no hydra, no network. Steps, each reported even if another fails:
+
+  1. golden parity on the GPU in float32 (max abs diff over all 23 cases, batched and one at a time)
+  2. bfloat16 vs float32 on the golden texts (min cosine, max abs diff)
+  3. the full 7B shape (--cpu-smoke: the tiny shape) with random bf16 weights: tokens/s of ours (sdpa;
+     flash-attn varlen if importable) vs the reference-style path (eager, and SDPA with a materialised 4D mask),
+     % of the dense bf16 roofline, peak memory
+  4. one 32k-token text through the 7B shape (memory-safe check)
+
+Prints a Markdown table and writes it to $OUT/gpu_check.md when OUT is set.
+
+Examples:
+    bash scripts/prepare_gpu_assets.sh          # here, once (needs ../shared)
+    python3 scripts/gpu_check.py                # on the GPU machine, carrying .gpu_assets
+    python scripts/gpu_check.py --cpu-smoke     # any machine: same steps on a small shape, to know it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from nvembed_eval.models.nvembed import benchmark as bm  # noqa: E402
+
+
+def golden_dir(assets: Path) -> Path:
+    from nvembed_eval.models.nvembed.tiny import default_tokenizer_dir
+
+    return assets / "golden" if (assets / "golden" / "cases.json").is_file() else default_tokenizer_dir()
+
+
+def step_golden(report: list[str], gold: Path, device: str, limit: int | None) -> None:
+    from nvembed_eval.errors import EncodingError
+    from nvembed_eval.models.nvembed.encoder_nvembed import NVEmbedEncoder
+
+    cases = json.loads((gold / "cases.json").read_text())
+    if limit is not None:  # a subset, always keeping the degenerate case (last of the first revision)
+        cases = cases[: limit - 1] + [c for c in cases if c["id"].startswith("degenerate")]
+    expected = np.load(gold / "expected.npz")
+    encoders: dict[int, NVEmbedEncoder] = {}
+    worst, worst_one, ids_ok, raised = 0.0, 0.0, True, False
+    for case in cases:
+        length = case["max_length"]
+        enc = encoders.get(length) or NVEmbedEncoder(str(gold), device=device, dtype="float32", max_length=length)
+        encoders[length] = enc
+        key, prefix = case["id"] + "/", case["instruction_prefix"]
+        batch = enc.tokenize(case["texts"], prefix)
+        ids_ok &= np.array_equal(batch.input_ids, expected[key + "input_ids"])
+        ids_ok &= np.array_equal(batch.pool_mask, expected[key + "pool_mask"])
+        if np.isnan(expected[key + "embeddings"]).any():
+            try:
+                enc.encode(case["texts"], prefix=prefix)
+            except EncodingError:
+                raised = True
+            continue
+        worst = max(worst, bm.max_abs_diff(enc.encode(case["texts"], prefix=prefix), expected[key + "embeddings"]))
+        one = np.concatenate([enc.encode([t], prefix=prefix) for t in case["texts"]])
+        worst_one = max(worst_one, bm.max_abs_diff(one, expected[key + "embeddings_one_at_a_time"]))
+    verdict = "PASS" if ids_ok and raised and max(worst, worst_one) <= 1e-5 else "FAIL"
+    report.append(
+        f"| golden parity, float32 on {device} ({len(cases)} cases) | embeddings max abs diff {worst:.2e}, one at a "
+        f"time {worst_one:.2e}; ids/pool masks identical: {ids_ok}; degenerate case raises: {raised} | {verdict} |"
+    )
+
+
+def step_bf16(report: list[str], gold: Path, device: str, limit: int | None) -> None:
+    from nvembed_eval.models.nvembed.encoder_nvembed import NVEmbedEncoder
+
+    cases = [c for c in json.loads((gold / "cases.json").read_text()) if c["max_length"] >= 512][:limit]
+    fp32 = NVEmbedEncoder(str(gold), device=device, dtype="float32", max_length=512)
+    bf16 = NVEmbedEncoder(str(gold), device=device, dtype="bfloat16", max_length=512)
+    a = np.concatenate([fp32.encode(c["texts"], prefix=c["instruction_prefix"]) for c in cases])
+    b = np.concatenate([bf16.encode(c["texts"], prefix=c["instruction_prefix"]) for c in cases])
+    report.append(
+        f"| bfloat16 vs float32, golden texts ({len(a)}) | min cosine {bm.min_cosine(a, b):.5f}, max abs diff "
+        f"{bm.max_abs_diff(a, b):.2e} | info |"
+    )
+
+
+def step_throughput(report, tables, model, tokenizer, texts, args) -> None:
+    import importlib.util
+
+    flash = args.device.startswith("cuda") and importlib.util.find_spec("flash_attn") is not None
+    rows, diffs = bm.compare_paths(
+        model,
+        tokenizer,
+        texts,
+        batch_size=1024,
+        ref_batch_size=args.ref_batch_size,
+        flash=flash,
+        reference_kernels=("eager", "sdpa_mask"),
+    )
+    tables.append(bm.format_table(rows, baseline=rows[-1]))
+    lengths = [len(r) for r in tokenizer.token_ids(texts, "", 32768)]
+    bs = args.ref_batch_size
+    padded = sum(max(lengths[i : i + bs]) * len(lengths[i : i + bs]) for i in range(0, len(lengths), bs))
+    tables.append(
+        f"\nreference-style batches of {bs} in input order compute {padded / sum(lengths):.2f}x the real tokens."
+    )
+    ours, eager, sdpa_mask = rows[0], rows[-2], rows[-1]
+    pct = f"{ours.roofline_pct:.1f} % of bf16 roofline" if ours.roofline_pct is not None else "roofline n/a"
+    report.append(
+        f"| {args.shape} random {args.dtype}, {len(texts)} SciFact docs ({ours.tokens} tokens) | ours "
+        f"{ours.tokens_per_s:,.0f} tok/s ({ours.tflops:.0f} TFLOP/s, {pct}, peak {ours.peak_memory_gib or 0:.1f} "
+        f"GiB); {ours.tokens_per_s / eager.tokens_per_s:.2f}x vs reference eager, "
+        f"{ours.tokens_per_s / sdpa_mask.tokens_per_s:.2f}x vs reference sdpa+4D mask; flash-attn "
+        f"{'timed' if flash else 'not importable'}; max abs diff vs reference "
+        f"{max(diffs.values()):.1e} | info |"
+    )
+
+
+def step_long(report, model, tokenizer, texts, args) -> None:
+    import torch
+
+    from nvembed_eval.models.nvembed.encoder_nvembed import NVEmbedEncoder
+
+    long_text, n = "", 0
+    for t in texts:  # concatenate documents until the text exceeds the target length
+        long_text += t + "\n\n"
+        n = len(tokenizer.token_ids([long_text], "", 10**9)[0])
+        if n > args.long_tokens:
+            break
+    encoder = NVEmbedEncoder.from_model(model, tokenizer, max_length=args.long_tokens)
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    emb = encoder.encode([long_text])
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    ok = bool(np.isfinite(emb).all()) and encoder.stats["tokens"] == args.long_tokens
+    report.append(
+        f"| one {args.long_tokens}-token text ({n} before truncation), {args.shape} | {seconds:.2f} s, "
+        f"{args.long_tokens / seconds:,.0f} tok/s, peak {peak:.1f} GiB, finite: {ok} | {'PASS' if ok else 'FAIL'} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--assets", type=Path, default=REPO / ".gpu_assets")
+    parser.add_argument("--cpu-smoke", action="store_true", help="run every step on CPU with a small shape")
+    parser.add_argument("--n-texts", type=int, default=None, help="SciFact docs for step 3 (default 1024; smoke 16)")
+    parser.add_argument("--ref-batch-size", type=int, default=16)
+    parser.add_argument("--long-tokens", type=int, default=None, help="step 4 length (default 32768; smoke 1024)")
+    parser.add_argument("--golden-cases", type=int, default=None, help="check only this many golden cases")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from nvembed_eval.models.nvembed.configuration_nvembed import NVEmbedConfig
+    from nvembed_eval.models.nvembed.tiny import build_random_model, tiny_config
+    from nvembed_eval.models.nvembed.tokenization_nvembed import NVEmbedTokenizer
+
+    started = time.perf_counter()
+    smoke = args.cpu_smoke
+    if not smoke and not torch.cuda.is_available():
+        print("error: no CUDA device; run with --cpu-smoke to check the script itself", file=sys.stderr)
+        return 2
+    args.device = "cpu" if smoke else "cuda"
+    args.n_texts = args.n_texts or (16 if smoke else 1024)
+    args.long_tokens = args.long_tokens or (1024 if smoke else 32768)
+    args.dtype = "float32" if smoke else "bfloat16"
+    gold = golden_dir(args.assets)
+    corpus = args.assets / "scifact_corpus.jsonl.gz"
+    if not corpus.is_file():
+        corpus = gold.parents[1] / "data" / "SciFact" / "corpus.jsonl.gz"
+    config_path = args.assets / "nv_embed_v2_config.json"
+    if not config_path.is_file():
+        config_path = gold.parents[1] / "reference" / "nv_embed_v2_checkpoint" / "config.json"
+    for need in (gold / "cases.json", corpus, config_path):
+        if not need.is_file():
+            print(f"error: {need} is missing; run scripts/prepare_gpu_assets.sh and carry .gpu_assets", file=sys.stderr)
+            return 2
+
+    where = "cpu" if smoke else torch.cuda.get_device_name(0)
+    header = [
+        f"# gpu_check — {time.strftime('%Y-%m-%d %H:%M')} — {where} — torch {torch.__version__}"
+        + (" — CPU SMOKE (small shape; numbers are not GPU figures)" if smoke else ""),
+        "",
+        "| check | result | verdict |",
+        "|---|---|---|",
+    ]
+    report: list[str] = []
+    tables: list[str] = []
+
+    def guarded(name: str, fn, *fn_args) -> None:
+        t0 = time.perf_counter()
+        try:
+            fn(*fn_args)
+        except Exception as exc:  # report and go on: this script runs once on a lent machine
+            traceback.print_exc()
+            report.append(f"| {name} | {type(exc).__name__}: {str(exc).splitlines()[0][:300]} | FAIL |")
+        print(f"[{time.perf_counter() - started:6.1f}s] {name} done in {time.perf_counter() - t0:.1f}s", flush=True)
+
+    guarded("golden parity", step_golden, report, gold, args.device, args.golden_cases)
+    guarded("bf16 vs fp32", step_bf16, report, gold, args.device, args.golden_cases)
+    texts = bm.load_corpus_texts(corpus, args.n_texts)
+    tokenizer = NVEmbedTokenizer(gold / "tokenizer.json")
+    config = tiny_config() if smoke else NVEmbedConfig.from_json_file(config_path)
+    args.shape = "tiny shape (hidden 64, 2 layers)" if smoke else "7B shape"
+    t0 = time.perf_counter()
+    model = build_random_model(config, seed=0, dtype=getattr(torch, args.dtype), device=args.device)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"built {n_params / 1e9:.2f}B-parameter random model in {time.perf_counter() - t0:.1f}s", flush=True)
+    guarded("throughput", step_throughput, report, tables, model, tokenizer, texts, args)
+    long_source = bm.load_corpus_texts(corpus, None)
+    guarded("long text", step_long, report, model, tokenizer, long_source, args)
+
+    report.append(f"| total wall time | {time.perf_counter() - started:.0f} s | info |")
+    text = "\n".join(header + report + ["", "## Throughput detail", "", *tables, ""])
+    print(text)
+    if os.environ.get("OUT"):
+        Path(os.environ["OUT"], "gpu_check.md").write_text(text, encoding="utf-8")
+    return 0 if not any(line.endswith("| FAIL |") for line in report) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""The NV-Embed scripts run (tiny checkpoint, CPU) and the package stays importable without mteb/hydra/pandas."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from nvembed_testlib import REPO
+
+from nvembed_eval.models.nvembed import benchmark as bm
+from nvembed_eval.models.nvembed.configuration_nvembed import NVEmbedConfig
+from nvembed_eval.models.nvembed.tiny import build_random_model
+
+sys.path.insert(0, str(REPO / "scripts"))
+
+
+def test_gpu_modules_import_without_the_harness_stack():
+    """scripts/gpu_check.py runs where only torch/safetensors/tokenizers/numpy exist."""
+    code = (
+        "import sys\n"
+        "import nvembed_eval.models.nvembed.encoder_nvembed, nvembed_eval.models.nvembed.benchmark\n"
+        "import nvembed_eval.models.nvembed.tiny, nvembed_eval.models.nvembed.distributed\n"
+        "bad = [m for m in ('mteb', 'hydra', 'omegaconf', 'pandas', 'transformers', 'datasets') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_make_tiny_checkpoint_cli(tmp_path, golden_dir, capsys):
+    import make_tiny_checkpoint
+
+    out = tmp_path / "tiny"
+    assert make_tiny_checkpoint.main([str(out), "--shards", "2", "--tokenizer-dir", str(golden_dir)]) == 0
+    assert (out / "model.safetensors.index.json").is_file()
+    assert make_tiny_checkpoint.main([str(out), "--tokenizer-dir", str(golden_dir)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_model_card_example_runs_on_the_tiny_checkpoint(tiny_dir, capsys):
+    import check_model_card_example as card
+
+    assert card.main(["--model", str(tiny_dir), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "local/nv_embed_tiny" in printed and printed.count("[") == 3  # a 2 x 2 matrix
+    assert card.main(["--model", str(tiny_dir), "--device", "cpu", "--expect-card"]) == 1  # random weights
+    assert "MISMATCH" in capsys.readouterr().out
+
+
+def test_flop_count_of_the_full_model(golden_dir):
+    """Per token, the backbone's matmuls are 2 x its non-embedding parameters; attention adds 4 T H d per layer."""
+    cfg = NVEmbedConfig.from_json_file(golden_dir.parents[1] / "reference/nv_embed_v2_checkpoint/config.json")
+    text = cfg.text_config
+    backbone = text.num_hidden_layers * (4096 * 4096 * 2 + 2 * 4096 * 1024 + 3 * 4096 * 14336)
+    assert bm.flops_per_text(cfg, 1, 0) == 2 * backbone + text.num_hidden_layers * 4 * 4096
+    latent = 2 * (2 * 4096 * 32768) + 4 * 512 * 32768 + 2 * (4096 * 32768 + 16384 * 4096)
+    assert bm.flops_per_text(cfg, 1, 1) - bm.flops_per_text(cfg, 1, 0) == latent
+    assert bm.peak_bf16_flops("NVIDIA H100 80GB HBM3") == bm.peak_bf16_flops("NVIDIA H200") == 989.4e12
+    assert bm.peak_bf16_flops("NVIDIA H100 PCIe") == 756e12 and bm.peak_bf16_flops("cpu") is None
+
+
+def test_compare_paths_on_a_small_model(tiny_encoder, texts):
+    model = build_random_model(tiny_encoder.config)
+    rows, diffs = bm.compare_paths(
+        model, tiny_encoder.tokenizer, texts, max_length=512, ref_batch_size=3, reference_kernels=("eager", "sdpa_mask")
+    )
+    assert rows[0].name.startswith("ours") and len(rows) == 3
+    assert all(d <= 1e-5 for d in diffs.values())
+    assert rows[0].tokens == rows[1].tokens > 0
+    table = bm.format_table(rows, baseline=rows[-1])
+    assert table.count("\n") == 4 and "1.00x" in table
+
+
+@pytest.mark.parametrize("script", ["bench_encode.py", "gpu_check.py", "check_model_card_example.py"])
+def test_script_help(script):
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / script), "--help"], capture_output=True, text=True, check=True
+    )
+    assert "usage" in out.stdout
+    if script == "check_model_card_example.py":
+        assert "cannot run in this project's offline CI" in " ".join(out.stdout.split())
+
+
+def test_gpu_check_cpu_smoke(tmp_path, golden_dir, monkeypatch):
+    """The one-shot GPU script, end to end on a small shape, so the lead's single GPU run is known to work."""
+    import gpu_check
+
+    monkeypatch.setenv("OUT", str(tmp_path))
+    args = ["--cpu-smoke", "--n-texts", "4", "--long-tokens", "256", "--golden-cases", "4", "--assets", str(tmp_path)]
+    assert gpu_check.main(args) == 0
+    report = (tmp_path / "gpu_check.md").read_text()
+    assert report.count("| PASS |") == 2 and "FAIL" not in report
+    assert "ours" in report and "reference (eager" in report
