@@ -36,6 +36,9 @@ def _run(cfg) -> None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
+    from nvembed_eval.models.nvembed.distributed import init_from_env
+
+    init_from_env()  # several ranks under torchrun: encoding is split across them
     try:
         summary = run_evaluation(cfg, run_dir, overrides)
         if process_rank() != 0:

@@ -84,13 +84,14 @@ def _run_and_kill(args: list[str], tmp: Path, until, timeout: float = 300) -> No
     assert proc.returncode == -signal.SIGKILL
 
 
-def _task_scores(run_dir: Path) -> dict[str, dict]:
+def _task_scores(run_dir: Path) -> dict[str, str]:
+    """Every metric of every task, serialised so that NaN (mteb writes some for tiny corpora) compares equal."""
     from mteb import TaskResult
 
     out = {}
     for path in (run_dir / "results").glob("*.json"):
         result = TaskResult.from_disk(path)  # raises on a corrupt file
-        out[result.task_name] = result.scores
+        out[result.task_name] = json.dumps(result.scores, sort_keys=True)
     return out
 
 

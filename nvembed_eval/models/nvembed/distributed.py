@@ -79,3 +79,25 @@ def gather_rows(local_index: np.ndarray, local_rows: np.ndarray, n_total: int, c
             valid = r_index >= 0
             out[r_index[valid].cpu().numpy()] = r_rows[valid].cpu().numpy()
     return out
+
+
+def init_from_env() -> bool:
+    """Join the process group that torchrun (or submitit with several tasks per node) describes in the environment.
+
+    Returns True when this process is one of several ranks. NCCL on CUDA (each rank on its LOCAL_RANK GPU), gloo on
+    CPU. A no-op for a single process or an already initialised group.
+    """
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
+        return False
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group("nccl")
+        else:
+            dist.init_process_group("gloo")
+    return True

@@ -1,0 +1,47 @@
+"""`torchrun -m nvembed_eval` on CPU: two gloo ranks split the encoding; rank 0 writes results identical to one
+process, and the other rank writes nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from clirun import REPO, isolated_env, run_cli
+
+ARGS = ["model=nv_embed_tiny", "tasks=[NVEvalSmokeSTS,NVEvalSmokeRetrieval]", "cache=off"]
+
+
+def _scores(run_dir):
+    from mteb import TaskResult
+
+    # serialised, so that NaN metrics compare equal
+    return {p.stem: json.dumps(TaskResult.from_disk(p).scores, sort_keys=True) for p in (run_dir / "results").glob("*")}
+
+
+def test_two_ranks_match_one_process(tmp_path):
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    one = run_cli([*ARGS, f"output_dir={single}"], tmp_path)
+    assert one.returncode == 0, one.stderr[-2000:]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "nvembed_eval",
+            *ARGS,
+            f"output_dir={multi}",
+        ],
+        cwd=REPO,
+        env=isolated_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _scores(multi) == _scores(single)
+    assert proc.stdout.count("| NVEvalSmokeSTS") == 1  # only rank 0 prints and writes
