@@ -131,7 +131,15 @@ def build_encoder(cfg: DictConfig) -> TextEncoder:
 
     from nvembed_eval.cache import CachedEncoder
 
-    encoder = hydra.utils.instantiate(cfg.model, _convert_="all")
+    from hydra.errors import InstantiationException
+
+    try:
+        encoder = hydra.utils.instantiate(cfg.model, _convert_="all")
+    except InstantiationException as exc:
+        # Hydra wraps the adapter's own one-line error (bad knob value, missing checkpoint file); surface it.
+        if isinstance(exc.__cause__, NVEmbedEvalError):
+            raise exc.__cause__ from None
+        raise
     cache_cfg = cfg.cache
     return CachedEncoder(
         encoder,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,22 +17,24 @@ PUBLISHED_BY_MODEL = {
 }
 
 
-def published_scores(cfg: DictConfig, model_name: str) -> dict[str, float]:
-    """task -> published score (0-100) from `cfg.reference` (auto = by model name; a CSV path; null = none)."""
+def reference_table(cfg: DictConfig) -> Path | None:
+    """The published table to compare against: `cfg.reference` (a CSV path), or for `auto` the table shipped for
+    the model's name; None when there is none."""
     reference = cfg.get("reference", "auto")
     if reference in (None, "null", "none"):
-        return {}
+        return None
     if reference == "auto":
-        stem = PUBLISHED_BY_MODEL.get(model_name)
-        if stem is None:
-            return {}
-        path = Path(str(cfg.paths.published_dir)) / stem
-    else:
-        path = Path(str(reference))
-    if not path.exists():
-        return {}
-    with path.open(encoding="utf-8") as handle:
-        return {row["task"]: float(row["score"]) for row in csv.DictReader(handle)}
+        stem = PUBLISHED_BY_MODEL.get(str(cfg.model.get("name", "")))
+        return Path(str(cfg.paths.published_dir)) / stem if stem else None
+    return Path(str(reference))
+
+
+def published_scores(cfg: DictConfig) -> dict[str, float]:
+    """task -> published score (0-100) from the reference table, read by the scoring module's own reader."""
+    from nvembed_eval.scoring import load_scores
+
+    path = reference_table(cfg)
+    return load_scores(path).values if path is not None and path.exists() else {}
 
 
 def format_table(rows: list[list[str]], header: list[str]) -> str:
@@ -49,8 +50,7 @@ def format_table(rows: list[list[str]], header: list[str]) -> str:
 def print_run_table(summary: RunSummary, cfg: DictConfig) -> None:
     from nvembed_eval.scoring import task_score
 
-    model_name = str(cfg.model.get("name", ""))
-    published = published_scores(cfg, model_name)
+    published = published_scores(cfg)
     rows = []
     for outcome in summary.outcomes:
         spec = outcome.spec
@@ -76,14 +76,11 @@ def print_leaderboard(summary: RunSummary, cfg: DictConfig) -> None:
     from nvembed_eval.compare import compare, render_markdown, write_outputs
     from nvembed_eval.scoring import load_scores
 
-    reference = cfg.get("reference")
-    if reference in (None, "auto", "null", "none"):
-        stem = PUBLISHED_BY_MODEL.get(str(cfg.model.get("name", "")))
-        if stem is None:
-            return
-        reference = Path(str(cfg.paths.published_dir)) / stem
+    reference = reference_table(cfg)
+    if reference is None:
+        return
     benchmark = str(cfg.benchmark.get("name", "mteb_eng_v1"))
-    comparison = compare(load_scores(summary.run_dir), load_scores(Path(str(reference))), benchmark=benchmark)
+    comparison = compare(load_scores(summary.run_dir), load_scores(reference), benchmark=benchmark)
     print()
     print(render_markdown(comparison))
     for path in write_outputs(comparison, summary.run_dir / "compare"):

@@ -52,6 +52,8 @@ def _assert_clean_failure(result, run_dir: Path, *fragments: str) -> None:
         (["model.poolin=mean"], ["model.poolin", "max_seq_length"]),
         (["benchmark=mteb_eng"], ["mteb_eng", "mteb_eng_v1"]),
         (["dataset_revision=latest"], ["dataset_revision=latest", "card"]),
+        (["model=nv_embed_tiny", "model.pooling=max"], ["model.pooling", "latent", "mean", "last_token"]),
+        (["instructions=nv_embed_v3"], ["nv_embed_v3", "nv_embed_v2", "mteb_default"]),
     ],
 )
 def test_config_mistakes_fail_in_one_line(tmp_path, args, fragments):

@@ -38,7 +38,7 @@ class _Choice(str, Enum):
             close = difflib.get_close_matches(str(value), valid, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
-                f"<{key}={value!r}> is not one of {', '.join(valid)}{hint} Set {key} to one of them."
+                f"<{key}={value!r}> is not one of {', '.join(valid)}{hint}; set {key} to one of them."
             ) from None
 
 
