@@ -128,10 +128,9 @@ def attach_local_data(task: AbsTask, data_dir: Path) -> None:
 def build_encoder(cfg: DictConfig) -> TextEncoder:
     """Instantiate the model adapter from `cfg.model` and put the embedding cache in front of it."""
     import hydra.utils
+    from hydra.errors import InstantiationException
 
     from nvembed_eval.cache import CachedEncoder
-
-    from hydra.errors import InstantiationException
 
     try:
         encoder = hydra.utils.instantiate(cfg.model, _convert_="all")
