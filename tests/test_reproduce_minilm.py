@@ -103,32 +103,14 @@ def test_rerun_resumes_without_recomputing(minilm_run, tmp_path):
 
 def test_ci_gate_against_committed_baseline(minilm_run, tmp_path):
     """This project's own regression gate: the run must match results/baselines/minilm within 0.01 points."""
-    import subprocess
-    import sys
-
-    from clirun import REPO, isolated_env
+    from clirun import REPO
 
     out = tmp_path / "gate"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nvembed_eval.compare",
-            str(minilm_run[0]),
-            "--reference",
-            str(REPO / "results" / "baselines" / "minilm"),
-            "--tolerance",
-            "0.01",
-            "--two-sided",
-            "--out",
-            str(out),
-        ],
-        cwd=REPO,
-        env=isolated_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    baseline = REPO / "results" / "baselines" / "minilm"
+    proc = run_cli(
+        [str(minilm_run[0]), "--reference", str(baseline), "--tolerance", "0.01", "--two-sided", "--out", str(out)],
+        tmp_path,
+        module="nvembed_eval.compare",
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     junit = (out / "compare.junit.xml").read_text()

@@ -4,11 +4,9 @@ submitit launcher running jobs as separate processes."""
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 
 import pytest
-from clirun import REPO, isolated_env, run_cli
+from clirun import run_cli
 
 SMOKE_PAIR = "tasks=[NVEvalSmokeSTS,NVEvalSmokeClassification]"
 
@@ -47,15 +45,7 @@ def test_each_job_has_its_own_folder_and_config(pooling_sweep):
 def test_report_over_the_sweep_labels_rows_by_overrides(pooling_sweep):
     tmp, sweep_dir = pooling_sweep
     out = tmp / "report"
-    proc = subprocess.run(
-        [sys.executable, "-m", "nvembed_eval.report", str(sweep_dir), "--out", str(out)],
-        cwd=REPO,
-        env=isolated_env(tmp),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_cli([str(sweep_dir), "--out", str(out)], tmp, module="nvembed_eval.report")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = list(csv.DictReader((out / "report.csv").open()))
     labels = [row["run"] for row in rows]

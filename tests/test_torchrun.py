@@ -4,10 +4,8 @@ process, and the other rank writes nothing."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-from clirun import REPO, isolated_env, run_cli
+from clirun import run_cli
 
 ARGS = ["model=nv_embed_tiny", "tasks=[NVEvalSmokeSTS,NVEvalSmokeRetrieval]", "cache=off"]
 
@@ -23,24 +21,10 @@ def test_two_ranks_match_one_process(tmp_path):
     single, multi = tmp_path / "single", tmp_path / "multi"
     one = run_cli([*ARGS, f"output_dir={single}"], tmp_path)
     assert one.returncode == 0, one.stderr[-2000:]
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "nvembed_eval",
-            *ARGS,
-            f"output_dir={multi}",
-        ],
-        cwd=REPO,
-        env=isolated_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    proc = run_cli(
+        ["--nproc_per_node", "2", "-m", "nvembed_eval", *ARGS, f"output_dir={multi}"],
+        tmp_path,
+        module="torch.distributed.run",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _scores(multi) == _scores(single)
