@@ -1,48 +1,24 @@
 """Local task data: read `<data_dir>/<TaskName>/` (layout in docs/local_data.md) into mteb's own registered task.
 
 The task ends up as its own `load_data` would leave it after loading from the Hugging Face hub: same structure,
-then the task's own `dataset_transform`.
+then the task's own `dataset_transform`. One-file-per-split layouts are read here, the BEIR layout by local_data_beir.
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
 import json
-import math
-import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError, DataError
+from nvembed_eval.local_data_beir import _read_beir
+from nvembed_eval.local_data_rows import _BEIR, _DOC, Rows, _data_file, _layout, _rows
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
 
 __all__ = ["load_local_task_data"]
-
-_DOC = "see docs/local_data.md"
-_BEIR = ("Retrieval", "Reranking")
-_QRELS_HEADER = ["query-id", "corpus-id", "score"]
-
-Rows = list[tuple[int, dict[str, Any]]]  # (1-based line number, checked row)
-
-# Row schema per file kind: key -> (check, required). Keys are the files' keys, not mteb's column names.
-_SCHEMAS: dict[str, dict[str, tuple[str, bool]]] = {
-    "corpus": {"_id": ("id", True), "title": ("str", False), "text": ("str", True)},
-    "queries": {"_id": ("id", True), "text": ("str", True)},
-    "top_ranked": {"query-id": ("id", True), "corpus-ids": ("id_list", True)},
-    "STS": {"sentence1": ("str", True), "sentence2": ("str", True), "score": ("num", True)},
-    "Classification": {"text": ("str", True), "label": ("label", True), "label_text": ("str", False)},
-    "PairClassification": {"sentence1": ("str", True), "sentence2": ("str", True), "label": ("binary", True)},
-    "Clustering": {"sentences": ("str_list", True), "labels": ("label_list", True)},
-    "Summarization": {
-        "text": ("str", True),
-        "human_summaries": ("str_list", True),
-        "machine_summaries": ("str_list", True),
-        "relevance": ("num_list", True),
-    },
-}
 
 
 def load_local_task_data(
@@ -178,106 +154,6 @@ def _required_splits(task: AbsTask, splits: list[str]) -> list[str]:
     return splits
 
 
-def _layout(kind: str, folder: Path, splits: list[str]) -> str:
-    """The files a task folder must hold, for error messages."""
-    if kind in _BEIR:
-        files = ["corpus.jsonl.gz", "queries.jsonl.gz", *(f"qrels/{s}.tsv" for s in splits)]
-        files += [f"top_ranked/{s}.jsonl.gz" for s in splits] if kind == "Reranking" else []
-        extra = " + top_ranked" if kind == "Reranking" else ""
-        return f"{folder}/{{{','.join(files)}}} (BEIR layout{extra}, {_DOC})"
-    names = ",".join(f"{s}.jsonl.gz" for s in splits)
-    labels = " + optional labels.json" if kind == "Classification" else ""
-    return f"{folder}/{{{names}}}{labels} ({kind} rows {_schema(kind)}, {_DOC})"
-
-
-def _schema(kind: str) -> str:
-    return "{" + ", ".join(k if required else k + "?" for k, (_, required) in _SCHEMAS[kind].items()) + "}"
-
-
-def _data_file(folder: Path, stem: str) -> Path | None:
-    """`<stem>.jsonl.gz` or `<stem>.jsonl`, whichever exists."""
-    gz, plain = folder / f"{stem}.jsonl.gz", folder / f"{stem}.jsonl"
-    if gz.is_file() and plain.is_file():
-        raise DataError(f"both {gz} and {plain} exist; keep only one of them")
-    return gz if gz.is_file() else plain if plain.is_file() else None
-
-
-# ---------------------------------------------------------------- reading and checking rows
-
-
-def _rows(path: Path, kind: str) -> Rows:
-    """Every line of a JSON Lines file, checked against the kind's schema; ids become strings as mteb casts them."""
-    rows = []
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                rows.append((lineno, _check_row(f"{path}:{lineno}", line, kind)))
-    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:
-        gz = " (gzip)" if path.suffix == ".gz" else ""
-        raise DataError(f"{path}: cannot be read as UTF-8 JSON Lines{gz}: {e}") from None
-    if not rows:
-        raise DataError(f"{path}: the file is empty (no rows); add rows or remove it ({_DOC})")
-    return rows
-
-
-def _check_row(where: str, line: str, kind: str) -> dict[str, Any]:
-    if not line.strip():
-        raise DataError(f"{where}: empty line; JSON Lines needs one JSON object per line ({_DOC})")
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{where}: not valid JSON ({e.msg}, column {e.colno}); rows are {_schema(kind)}") from None
-    if not isinstance(row, dict):
-        raise DataError(f"{where}: expected a JSON object {_schema(kind)}, got {type(row).__name__}")
-    checked = {}
-    for key, (check, required) in _SCHEMAS[kind].items():
-        if key not in row:
-            if required:
-                raise DataError(f"{where}: missing key {key!r}; {kind} rows are {_schema(kind)} ({_DOC})")
-            continue
-        value, expected = _check_value(check, row[key])
-        if expected:
-            got = json.dumps(row[key])
-            got = got if len(got) <= 60 else got[:57] + "..."
-            raise DataError(f"{where}: key {key!r} must be {expected}, got {got}; {kind} rows are {_schema(kind)}")
-        checked[key] = value
-    return checked
-
-
-def _check_value(check: str, v: Any) -> tuple[Any, str | None]:
-    """(the value as stored, None) when `v` passes `check`, else (v, what it must be)."""
-
-    def is_num(x: Any) -> bool:
-        return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-    def is_label(x: Any) -> bool:
-        return isinstance(x, str) or (isinstance(x, int) and not isinstance(x, bool))
-
-    def as_id(x: Any) -> str | None:
-        return x if isinstance(x, str) and x else str(x) if type(x) is int else None
-
-    is_list = isinstance(v, list) and len(v) > 0
-    if check == "str":
-        return v, None if isinstance(v, str) else "a string"
-    if check == "num":
-        return (float(v), None) if is_num(v) else (v, "a finite number")
-    if check == "label":
-        return v, None if is_label(v) else "an integer or string label"
-    if check == "binary":
-        return v, None if type(v) is int and v in (0, 1) else "the integer 0 or 1"
-    if check == "id":
-        return (as_id(v), None) if as_id(v) is not None else (v, "a non-empty string id")
-    if check == "id_list":
-        ok = is_list and all(as_id(x) is not None for x in v)
-        return ([as_id(x) for x in v], None) if ok else (v, "a non-empty list of string ids")
-    if check == "str_list":
-        return v, None if is_list and all(isinstance(x, str) for x in v) else "a non-empty list of strings"
-    if check == "label_list":
-        return v, None if is_list and all(is_label(x) for x in v) else "a non-empty list of integer or string labels"
-    ok = is_list and all(is_num(x) for x in v)  # num_list
-    return ([float(x) for x in v], None) if ok else (v, "a non-empty list of finite numbers")
-
-
 # ---------------------------------------------------------------- one file per split
 
 
@@ -408,100 +284,3 @@ def _local_dataset_dict() -> type:
             return LocalDatasetDict(super().rename_columns(todo)) if todo else self
 
     return LocalDatasetDict
-
-
-# ---------------------------------------------------------------- retrieval and reranking (BEIR layout)
-
-
-def _read_beir(folder: Path, splits: list[str], kind: str) -> dict[str, dict[str, Any]]:
-    """{split: RetrievalSplitData} as mteb's RetrievalDatasetLoader builds it: corpus (id, title, text), the
-    queries the split's qrels name (id, text; file order), relevant_docs {qid: {docid: int}}, top_ranked or None."""
-    from datasets import Dataset
-
-    layout = _layout(kind, folder, splits)
-    paths = {stem: _data_file(folder, stem) for stem in ("corpus", "queries")}
-    for stem, path in paths.items():  # every file must exist before the (possibly large) corpus is read
-        if path is None:
-            raise DataError(f"missing {stem} file {folder / stem}.jsonl.gz: expected {layout}")
-    for s in splits:
-        if not (folder / "qrels" / f"{s}.tsv").is_file():
-            raise DataError(f"missing split file {folder / 'qrels' / s}.tsv: expected {layout}")
-        if kind == "Reranking" and _data_file(folder / "top_ranked", s) is None:
-            raise DataError(f"missing split file {folder / 'top_ranked' / s}.jsonl.gz: expected {layout}")
-    corpus_path, queries_path = paths["corpus"], paths["queries"]
-
-    docs = _unique_ids(corpus_path, _rows(corpus_path, "corpus"))
-    corpus = Dataset.from_dict(
-        {
-            "id": list(docs),
-            "title": [d.get("title", "") for d in docs.values()],
-            "text": [d["text"] for d in docs.values()],
-        }
-    )
-    queries = _unique_ids(queries_path, _rows(queries_path, "queries"))
-    out = {}
-    for s in splits:
-        qrels = _read_qrels(folder / "qrels" / f"{s}.tsv", docs, queries, corpus_path, queries_path)
-        top_path = _data_file(folder / "top_ranked", s)
-        top_ranked = _read_top_ranked(top_path, docs, qrels, corpus_path) if top_path else None
-        kept = [q for q in queries if q in qrels]
-        split_queries = Dataset.from_dict({"id": kept, "text": [queries[q]["text"] for q in kept]})
-        out[s] = {"corpus": corpus, "queries": split_queries, "relevant_docs": qrels, "top_ranked": top_ranked}
-    return out
-
-
-def _unique_ids(path: Path, rows: Rows) -> dict[str, dict[str, Any]]:
-    """Rows by `_id`, in file order."""
-    by_id: dict[str, dict[str, Any]] = {}
-    line_of: dict[str, int] = {}
-    for lineno, row in rows:
-        if row["_id"] in by_id:
-            raise DataError(f"{path}:{lineno}: duplicate _id {row['_id']!r} (first on line {line_of[row['_id']]})")
-        by_id[row["_id"]], line_of[row["_id"]] = row, lineno
-    return by_id
-
-
-def _read_qrels(path: Path, docs: dict, queries: dict, corpus_path: Path, queries_path: Path) -> dict[str, dict]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot be read as UTF-8 text: {e}") from None
-    qrels: dict[str, dict[str, int]] = {}
-    for lineno, line in enumerate(lines, 1):
-        fields = line.split("\t")
-        if lineno == 1 and fields == _QRELS_HEADER:
-            continue
-        where = f"{path}:{lineno}"
-        if len(fields) != 3:
-            raise DataError(f"{where}: expected 3 tab-separated fields query-id, corpus-id, score; got {len(fields)}")
-        qid, did, score = fields
-        try:
-            value = int(score)
-        except ValueError:
-            raise DataError(f"{where}: score {score!r} is not an integer (query-id, corpus-id, score)") from None
-        if qid not in queries:
-            raise DataError(f"{where}: query-id {qid!r} is not in {queries_path}; add the query or drop the line")
-        if did not in docs:
-            raise DataError(f"{where}: corpus-id {did!r} is not in {corpus_path}; add the document or drop the line")
-        qrels.setdefault(qid, {})[did] = value  # a repeated pair keeps its last score, as mteb's loader does
-    if not qrels:
-        raise DataError(f"{path}: the split is empty (no relevance judgements); add query-id/corpus-id/score lines")
-    return qrels
-
-
-def _read_top_ranked(path: Path, docs: dict, qrels: dict, corpus_path: Path) -> dict[str, list[str]]:
-    top_ranked: dict[str, list[str]] = {}
-    for lineno, row in _rows(path, "top_ranked"):
-        qid, where = row["query-id"], f"{path}:{lineno}"
-        if qid not in qrels:
-            raise DataError(f"{where}: query-id {qid!r} has no qrels in this split; drop the line or add qrels")
-        if qid in top_ranked:
-            raise DataError(f"{where}: duplicate query-id {qid!r}; give one line per query")
-        unknown = next((d for d in row["corpus-ids"] if d not in docs), None)
-        if unknown is not None:
-            raise DataError(f"{where}: corpus-id {unknown!r} is not in {corpus_path}")
-        top_ranked[qid] = row["corpus-ids"]
-    lacking = next((q for q in qrels if q not in top_ranked), None)
-    if lacking is not None:
-        raise DataError(f"{path}: query-id {lacking!r} has qrels but no candidate list; add a line for it")
-    return top_ranked

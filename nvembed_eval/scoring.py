@@ -1,6 +1,7 @@
-"""Leaderboard math of the 2024 MTEB(eng, v1) leaderboard over any results folder or published score table.
+"""Reading leaderboard scores from any results folder or published score table into a ScoreSet.
 
-Scores are read from mteb's own TaskResult JSONs (only keys are selected; no metric is recomputed).
+Scores are read from mteb's own TaskResult JSONs (only keys are selected; no metric is recomputed); the leaderboard
+math is in nvembed_eval.leaderboard and re-exported here.
 """
 
 from __future__ import annotations
@@ -9,28 +10,24 @@ import csv
 import json
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import NVEmbedEvalError, ResultsError
+from nvembed_eval.leaderboard import DEFAULT_BENCHMARK as DEFAULT_BENCHMARK
+from nvembed_eval.leaderboard import LEADERBOARD_TYPES as LEADERBOARD_TYPES
+from nvembed_eval.leaderboard import Aggregate as Aggregate
+from nvembed_eval.leaderboard import Leaderboard as Leaderboard
+from nvembed_eval.leaderboard import benchmark_leaderboard as benchmark_leaderboard
+from nvembed_eval.leaderboard import format_leaderboard as format_leaderboard
+from nvembed_eval.leaderboard import leaderboard as leaderboard
 
 if TYPE_CHECKING:
     from mteb import TaskResult
 
     from nvembed_eval.tasks import TaskSpec
-
-DEFAULT_BENCHMARK = "mteb_eng_v1"
-LEADERBOARD_TYPES = (
-    "Classification",
-    "Clustering",
-    "PairClassification",
-    "Reranking",
-    "Retrieval",
-    "STS",
-    "Summarization",
-)
 
 # Leaderboard metric key as mteb 2.26 writes it -> every name the same number has in older results and tables.
 # cos_sim_ap: mteb < 1.12.48 name of cosine AP (the v1 leaderboard's pair-classification metric, not max_ap).
@@ -355,97 +352,3 @@ def _table_spec(name: str, where: str) -> TaskSpec:
         close = difflib.get_close_matches(name, list(list_task_specs()), n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise ResultsError(f"{where}: unknown task '{name}'; {hint}use mteb task names") from None
-
-
-# ------------------------------------------------------------------------------------------------ leaderboard
-
-
-@dataclass(frozen=True)
-class Aggregate:
-    """A mean over the tasks of a group that are present, with its coverage."""
-
-    name: str
-    covered: int
-    total: int
-    mean: float | None
-
-    @property
-    def complete(self) -> bool:
-        return self.total > 0 and self.covered == self.total
-
-    def coverage(self) -> str:
-        """Coverage text: "56 tasks" when complete, "12/56 tasks, partial" when not, "0/56 tasks" when empty."""
-        if self.complete:
-            return f"{self.total} task{'s' if self.total != 1 else ''}"
-        suffix = ", partial" if self.covered else ""
-        return f"{self.covered}/{self.total} tasks{suffix}"
-
-    def label(self) -> str:
-        """Label, e.g. "Average (56 tasks)" or "Average (12/56 tasks, partial)": never a bare full-benchmark label."""
-        return f"{self.name} ({self.coverage()})"
-
-    def value_text(self) -> str:
-        return "n/a" if self.mean is None else f"{self.mean:.2f}"
-
-    def __str__(self) -> str:
-        return f"{self.label()}: {self.value_text()}"
-
-
-@dataclass(frozen=True)
-class Leaderboard:
-    """Average over all benchmark tasks (plain mean, not a mean of type means) and per-type means."""
-
-    benchmark: str
-    average: Aggregate
-    by_type: dict[str, Aggregate]
-    missing: tuple[str, ...]
-
-    def aggregates(self) -> list[Aggregate]:
-        return [self.average, *self.by_type.values()]
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def leaderboard(
-    scores: Mapping[str, float],
-    tasks: Sequence[str],
-    types: Mapping[str, str],
-    benchmark: str = DEFAULT_BENCHMARK,
-) -> Leaderboard:
-    """Leaderboard numbers of one set of scores.
-
-    Args:
-        scores: task name -> score (0-100); tasks outside `tasks` are ignored.
-        tasks: the benchmark's tasks (the denominators).
-        types: task name -> task type, for every name in `tasks`.
-        benchmark: name for display.
-
-    Returns:
-        The Leaderboard; groups without every task are marked partial by their Aggregate.
-    """
-    present = [t for t in tasks if t in scores]
-    average = Aggregate("Average", len(present), len(tasks), _mean([scores[t] for t in present]))
-    order = [t for t in LEADERBOARD_TYPES if any(types[x] == t for x in tasks)]
-    order += sorted({types[x] for x in tasks} - set(order))
-    by_type = {}
-    for kind in order:
-        members = [t for t in tasks if types[t] == kind]
-        got = [scores[t] for t in members if t in scores]
-        by_type[kind] = Aggregate(kind, len(got), len(members), _mean(got))
-    return Leaderboard(benchmark, average, by_type, tuple(t for t in tasks if t not in scores))
-
-
-def benchmark_leaderboard(scores: Mapping[str, float], benchmark: str = DEFAULT_BENCHMARK) -> Leaderboard:
-    """`leaderboard` over the tasks of `conf/benchmark/<benchmark>.yaml`, types from their task YAMLs."""
-    from nvembed_eval.tasks import benchmark_tasks, load_task_spec
-
-    tasks = benchmark_tasks(benchmark)
-    types = {t: load_task_spec(t).type for t in tasks}
-    return leaderboard(scores, tasks, types, benchmark)
-
-
-def format_leaderboard(board: Leaderboard) -> str:
-    """One line per aggregate, e.g. "Average (56 tasks): 72.31" or "Retrieval (3/15 tasks, partial): 55.10"."""
-    return "\n".join(str(agg) for agg in board.aggregates())
