@@ -54,6 +54,18 @@ def run_cli(args: list[str], tmp: Path, *, module: str = "nvembed_eval", timeout
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def start_cli(args: list[str], tmp: Path, *, stderr: int = subprocess.DEVNULL) -> subprocess.Popen:
+    """Start the CLI without waiting (for kill and concurrency tests); stdout is discarded."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "nvembed_eval", *args],
+        cwd=REPO,
+        env=isolated_env(tmp),
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+    )
+
+
 def load_run(run_dir: Path) -> dict:
     return json.loads((run_dir / "run.json").read_text())
 

@@ -8,12 +8,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from clirun import DATA, REPO, isolated_env, main_scores, run_cli
+from clirun import DATA, main_scores, run_cli, start_cli
 
 SHARD = 32
 
@@ -65,13 +64,7 @@ def _shards(cache: Path) -> list[Path]:
 
 def _run_and_kill(args: list[str], tmp: Path, until, timeout: float = 300) -> None:
     """Start the CLI, SIGKILL it as soon as `until()` is true (polled every 20 ms)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nvembed_eval", *args],
-        cwd=REPO,
-        env=isolated_env(tmp),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_cli(args, tmp)
     deadline = time.monotonic() + timeout
     try:
         while not until():
@@ -138,14 +131,7 @@ def test_second_writer_to_the_same_folder_is_refused(reference, tmp_path):
     data = reference[0]
     run_dir = tmp_path / "run"
     args = [*_args(data, run_dir, tmp_path / "cache"), "cache=off"]
-    first = subprocess.Popen(
-        [sys.executable, "-m", "nvembed_eval", *args],
-        cwd=REPO,
-        env=isolated_env(tmp_path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = start_cli(args, tmp_path, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
         while not (run_dir / "run.json").exists():
