@@ -8,7 +8,8 @@ embeds them, (title + " " + text).strip(), in file order.
 
 Examples:
     python scripts/bench_encode.py                       # CPU, small shape (hidden 256, 4 layers), fp32
-    python scripts/bench_encode.py --full-size --n-texts 1024 --reference eager,sdpa_mask   # GPU, 7B shape, bf16
+    python scripts/bench_encode.py --full-size --n-texts 1024 --reference eager,sdpa_mask \\
+        --variants sdpa,sdpa+compile,varlen,varlen+compile                 # GPU, 7B shape, bf16
 """
 
 from __future__ import annotations
@@ -63,7 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token-budget", type=int, default=None, help="ours: padded tokens per batch")
     parser.add_argument("--ref-batch-size", type=int, default=16, help="reference-style: fixed texts per batch")
     parser.add_argument("--reference", default="eager", help="comma list of eager, sdpa_mask (default eager)")
-    parser.add_argument("--flash", action="store_true", help="also time flash_attention_2 (needs flash-attn, CUDA)")
+    parser.add_argument(
+        "--variants",
+        default="sdpa",
+        help="ours, comma list of <attn_implementation>[+compile]: sdpa, varlen, flash_attention_2 (CUDA), eager, "
+        "each optionally +compile (default sdpa)",
+    )
     parser.add_argument("--max-length", type=int, default=32768)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
@@ -90,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         ref_batch_size=args.ref_batch_size,
         token_budget=args.token_budget,
-        flash=args.flash,
+        variants=args.variants.split(","),
         reference_kernels=args.reference.split(","),
     )
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'}"

@@ -124,7 +124,7 @@ def test_non_finite_embedding_names_the_input(tiny_encoder, texts, monkeypatch):
     ("kwargs", "pattern"),
     [
         ({"pooling": "avg"}, r"<model.pooling='avg'> is not one of latent, mean, last_token"),
-        ({"attn_implementation": "flash"}, r"is not one of sdpa, eager, flash_attention_2"),
+        ({"attn_implementation": "flash"}, r"is not one of sdpa, eager, flash_attention_2, varlen"),
         ({"dtype": "float8"}, r"<model.dtype='float8'> is not one of auto, float32, bfloat16, float16"),
         ({"max_length": 0}, r"<model.max_length=0> must be a positive integer"),
         ({"token_budget": -5}, r"<model.token_budget=-5> must be a positive integer"),
@@ -132,6 +132,8 @@ def test_non_finite_embedding_names_the_input(tiny_encoder, texts, monkeypatch):
         ({"device": "cuda:0"}, r"CUDA is not available here"),
         ({"device": "tpu!"}, r"is not a torch device"),
         ({"attn_implementation": "flash_attention_2"}, r"needs a CUDA device"),
+        ({"attn_implementation": "varlen"}, r"<model.attn_implementation=varlen> needs a CUDA device"),
+        ({"compile": "yes"}, r"<model.compile='yes'> must be true or false"),
     ],
 )
 def test_bad_knob_values(tiny_dir, kwargs, pattern):

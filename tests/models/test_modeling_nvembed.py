@@ -137,6 +137,16 @@ def test_kernels_agree_and_padding_is_invisible():
     torch.testing.assert_close(sdpa, wider, atol=1e-6, rtol=0)
 
 
+def assert_packed_kernel_matches_padded(attn_implementation: str, ids, am, pm) -> None:
+    """Every pooling, bidirectional and causal: the packed kernel's embeddings equal padded SDPA's."""
+    for pooling in Pooling:
+        for bidirectional in (True, False):
+            cfg = small_config(pooling=pooling, bidirectional=bidirectional)
+            padded = run(cfg, ids, am, pm).embeddings
+            packed = run(dataclasses.replace(cfg, attn_implementation=attn_implementation), ids, am, pm).embeddings
+            torch.testing.assert_close(packed, padded, atol=1e-6, rtol=0)
+
+
 def test_packed_layout_matches_padded(monkeypatch):
     """The flash-attn varlen layout (packed real tokens, cu_seqlens), driven by a pure-torch varlen kernel on CPU."""
 
@@ -151,16 +161,72 @@ def test_packed_layout_matches_padded(monkeypatch):
 
     monkeypatch.setitem(mn.ATTENTION_KERNELS, AttnImplementation.FLASH_ATTENTION_2, varlen_reference)
     ids, am, pm = batch()
-    for pooling in Pooling:
-        for bidirectional in (True, False):
-            cfg = small_config(pooling=pooling, bidirectional=bidirectional)
-            padded = run(cfg, ids, am, pm).embeddings
-            packed = run(dataclasses.replace(cfg, attn_implementation="flash_attention_2"), ids, am, pm).embeddings
-            torch.testing.assert_close(packed, padded, atol=1e-6, rtol=0)
+    assert_packed_kernel_matches_padded("flash_attention_2", ids, am, pm)
     model = build_random_model(small_config(attn_implementation="flash_attention_2"))
     with torch.inference_mode():
         hidden = model.last_hidden_state(ids, am)
     assert hidden[~am.bool()].abs().max() == 0
+
+
+def varlen_attn_stand_in(with_gqa_flag: bool):
+    """torch.nn.attention.varlen.varlen_attn's contract in plain torch, for CPU: packed (N, H, d) inputs, per-sequence
+    attention over cu_seq_q / cu_seq_k. Without the flag (torch < 2.12) it refuses fewer KV heads than query heads."""
+
+    def attend(q, k, v, cu_q, cu_k, max_q, max_k, *, window_size=(-1, -1), enable_gqa=False):
+        assert (q.shape[1] == k.shape[1]) or enable_gqa, "query and KV head counts differ without enable_gqa"
+        assert int((cu_q[1:] - cu_q[:-1]).max()) == max_q and int((cu_k[1:] - cu_k[:-1]).max()) == max_k
+        out = torch.empty_like(q)
+        for (q0, q1), (k0, k1) in zip(
+            itertools.pairwise(cu_q.tolist()), itertools.pairwise(cu_k.tolist()), strict=True
+        ):
+            qs, ks, vs = (t.transpose(0, 1) for t in (q[q0:q1], k[k0:k1], v[k0:k1]))  # (H, n, d)
+            ks, vs = (t.repeat_interleave(qs.shape[0] // t.shape[0], dim=0) for t in (ks, vs))
+            causal = tuple(window_size) == (-1, 0)
+            out[q0:q1] = F.scaled_dot_product_attention(qs, ks, vs, is_causal=causal).transpose(0, 1)
+        return out
+
+    if with_gqa_flag:
+        return attend
+
+    def attend_without_flag(q, k, v, cu_q, cu_k, max_q, max_k, *, window_size=(-1, -1)):
+        return attend(q, k, v, cu_q, cu_k, max_q, max_k, window_size=window_size)
+
+    return attend_without_flag
+
+
+@pytest.mark.parametrize("with_gqa_flag", [True, False], ids=["torch>=2.12", "torch2.10-2.11"])
+def test_torch_varlen_kernel_matches_padded(monkeypatch, with_gqa_flag):
+    """attn_implementation=varlen (packed tokens, torch's varlen_attn) equals the padded SDPA path, with GQA passed
+    as a flag or, on torch without it, folded into the query rows."""
+    import torch.nn.attention.varlen as varlen
+
+    monkeypatch.setattr(varlen, "varlen_attn", varlen_attn_stand_in(with_gqa_flag))
+    mn._varlen_attn_parameters.cache_clear()
+    try:
+        assert_packed_kernel_matches_padded("varlen", *batch())
+    finally:
+        mn._varlen_attn_parameters.cache_clear()
+
+
+def test_fused_projections_match_the_separate_linears():
+    """q/k/v and gate/up as single GEMMs give the same embeddings; the weights are stored once (the separate
+    Linears become views of the stack) and the state dict keeps the checkpoint's keys."""
+    cfg = small_config()
+    model = build_random_model(cfg)
+    keys = set(model.state_dict())
+    ids, am, pm = batch()
+    with torch.inference_mode():
+        separate = model(ids, am, pm).embeddings
+        fused = model.fuse_projections()(ids, am, pm).embeddings
+        again = model.fuse_projections(enabled=False)(ids, am, pm).embeddings
+    torch.testing.assert_close(fused, separate, atol=1e-6, rtol=0)
+    torch.testing.assert_close(again, separate, atol=0, rtol=0)
+    assert set(model.state_dict()) == keys
+    attn, mlp = model.embedding_model.layers[0].self_attn, model.embedding_model.layers[0].mlp
+    assert attn.q_proj.weight.data_ptr() == attn.qkv_weight.data_ptr()
+    assert attn.v_proj.weight.untyped_storage().data_ptr() == attn.qkv_weight.untyped_storage().data_ptr()
+    assert mlp.up_proj.weight.untyped_storage().data_ptr() == mlp.gate_up_weight.untyped_storage().data_ptr()
+    assert attn.qkv_weight.shape == (4 * 8 + 2 * 2 * 8, 32) and mlp.gate_up_weight.shape == (2 * 64, 32)
 
 
 def test_token_chunking_changes_nothing(monkeypatch):

@@ -62,13 +62,23 @@ def test_flop_count_of_the_full_model(golden_dir):
 def test_compare_paths_on_a_small_model(tiny_encoder, texts):
     model = build_random_model(tiny_encoder.config)
     rows, diffs = bm.compare_paths(
-        model, tiny_encoder.tokenizer, texts, max_length=512, ref_batch_size=3, reference_kernels=("eager", "sdpa_mask")
+        model,
+        tiny_encoder.tokenizer,
+        texts,
+        max_length=512,
+        ref_batch_size=3,
+        variants=("sdpa", "eager"),
+        reference_kernels=("eager", "sdpa_mask"),
     )
-    assert rows[0].name.startswith("ours") and len(rows) == 3
-    assert all(d <= 1e-5 for d in diffs.values())
-    assert rows[0].tokens == rows[1].tokens > 0
+    assert [r.name.split(" (")[0] for r in rows] == ["ours", "ours", "reference", "reference"]
+    assert rows[1].name.startswith("ours (eager, sorted, token budget 16384)")
+    assert len(diffs) == 3 and all(d <= 1e-5 for d in diffs.values())
+    assert rows[0].tokens == rows[2].tokens > 0
     table = bm.format_table(rows, baseline=rows[-1])
-    assert table.count("\n") == 4 and "1.00x" in table
+    assert table.count("\n") == 5 and "1.00x" in table
+    with pytest.raises(ValueError, match="expected <attn_implementation>"):
+        bm.parse_variant("sdpa+fast")
+    assert bm.parse_variant("varlen+compile") == ("varlen", True)
 
 
 @pytest.mark.parametrize("script", ["bench_encode.py", "gpu_check.py", "check_model_card_example.py"])

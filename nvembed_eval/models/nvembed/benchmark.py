@@ -101,6 +101,23 @@ def materialised_mask_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, la
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2)
 
 
+@contextlib.contextmanager
+def as_reference(model: NVEmbedModel) -> Iterator[NVEmbedModel]:
+    """Run `model` as NVIDIA's code does for the duration: separate q/k/v and gate/up GEMMs, eager (uncompiled)
+    layers. Restores the model's own settings afterwards."""
+    from .modeling_nvembed import run_layer
+
+    backbone = model.embedding_model
+    fused, compiled = backbone.layers[0].self_attn.use_fused, backbone.run_layer
+    model.fuse_projections(enabled=False)
+    backbone.run_layer = run_layer
+    try:
+        yield model
+    finally:
+        backbone.run_layer = compiled
+        model.fuse_projections(enabled=fused)
+
+
 def reference_style_encode(
     model: NVEmbedModel,
     tokenizer: NVEmbedTokenizer,
@@ -120,7 +137,7 @@ def reference_style_encode(
 
     device = next(model.parameters()).device
     out = []
-    with torch.inference_mode():
+    with torch.inference_mode(), as_reference(model):
         for start in range(0, len(texts), batch_size):
             batch = tokenizer(texts[start : start + batch_size], prefix, max_length)
             ids, am, pm = (
@@ -203,6 +220,14 @@ def workload(config: NVEmbedConfig, tokenizer: NVEmbedTokenizer, texts, prefix: 
 REFERENCE_KERNELS = {"eager": "reference (eager, padded, input order)", "sdpa_mask": "reference (sdpa + 4D mask)"}
 
 
+def parse_variant(variant: str) -> tuple[str, bool]:
+    """ "sdpa", "varlen+compile", ... -> (attn_implementation, compile)."""
+    attn, _, extra = variant.partition("+")
+    if extra not in ("", "compile"):
+        raise ValueError(f"benchmark variant {variant!r}: expected <attn_implementation>[+compile]")
+    return attn, extra == "compile"
+
+
 def compare_paths(
     model: NVEmbedModel,
     tokenizer: NVEmbedTokenizer,
@@ -213,14 +238,21 @@ def compare_paths(
     batch_size: int = 1024,
     ref_batch_size: int = 16,
     token_budget: int | None = None,
-    flash: bool = False,
+    variants: Sequence[str] = ("sdpa",),
     reference_kernels: Sequence[str] = ("eager",),
     warmup: int = 8,
 ) -> tuple[list[BenchResult], dict[str, float]]:
-    """Encode `texts` with this implementation (sdpa, and flash-attn if asked) and the reference-style path(s).
+    """Encode `texts` with each variant of this implementation and with the reference-style path(s).
+
+    Args:
+        variants: "<attn_implementation>[+compile]" each, e.g. "sdpa", "varlen", "sdpa+compile". The first is the
+            baseline of the returned differences. A compiled variant gets one untimed pass over all of `texts` first,
+            so compilation (one per new shape class) is not timed.
+        reference_kernels: "eager" and/or "sdpa_mask" (REFERENCE_KERNELS).
 
     Returns:
-        The result rows (ours first) and the max abs difference of each other row's embeddings to ours.
+        The result rows (variants in order, then references) and the max abs difference of each other row's
+        embeddings to the first row's.
     """
     import torch
 
@@ -230,6 +262,7 @@ def compare_paths(
     peak = peak_bf16_flops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
     encoder = NVEmbedEncoder.from_model(model, tokenizer, max_length=max_length, token_budget=token_budget)
     tokens, flops = workload(model.config, tokenizer, texts, prefix, max_length)
+    budget = encoder.token_budget
 
     def ours(subset: Sequence[str]) -> np.ndarray:
         return encoder.encode(subset, prefix=prefix, batch_size=batch_size)
@@ -240,23 +273,27 @@ def compare_paths(
             prefix=prefix, max_length=max_length, batch_size=ref_batch_size, kernel=kernel,
         )  # fmt: skip
 
-    paths = [("ours (sdpa, sorted, token budget)", "sdpa", ours)]
-    if flash:
-        paths.append(("ours (flash-attn varlen)", "flash_attention_2", ours))
+    paths = []  # (row name, attn_implementation, compile, run)
+    for variant in variants:
+        attn, compiled = parse_variant(variant)
+        label = f"ours ({attn}{', compiled' if compiled else ''}, sorted, token budget {budget})"
+        paths.append((label, attn, compiled, ours))
     kernels = {"eager": None, "sdpa_mask": materialised_mask_sdpa}
-    paths += [(REFERENCE_KERNELS[key], "sdpa", reference(kernels[key])) for key in reference_kernels]
+    paths += [(REFERENCE_KERNELS[key], "sdpa", False, reference(kernels[key])) for key in reference_kernels]
 
     rows, outputs = [], []
-    for name, attn, run in paths:
+    for name, attn, compiled, run in paths:
         with_attention(model, attn)
+        model.compile_layers(enabled=compiled)
         if warmup:
-            run(list(texts[:warmup]))
+            run(list(texts) if compiled else list(texts[:warmup]))
         row, out = measure(
             name, lambda run=run: run(texts), device=device, n_texts=len(texts), tokens=tokens, flops=flops, peak=peak
         )
         rows.append(row)
         outputs.append(out)
     with_attention(model, "sdpa")
+    model.compile_layers(enabled=False)
     diffs = {row.name: max_abs_diff(outputs[0], out) for row, out in zip(rows[1:], outputs[1:], strict=True)}
     return rows, diffs
 

@@ -56,6 +56,12 @@ class AttnImplementation(_Choice):
     SDPA = "sdpa"  # torch scaled_dot_product_attention with a key-padding mask
     EAGER = "eager"  # explicit QK^T, full additive mask, fp32 softmax: the reference-style path
     FLASH_ATTENTION_2 = "flash_attention_2"  # flash-attn varlen on unpadded tokens (CUDA + flash-attn only)
+    VARLEN = "varlen"  # torch's own varlen_attn on unpadded tokens (CUDA, torch >= 2.10; no extra package)
+
+    @property
+    def packed(self) -> bool:
+        """True when the kernel takes unpadded, packed tokens (cu_seqlens) instead of a padded batch."""
+        return self in (AttnImplementation.FLASH_ATTENTION_2, AttnImplementation.VARLEN)
 
 
 def _pick(cls: type, data: dict[str, Any]) -> dict[str, Any]:

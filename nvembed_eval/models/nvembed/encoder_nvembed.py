@@ -75,7 +75,10 @@ class NVEmbedEncoder:
         pooling: latent (NV-Embed), mean or last_token (ablations).
         mask_instruction: Exclude the instruction tokens from pooling (NV-Embed: true).
         bidirectional: Full attention (NV-Embed: true); false = causal (ablation).
-        attn_implementation: sdpa, eager (reference-style) or flash_attention_2 (CUDA + flash-attn).
+        attn_implementation: sdpa, eager (reference-style), varlen (torch's varlen_attn on unpadded tokens; CUDA,
+            torch >= 2.10) or flash_attention_2 (the same with the flash-attn package).
+        compile: torch.compile the decoder layers so their element-wise work fuses (GPU; the first batches of each
+            new shape pay for compilation).
         token_budget: Max padded tokens per forward pass; None = 32768 on CUDA, 16384 on CPU.
         allow_pickle: Accept pickle `.bin` weights (read with weights_only=True).
         name: mteb-style "org/model" name; default: hub id, nvidia/NV-Embed-vN for such a folder, else local/<dir>.
@@ -99,6 +102,7 @@ class NVEmbedEncoder:
         mask_instruction: bool = True,
         bidirectional: bool = True,
         attn_implementation: str = "sdpa",
+        compile: bool = False,
         token_budget: int | None = None,
         allow_pickle: bool = False,
         name: str | None = None,
@@ -113,7 +117,11 @@ class NVEmbedEncoder:
         _check_int("max_length", max_length)
         if token_budget is not None:
             _check_int("token_budget", token_budget)
-        for key, value in (("mask_instruction", mask_instruction), ("bidirectional", bidirectional)):
+        for key, value in (
+            ("mask_instruction", mask_instruction),
+            ("bidirectional", bidirectional),
+            ("compile", compile),
+        ):
             if not isinstance(value, bool):
                 raise ConfigError(f"<model.{key}={value!r}> must be true or false.")
         pooling_ = Pooling.parse(pooling, "model.pooling")
@@ -141,12 +149,14 @@ class NVEmbedEncoder:
                 DEFAULT_TOKEN_BUDGET.get(device_.type, DEFAULT_TOKEN_BUDGET["cpu"]),
                 device_.type,
             )
-        if attn is AttnImplementation.FLASH_ATTENTION_2:
-            _check_flash(device_, dtype_)
+        if attn.packed:
+            _check_packed_kernel(attn, device_, dtype_)
         tokenizer = NVEmbedTokenizer(folder / TOKENIZER)
         with torch.device("meta"):
             model = NVEmbedModel(config)
         load_weights(model, folder, allow_pickle=allow_pickle, dtype=dtype_, device=device_)
+        if compile:
+            model.compile_layers()
         self.folder: Path | None = folder
         revision_id = resolved.commit or weights_fingerprint(folder)
         self._attach(model, tokenizer, name or resolved.default_name, revision_id, max_length, token_budget, progress)
@@ -182,7 +192,7 @@ class NVEmbedEncoder:
         progress: bool | None,
     ) -> None:
         param = next(model.parameters())
-        self.model = model.eval()
+        self.model = model.eval().fuse_projections()
         self.config: NVEmbedConfig = model.config
         self.tokenizer = tokenizer
         self.device, self.dtype = param.device, param.dtype
@@ -287,17 +297,23 @@ def _check_int(key: str, value: Any, key_prefix: str = "model.") -> None:
         raise ConfigError(f"<{key_prefix}{key}={value!r}> must be a positive integer.")
 
 
-def _check_flash(device: torch.device, dtype: torch.dtype) -> None:
+def _check_packed_kernel(attn: AttnImplementation, device: torch.device, dtype: torch.dtype) -> None:
+    """The varlen kernels run only on CUDA in half precision, and each needs its library."""
     import importlib.util
 
     import torch
 
     if device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16):
         raise ConfigError(
-            f"<model.attn_implementation=flash_attention_2> needs a CUDA device and bfloat16/float16, got {device} "
+            f"<model.attn_implementation={attn}> needs a CUDA device and bfloat16/float16, got {device} "
             f"{dtype}; use model.attn_implementation=sdpa."
         )
-    if importlib.util.find_spec("flash_attn") is None:
+    if attn is AttnImplementation.VARLEN and importlib.util.find_spec("torch.nn.attention.varlen") is None:
+        raise ConfigError(
+            f"<model.attn_implementation=varlen> needs torch >= 2.10 (torch.nn.attention.varlen), found torch "
+            f"{torch.__version__}; upgrade torch or use model.attn_implementation=sdpa."
+        )
+    if attn is AttnImplementation.FLASH_ATTENTION_2 and importlib.util.find_spec("flash_attn") is None:
         raise ConfigError(
             "<model.attn_implementation=flash_attention_2> but flash-attn is not installed; install the `gpu` extra "
             "(pip install 'nvembed-eval[gpu]') or use model.attn_implementation=sdpa."

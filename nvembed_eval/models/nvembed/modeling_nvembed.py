@@ -7,6 +7,8 @@ keeps the layout and submodule names of transformers' Mistral so that the offici
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ class TokenLayout:
     """Where a batch's tokens sit and what attention may see.
 
     Padded layout: activations are (B, T, D); `key_padding_mask` (B, T) is True at real tokens, None if nothing is
-    padded. Packed layout (flash-attn varlen): activations are (1, N, D) holding only the N real tokens, and
+    padded. Packed layout (the varlen kernels): activations are (1, N, D) holding only the N real tokens, and
     `cu_seqlens` (B + 1,) int32 marks where each sequence starts.
     """
 
@@ -107,10 +109,47 @@ def flash_attention_2(q: Tensor, k: Tensor, v: Tensor, layout: TokenLayout) -> T
     return out[None]
 
 
+@functools.cache
+def _varlen_attn_parameters() -> frozenset[str]:
+    from torch.nn.attention.varlen import varlen_attn
+
+    return frozenset(inspect.signature(varlen_attn).parameters)
+
+
+def varlen_attention(q: Tensor, k: Tensor, v: Tensor, layout: TokenLayout) -> Tensor:
+    """torch's own varlen_attn (FlashAttention-2 inside torch >= 2.10) over packed tokens: no compute on padding.
+
+    q (1, N, H, d), k/v (1, N, KVH, d) -> (1, N, H, d). torch 2.12 added `enable_gqa`; on older torch the `rep` query
+    heads that share a KV head become `rep` consecutive query rows of that head (cu_seqlens scaled by `rep`), exact for
+    bidirectional attention because no mask depends on the query position, so K/V are never copied.
+    """
+    from torch.nn.attention.varlen import varlen_attn
+
+    q, k, v = q[0], k[0], v[0]
+    N, H, d = q.shape
+    kvh = k.shape[1]
+    rep = H // kvh
+    accepted = _varlen_attn_parameters()
+    options: dict[str, object] = {}
+    if layout.causal:  # ablation only
+        options = {"window_size": (-1, 0)} if "window_size" in accepted else {"is_causal": True}
+    cu, longest = layout.cu_seqlens, layout.max_seqlen
+    if rep > 1 and "enable_gqa" in accepted:
+        options["enable_gqa"] = True
+    elif rep > 1 and layout.causal:
+        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    elif rep > 1:
+        folded = q.view(N, kvh, rep, d).transpose(1, 2).reshape(N * rep, kvh, d)  # row t*rep + r: head g*rep + r
+        out = varlen_attn(folded, k, v, cu * rep, cu, longest * rep, longest, **options)
+        return out.view(N, rep, kvh, d).transpose(1, 2).reshape(1, N, H, d)
+    return varlen_attn(q, k, v, cu, cu, longest, longest, **options)[None]
+
+
 ATTENTION_KERNELS: dict[AttnImplementation, Callable[[Tensor, Tensor, Tensor, TokenLayout], Tensor]] = {
     AttnImplementation.SDPA: sdpa_attention,
     AttnImplementation.EAGER: eager_attention,
     AttnImplementation.FLASH_ATTENTION_2: flash_attention_2,
+    AttnImplementation.VARLEN: varlen_attention,
 }
 
 
@@ -159,6 +198,18 @@ def apply_rotary(x: Tensor, cos: Tensor, signed_sin: Tensor) -> Tensor:
     return torch.addcmul(x * cos[:, :, None, :], rolled, signed_sin[:, :, None, :])
 
 
+def fuse_linears(linears: list[nn.Linear]) -> Tensor:
+    """Concatenate bias-free Linear weights along the output axis into one (sum(out), in) tensor, and re-point each
+    Linear's weight at its rows of it: one GEMM can then replace several, with no second copy of the weights."""
+    fused = torch.cat([linear.weight.detach() for linear in linears])
+    start = 0
+    for linear in linears:
+        rows = linear.weight.shape[0]
+        linear.weight = nn.Parameter(fused[start : start + rows], requires_grad=False)  # a view; same values
+        start += rows
+    return fused
+
+
 class NVEmbedAttention(nn.Module):
     """Grouped-query self-attention. NV-Embed: bidirectional (padding mask only), and no sliding window."""
 
@@ -172,12 +223,24 @@ class NVEmbedAttention(nn.Module):
         self.k_proj = nn.Linear(text.hidden_size, self.num_kv_heads * self.head_dim, bias=False)
         self.v_proj = nn.Linear(text.hidden_size, self.num_kv_heads * self.head_dim, bias=False)
         self.o_proj = nn.Linear(self.num_heads * self.head_dim, text.hidden_size, bias=False)
+        self.qkv_weight: Tensor | None = None  # q, k, v weights stacked, set by NVEmbedModel.fuse_projections
+        self.use_fused = False
+
+    def fuse(self) -> None:
+        if self.qkv_weight is None:  # not a registered buffer: the checkpoint keys stay q_proj/k_proj/v_proj
+            self.qkv_weight = fuse_linears([self.q_proj, self.k_proj, self.v_proj])
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, layout: TokenLayout) -> Tensor:
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.num_heads, self.head_dim)
-        k = self.k_proj(x).view(B, T, self.num_kv_heads, self.head_dim)
-        v = self.v_proj(x).view(B, T, self.num_kv_heads, self.head_dim)
+        if self.use_fused and self.qkv_weight is not None:  # one GEMM; q, k, v are column blocks of its output
+            q, k, v = F.linear(x, self.qkv_weight).split(
+                [self.num_heads * self.head_dim, *2 * [self.num_kv_heads * self.head_dim]], dim=-1
+            )
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        q = q.view(B, T, self.num_heads, self.head_dim)
+        k = k.view(B, T, self.num_kv_heads, self.head_dim)
+        v = v.view(B, T, self.num_kv_heads, self.head_dim)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         out = layout.kernel(q, k, v, layout)  # (B, T, H, d)
         return self.o_proj(out.reshape(B, T, self.num_heads * self.head_dim))
@@ -192,10 +255,23 @@ class NVEmbedMLP(nn.Module):
         self.gate_proj = nn.Linear(text.hidden_size, text.intermediate_size, bias=False)
         self.up_proj = nn.Linear(text.hidden_size, text.intermediate_size, bias=False)
         self.down_proj = nn.Linear(text.intermediate_size, text.hidden_size, bias=False)
+        self.gate_up_weight: Tensor | None = None  # gate and up weights stacked, set by NVEmbedModel.fuse_projections
+        self.use_fused = False
+
+    def fuse(self) -> None:
+        if self.gate_up_weight is None:
+            self.gate_up_weight = fuse_linears([self.gate_proj, self.up_proj])
+
+    def gated(self, x: Tensor) -> Tensor:
+        """silu(gate(x)) * up(x), (N, D) -> (N, F)."""
+        if self.use_fused and self.gate_up_weight is not None:  # one GEMM, then the two halves of its output
+            gate, up = F.linear(x, self.gate_up_weight).chunk(2, dim=-1)
+            return F.silu(gate) * up
+        return F.silu(self.gate_proj(x)) * self.up_proj(x)
 
     def forward(self, x: Tensor) -> Tensor:
         flat = x.reshape(-1, x.shape[-1])  # (B*T, D)
-        out = [self.down_proj(F.silu(self.gate_proj(c)) * self.up_proj(c)) for c in flat.split(TOKEN_CHUNK)]
+        out = [self.down_proj(self.gated(c)) for c in flat.split(TOKEN_CHUNK)]
         return (out[0] if len(out) == 1 else torch.cat(out)).view_as(x)
 
 
@@ -225,13 +301,19 @@ class NVEmbedMistralModel(nn.Module):
         self.layers = nn.ModuleList(NVEmbedDecoderLayer(config) for _ in range(text.num_hidden_layers))
         self.norm = NVEmbedRMSNorm(text.hidden_size, text.rms_norm_eps)
         self.rotary_emb = NVEmbedRotaryEmbedding(config)
+        self.run_layer: Callable[..., Tensor] = run_layer  # torch.compile'd by NVEmbedModel.compile_layers
 
     def forward(self, input_ids: Tensor, layout: TokenLayout) -> Tensor:
         x = self.embed_tokens(input_ids)  # (B, T, D) or (1, N, D)
         cos, sin = self.rotary_emb(layout.position_ids, x.dtype)  # shared by every layer
         for layer in self.layers:
-            x = layer(x, cos, sin, layout)
+            x = self.run_layer(layer, x, cos, sin, layout)
         return self.norm(x)
+
+
+def run_layer(layer: NVEmbedDecoderLayer, x: Tensor, cos: Tensor, sin: Tensor, layout: TokenLayout) -> Tensor:
+    """One decoder layer. A plain function so that one torch.compile serves all layers (weights are graph inputs)."""
+    return layer(x, cos, sin, layout)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -351,14 +433,40 @@ class NVEmbedModel(nn.Module):
         self.embedding_model = NVEmbedMistralModel(config)
         self.latent_attention_model = NVEmbedLatentAttentionModel(config)
 
+    def fuse_projections(self, enabled: bool = True) -> NVEmbedModel:
+        """Run q/k/v as one GEMM and gate/up as one GEMM (enabled), or as the checkpoint's separate Linears.
+
+        The first call stacks the loaded weights and makes the separate Linears views of the stack, so both modes
+        share one copy of the weights. Call it after loading, on the model's final device; `.to()` afterwards would
+        copy the views apart.
+        """
+        for layer in self.embedding_model.layers:
+            for block in (layer.self_attn, layer.mlp):
+                if enabled:
+                    block.fuse()
+                block.use_fused = enabled
+        return self
+
+    def compile_layers(self, enabled: bool = True) -> NVEmbedModel:
+        """torch.compile the decoder layer (dynamic shapes) so element-wise chains fuse: RMSNorm + residual, RoPE,
+        SiLU * up. GEMMs and attention stay on their library kernels. enabled=False restores eager layers."""
+        if enabled:
+            # Each kernel, padding mask present or not, and batch size 1 (specialised) is its own graph; the default
+            # limit of 8 graphs per function would silently fall back to eager in a benchmark that tries several.
+            dynamo = torch._dynamo.config
+            limit = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"  # torch < 2.6
+            setattr(dynamo, limit, max(getattr(dynamo, limit), 64))
+        self.embedding_model.run_layer = torch.compile(run_layer, dynamic=True) if enabled else run_layer
+        return self
+
     def token_layout(self, attention_mask: Tensor) -> TokenLayout:
-        """Build the layout for the configured kernel: packed for flash-attn varlen, padded otherwise."""
+        """Build the layout for the configured kernel: packed for the varlen kernels, padded otherwise."""
         B, T = attention_mask.shape
         kernel = ATTENTION_KERNELS[self.config.attn_implementation]
         causal = not self.config.bidirectional  # NV-Embed: bidirectional unless the ablation knob says otherwise
         real = attention_mask.bool()
         positions = torch.arange(T, device=attention_mask.device).expand(B, T)  # right padding: 0..n-1 per row
-        if self.config.attn_implementation is AttnImplementation.FLASH_ATTENTION_2:
+        if self.config.attn_implementation.packed:
             lengths = real.sum(1)
             cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
             return TokenLayout(kernel, positions[real][None], causal, None, cu_seqlens, int(lengths.max()))
