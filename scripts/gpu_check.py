@@ -104,8 +104,30 @@ def throughput_variants(device: str, smoke: bool) -> list[str]:
     return kernels if smoke else kernels + [f"{k}+compile" for k in kernels]
 
 
+def working_variants(report, model, tokenizer, texts, variants: list[str]) -> list[str]:
+    """Try each variant on a few texts first, so that one that cannot run here (a kernel missing from this torch, a
+    compile failure) is reported as FAIL and the others are still timed. Compiled variants compile here."""
+    from nvembed_eval.models.nvembed.encoder_nvembed import NVEmbedEncoder
+
+    encoder = NVEmbedEncoder.from_model(model, tokenizer)
+    working = []
+    for variant in variants:
+        attn, compiled = bm.parse_variant(variant)
+        try:
+            bm.with_attention(model, attn)
+            model.compile_layers(enabled=compiled)
+            encoder.encode(texts[:4])
+            working.append(variant)
+        except Exception as exc:  # one lent run: report it and time the rest
+            traceback.print_exc()
+            report.append(f"| variant {variant} | {type(exc).__name__}: {str(exc).splitlines()[0][:300]} | FAIL |")
+    bm.with_attention(model, "sdpa")
+    model.compile_layers(enabled=False)
+    return working
+
+
 def step_throughput(report, tables, model, tokenizer, texts, args) -> None:
-    variants = throughput_variants(args.device, args.cpu_smoke)
+    variants = working_variants(report, model, tokenizer, texts, throughput_variants(args.device, args.cpu_smoke))
     rows, diffs = bm.compare_paths(
         model,
         tokenizer,

@@ -101,3 +101,15 @@ def test_gpu_check_cpu_smoke(tmp_path, golden_dir, monkeypatch):
     report = (tmp_path / "gpu_check.md").read_text()
     assert report.count("| PASS |") == 2 and "FAIL" not in report
     assert "ours" in report and "reference (eager" in report
+
+
+def test_gpu_check_reports_a_variant_that_cannot_run_and_keeps_the_rest(tiny_encoder, texts):
+    """On CPU torch's varlen kernel does not exist (flash only): that variant becomes a FAIL row, sdpa stays."""
+    import gpu_check
+
+    model = build_random_model(tiny_encoder.config)
+    report: list[str] = []
+    assert gpu_check.working_variants(report, model, tiny_encoder.tokenizer, texts, ["sdpa", "varlen"]) == ["sdpa"]
+    assert len(report) == 1 and report[0].startswith("| variant varlen | NotImplementedError") and "FAIL" in report[0]
+    assert model.config.attn_implementation == "sdpa"
+    assert gpu_check.throughput_variants("cpu", smoke=True) == ["sdpa"]
