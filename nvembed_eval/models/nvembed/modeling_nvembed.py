@@ -230,7 +230,8 @@ class NVEmbedAttention(nn.Module):
         if self.qkv_weight is None:  # not a registered buffer: the checkpoint keys stay q_proj/k_proj/v_proj
             self.qkv_weight = fuse_linears([self.q_proj, self.k_proj, self.v_proj])
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, layout: TokenLayout) -> Tensor:
+    def project(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x (B, T, D) -> q (B, T, H, d) and k, v (B, T, KVH, d), RoPE applied to q and k."""
         B, T, _ = x.shape
         if self.use_fused and self.qkv_weight is not None:  # one GEMM; q, k, v are column blocks of its output
             q, k, v = F.linear(x, self.qkv_weight).split(
@@ -241,9 +242,11 @@ class NVEmbedAttention(nn.Module):
         q = q.view(B, T, self.num_heads, self.head_dim)
         k = k.view(B, T, self.num_kv_heads, self.head_dim)
         v = v.view(B, T, self.num_kv_heads, self.head_dim)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        out = layout.kernel(q, k, v, layout)  # (B, T, H, d)
-        return self.o_proj(out.reshape(B, T, self.num_heads * self.head_dim))
+        return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, layout: TokenLayout) -> Tensor:
+        out = layout.kernel(*self.project(x, cos, sin), layout)  # (B, T, H, d)
+        return self.o_proj(out.flatten(-2))
 
 
 class NVEmbedMLP(nn.Module):
@@ -290,6 +293,36 @@ class NVEmbedDecoderLayer(nn.Module):
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, layout)
         return x + self.mlp(self.post_attention_layernorm(x))
 
+    # The same block split at the attention kernel, for torch.compile: each half is dense per-token work (norms,
+    # GEMMs, RoPE, SiLU, residuals) whose element-wise chains fuse; the kernel, its mask and its packed-layout
+    # metadata (cu_seqlens, a max length that changes every batch) stay outside the graphs, so nothing recompiles
+    # per batch.
+    def attention_inputs(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.self_attn.project(self.input_layernorm(x), cos, sin)
+
+    def attention_output_and_mlp(self, x: Tensor, attended: Tensor) -> Tensor:
+        x = x + self.self_attn.o_proj(attended.flatten(-2))
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+def run_layer(layer: NVEmbedDecoderLayer, x: Tensor, cos: Tensor, sin: Tensor, layout: TokenLayout) -> Tensor:
+    """One decoder layer, eager."""
+    return layer(x, cos, sin, layout)
+
+
+@functools.cache  # one pair of compiled functions per process: a fresh torch.compile would compile again
+def compiled_layer_runner() -> Callable[..., Tensor]:
+    """A `run_layer` whose two dense halves are torch.compile'd (dynamic shapes). Plain functions taking the layer,
+    so one compilation serves all layers and models: weights are graph inputs."""
+    before = torch.compile(NVEmbedDecoderLayer.attention_inputs, dynamic=True)
+    after = torch.compile(NVEmbedDecoderLayer.attention_output_and_mlp, dynamic=True)
+
+    def run(layer: NVEmbedDecoderLayer, x: Tensor, cos: Tensor, sin: Tensor, layout: TokenLayout) -> Tensor:
+        q, k, v = before(layer, x, cos, sin)
+        return after(layer, x, layout.kernel(q, k, v, layout))
+
+    return run
+
 
 class NVEmbedMistralModel(nn.Module):
     """Token embeddings -> decoder layers -> final RMSNorm. Returns the last hidden state."""
@@ -301,7 +334,7 @@ class NVEmbedMistralModel(nn.Module):
         self.layers = nn.ModuleList(NVEmbedDecoderLayer(config) for _ in range(text.num_hidden_layers))
         self.norm = NVEmbedRMSNorm(text.hidden_size, text.rms_norm_eps)
         self.rotary_emb = NVEmbedRotaryEmbedding(config)
-        self.run_layer: Callable[..., Tensor] = run_layer  # torch.compile'd by NVEmbedModel.compile_layers
+        self.run_layer: Callable[..., Tensor] = run_layer  # compiled_layer_runner() after compile_layers
 
     def forward(self, input_ids: Tensor, layout: TokenLayout) -> Tensor:
         x = self.embed_tokens(input_ids)  # (B, T, D) or (1, N, D)
@@ -309,11 +342,6 @@ class NVEmbedMistralModel(nn.Module):
         for layer in self.layers:
             x = self.run_layer(layer, x, cos, sin, layout)
         return self.norm(x)
-
-
-def run_layer(layer: NVEmbedDecoderLayer, x: Tensor, cos: Tensor, sin: Tensor, layout: TokenLayout) -> Tensor:
-    """One decoder layer. A plain function so that one torch.compile serves all layers (weights are graph inputs)."""
-    return layer(x, cos, sin, layout)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -448,15 +476,9 @@ class NVEmbedModel(nn.Module):
         return self
 
     def compile_layers(self, enabled: bool = True) -> NVEmbedModel:
-        """torch.compile the decoder layer (dynamic shapes) so element-wise chains fuse: RMSNorm + residual, RoPE,
-        SiLU * up. GEMMs and attention stay on their library kernels. enabled=False restores eager layers."""
-        if enabled:
-            # Each kernel, padding mask present or not, and batch size 1 (specialised) is its own graph; the default
-            # limit of 8 graphs per function would silently fall back to eager in a benchmark that tries several.
-            dynamo = torch._dynamo.config
-            limit = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"  # torch < 2.6
-            setattr(dynamo, limit, max(getattr(dynamo, limit), 64))
-        self.embedding_model.run_layer = torch.compile(run_layer, dynamic=True) if enabled else run_layer
+        """torch.compile the decoder layers' dense work (dynamic shapes) so element-wise chains fuse: RMSNorm +
+        residual, RoPE, SiLU * up. GEMMs and attention stay on their library kernels. enabled=False: eager again."""
+        self.embedding_model.run_layer = compiled_layer_runner() if enabled else run_layer
         return self
 
     def token_layout(self, attention_mask: Tensor) -> TokenLayout:
