@@ -87,14 +87,15 @@ def test_reference_style_path_and_eager_kernel_match(case_id, expected, encoder_
 
 
 def test_compiled_layers_match_reference(golden_dir, expected):
-    """model.compile=true (torch.compile of the decoder layer, dynamic shapes; C++ inductor on CPU) keeps parity on
-    every golden case of max_length 512, each a new batch shape, with one compilation."""
+    """model.compile=true (torch.compile of the decoder layers' dense halves and the latent block, dynamic shapes; C++
+    inductor on CPU) keeps parity on every golden case of max_length 512, each a new batch shape."""
     enc = NVEmbedEncoder(str(golden_dir), device="cpu", max_length=512, compile=True, progress=False)
     cases = [c for c in CASES if c["max_length"] == 512]
     assert len(cases) == 18
     for case in cases:
         emb = enc.encode(case["texts"], prefix=case["instruction_prefix"])
         assert np.abs(emb - expected[case["id"] + "/embeddings"]).max() <= 1e-5, case["id"]
-    from nvembed_eval.models.nvembed.modeling_nvembed import run_layer
+    from nvembed_eval.models.nvembed import modeling_nvembed as mn
 
-    assert enc.model.embedding_model.run_layer is not run_layer
+    assert enc.model.embedding_model.run_layer is mn.compiled_layer_runner()
+    assert enc.model.run_latent is mn.compiled_latent_runner()

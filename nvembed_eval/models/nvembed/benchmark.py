@@ -105,16 +105,14 @@ def materialised_mask_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, la
 def as_reference(model: NVEmbedModel) -> Iterator[NVEmbedModel]:
     """Run `model` as NVIDIA's code does for the duration: separate q/k/v and gate/up GEMMs, eager (uncompiled)
     layers. Restores the model's own settings afterwards."""
-    from .modeling_nvembed import run_layer
-
     backbone = model.embedding_model
-    fused, compiled = backbone.layers[0].self_attn.use_fused, backbone.run_layer
+    fused, runners = backbone.layers[0].self_attn.use_fused, (backbone.run_layer, model.run_latent)
     model.fuse_projections(enabled=False)
-    backbone.run_layer = run_layer
+    model.compile_layers(enabled=False)
     try:
         yield model
     finally:
-        backbone.run_layer = compiled
+        backbone.run_layer, model.run_latent = runners
         model.fuse_projections(enabled=fused)
 
 

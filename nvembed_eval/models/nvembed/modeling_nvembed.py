@@ -437,6 +437,17 @@ class NVEmbedLatentAttentionModel(nn.Module):
         return out[0] if len(out) == 1 else torch.cat(out)
 
 
+def run_latent_block(block: NVEmbedLatentAttentionModel, hidden: Tensor) -> Tensor:
+    """The latent block, eager."""
+    return block(hidden)
+
+
+@functools.cache
+def compiled_latent_runner() -> Callable[[NVEmbedLatentAttentionModel, Tensor], Tensor]:
+    """`run_latent_block`, torch.compile'd with dynamic shapes; cached like compiled_layer_runner."""
+    return torch.compile(NVEmbedLatentAttentionModel.forward, dynamic=True)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # The whole model
 # --------------------------------------------------------------------------------------------------------------------
@@ -460,6 +471,7 @@ class NVEmbedModel(nn.Module):
         self.config = config
         self.embedding_model = NVEmbedMistralModel(config)
         self.latent_attention_model = NVEmbedLatentAttentionModel(config)
+        self.run_latent: Callable[[NVEmbedLatentAttentionModel, Tensor], Tensor] = run_latent_block
 
     def fuse_projections(self, enabled: bool = True) -> NVEmbedModel:
         """Run q/k/v as one GEMM and gate/up as one GEMM (enabled), or as the checkpoint's separate Linears.
@@ -476,9 +488,11 @@ class NVEmbedModel(nn.Module):
         return self
 
     def compile_layers(self, enabled: bool = True) -> NVEmbedModel:
-        """torch.compile the decoder layers' dense work (dynamic shapes) so element-wise chains fuse: RMSNorm +
-        residual, RoPE, SiLU * up. GEMMs and attention stay on their library kernels. enabled=False: eager again."""
+        """torch.compile the decoder layers' dense work and the latent block (dynamic shapes) so element-wise chains
+        fuse: RMSNorm + residual, RoPE, SiLU * up, softmax, GEGLU. GEMMs and backbone attention stay on their library
+        kernels. enabled=False: eager again."""
         self.embedding_model.run_layer = compiled_layer_runner() if enabled else run_layer
+        self.run_latent = compiled_latent_runner() if enabled else run_latent_block
         return self
 
     def token_layout(self, attention_mask: Tensor) -> TokenLayout:
@@ -528,7 +542,7 @@ class NVEmbedModel(nn.Module):
             rows = pool_mask.flatten().bool()[grid_index].nonzero().squeeze(1)  # rows of `hidden` to average
             states = hidden[rows]
             if pooling is Pooling.LATENT:
-                states = self.latent_attention_model(states)  # NV-Embed: only the pooled tokens need the block
+                states = self.run_latent(self.latent_attention_model, states)  # NV-Embed: pooled tokens only
             grid = states.new_zeros(B * T, states.shape[-1], dtype=torch.float32)
             grid[grid_index[rows]] = states.float()
             # Sum over positions per row (a fixed-order reduction, deterministic on GPU too), then divide: masked mean.
