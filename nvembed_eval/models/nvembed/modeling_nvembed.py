@@ -211,7 +211,9 @@ def fuse_linears(linears: list[nn.Linear]) -> Tensor:
 
 
 class NVEmbedAttention(nn.Module):
-    """Grouped-query self-attention. NV-Embed: bidirectional (padding mask only), and no sliding window."""
+    """Grouped-query self-attention. NV-Embed: bidirectional (padding mask only), and no sliding window.
+
+    Holds the projections; the decoder layer calls `project`, then the kernel, then `o_proj` (see its forward)."""
 
     def __init__(self, config: NVEmbedConfig):
         super().__init__()
@@ -243,10 +245,6 @@ class NVEmbedAttention(nn.Module):
         k = k.view(B, T, self.num_kv_heads, self.head_dim)
         v = v.view(B, T, self.num_kv_heads, self.head_dim)
         return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
-
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, layout: TokenLayout) -> Tensor:
-        out = layout.kernel(*self.project(x, cos, sin), layout)  # (B, T, H, d)
-        return self.o_proj(out.flatten(-2))
 
 
 class NVEmbedMLP(nn.Module):
@@ -290,18 +288,17 @@ class NVEmbedDecoderLayer(nn.Module):
         self.post_attention_layernorm = NVEmbedRMSNorm(config.text_config.hidden_size, eps)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, layout: TokenLayout) -> Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, layout)
-        return x + self.mlp(self.post_attention_layernorm(x))
+        # Split at the attention kernel, for torch.compile: each half is dense per-token work (norms, GEMMs, RoPE,
+        # SiLU, residuals) whose element-wise chains fuse; the kernel, its mask and its packed-layout metadata
+        # (cu_seqlens, a max length that changes every batch) stay outside the graphs, so nothing recompiles per batch.
+        q, k, v = self.attention_inputs(x, cos, sin)
+        return self.attention_output_and_mlp(x, layout.kernel(q, k, v, layout))  # kernel: (B, T, H, d)
 
-    # The same block split at the attention kernel, for torch.compile: each half is dense per-token work (norms,
-    # GEMMs, RoPE, SiLU, residuals) whose element-wise chains fuse; the kernel, its mask and its packed-layout
-    # metadata (cu_seqlens, a max length that changes every batch) stay outside the graphs, so nothing recompiles
-    # per batch.
     def attention_inputs(self, x: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.self_attn.project(self.input_layernorm(x), cos, sin)
 
     def attention_output_and_mlp(self, x: Tensor, attended: Tensor) -> Tensor:
-        x = x + self.self_attn.o_proj(attended.flatten(-2))
+        x = x + self.self_attn.o_proj(attended.flatten(-2))  # (B, T, H, d) -> (B, T, D)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
