@@ -7,7 +7,7 @@ import os
 import uuid
 from pathlib import Path
 
-TEMP_SUFFIX = ".partial"  # temp files carry it; readers skip them and `nvembed-eval-cache clear` removes them
+TEMP_SUFFIX = ".partial"  # temp files carry it; readers skip them, `nvembed-eval-cache clear`/`prune` remove them
 
 
 def atomic_write(path: Path, data: bytes) -> None:

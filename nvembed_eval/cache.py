@@ -1,23 +1,26 @@
-"""Content-addressed embedding cache around any `TextEncoder`, and the `nvembed-eval-cache` info/clear CLI.
+"""Content-addressed embedding cache around any `TextEncoder`, and the `cache.*` settings it reads.
 
-Storage lives in `nvembed_eval.cache_store`; docs/cache.md describes keys, formats and sharing.
+Storage lives in `nvembed_eval.cache_store`, the `nvembed-eval-cache` CLI in `nvembed_eval.cache_cli`; docs/cache.md
+describes keys, formats, sharing and the size cap.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nvembed_eval.cache_store import FORMAT, KEY_BYTES, MODEL_DIR_RE, ShardStore, clear_folder, scan_root
-from nvembed_eval.errors import CacheError, ConfigError, EncodingError, NVEmbedEvalError
+from nvembed_eval.cache_index import KEY_BYTES
+from nvembed_eval.cache_store import FORMAT, ShardStore
+from nvembed_eval.errors import ConfigError, EncodingError
 
 if TYPE_CHECKING:
     from nvembed_eval.models.base import ModelIdentity, TextEncoder
@@ -26,12 +29,47 @@ logger = logging.getLogger(__name__)
 
 ENV_VAR = "NVEMBED_EVAL_CACHE"
 DEFAULT_SHARD_SIZE = 2048
+SIZE_EXAMPLES = "500MiB, 200GB, 1.5TiB, 0 or a byte count such as 1048576"
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*((?:[kmgt]i?)?b)?\s*", re.IGNORECASE)
+_UNIT_BYTES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNIT_BYTES.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
 
 
 def default_cache_dir() -> Path:
     """`$NVEMBED_EVAL_CACHE`, else `~/.cache/nvembed-eval/embeddings`."""
     env = os.environ.get(ENV_VAR)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "nvembed-eval" / "embeddings"
+
+
+def parse_size(value: object, key: str, *, hint: str = "") -> int:
+    """Bytes in a size: `500MiB`, `200GB`, `1.5TiB`, `0` or a bare byte count. Units are case-insensitive, binary
+    (KiB, MiB, GiB, TiB) or decimal (KB, MB, GB, TB).
+
+    Args:
+        value: A string, or a whole number (Hydra reads `cache.max_size=1048576` as an int).
+        key: The setting as the user wrote it (`cache.max_size`, `--max-size`), for the error.
+        hint: Extra words for the error's fix, e.g. ", or null for no cap".
+
+    Raises:
+        ConfigError: the value is not a size; the message names it and shows valid ones.
+    """
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = _SIZE.fullmatch(value) if isinstance(value, str) else None
+    unit = (match[2] or "b").lower() if match else ""
+    if match and not (unit == "b" and "." in match[1]):  # a fraction of a byte is a typo
+        return int(Decimal(match[1]) * _UNIT_BYTES[unit])
+    raise ConfigError(f"<{key}={value}> is not a size; write e.g. {SIZE_EXAMPLES}{hint}")
+
+
+def human_size(n: float) -> str:
+    """`1536` -> `1.5 KiB`: sizes as the CLI and logs print them."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    while n >= 1024 and len(units) > 1:
+        n, units = n / 1024, units[1:]
+    return f"{n:.0f} {units[0]}" if units[0] == "B" else f"{n:.1f} {units[0]}"
 
 
 def text_keys(identity_key: str, prefix: str, texts: Sequence[str]) -> np.ndarray:
@@ -276,98 +314,3 @@ def _on_every_rank(mask: np.ndarray) -> np.ndarray:
     t = torch.from_numpy(mask.astype(np.uint8)).to(device)
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
     return t.cpu().numpy().astype(bool)
-
-
-# --- CLI ---
-
-
-def _human(n: float) -> str:
-    units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    while n >= 1024 and len(units) > 1:
-        n, units = n / 1024, units[1:]
-    return f"{n:.0f} {units[0]}" if units[0] == "B" else f"{n:.1f} {units[0]}"
-
-
-def _resolve_dir(arg: str | None) -> Path:
-    if arg:
-        return Path(arg).expanduser()
-    path = default_cache_dir()
-    if ENV_VAR not in os.environ:
-        logger.info("using default cache dir %s (set --cache-dir or $%s to choose another)", path, ENV_VAR)
-    return path
-
-
-def _cmd_info(args: argparse.Namespace) -> int:
-    root = _resolve_dir(args.cache_dir)
-    rows = scan_root(root)
-    print(f"cache dir: {root}")
-    if not rows:
-        print("empty")
-        return 0
-    print(f"{'model key':<18}{'shards':>8}{'entries':>11}{'size':>12}  model")
-    for r in rows:
-        print(f"{r['key']:<18}{r['shards']:>8}{r['entries']:>11}{_human(r['bytes']):>12}  {r['name']}@{r['revision']}")
-        if r["partial_files"] or r["unreadable_shards"]:
-            print(
-                f"{'':<18}{r['partial_files']} unfinished temp files ({_human(r['partial_bytes'])}), "
-                f"{r['unreadable_shards']} unreadable shards; `clear` removes them"
-            )
-    total = sum(r["bytes"] for r in rows)
-    print(f"{'total':<18}{sum(r['shards'] for r in rows):>8}{sum(r['entries'] for r in rows):>11}{_human(total):>12}")
-    return 0
-
-
-def _cmd_clear(args: argparse.Namespace) -> int:
-    root = _resolve_dir(args.cache_dir)
-    prefix = (args.model_key or "").lower()
-    if prefix and not all(c in "0123456789abcdef" for c in prefix):
-        raise CacheError(f"<--model-key={args.model_key}> must be hex (a prefix of a key shown by `info`)")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and MODEL_DIR_RE.match(p.name)) if root.is_dir() else []
-    chosen = [p for p in folders if p.name.startswith(prefix)]
-    if not folders and not prefix:
-        print(f"nothing to clear in {root}")
-        return 0
-    if not chosen:
-        known = ", ".join(p.name for p in folders) or "none"
-        raise CacheError(f"no cached model matches <--model-key={prefix or '*'}> in {root}; cached keys: {known}")
-    if not args.yes:
-        question = f"delete cached embeddings of {len(chosen)} model(s) in {root} ({', '.join(p.name for p in chosen)})"
-        if not sys.stdin.isatty():
-            raise CacheError(f"refusing to {question} without --yes")
-        if input(f"{question}? [y/N] ").strip().lower() not in {"y", "yes"}:
-            print("nothing deleted")
-            return 1
-    files = size = 0
-    for folder in chosen:
-        f, b = clear_folder(folder)
-        files, size = files + f, size + b
-    print(f"removed {files} files ({_human(size)}) from {len(chosen)} model folder(s) in {root}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`nvembed-eval-cache`: report the size of the embedding cache, or clear it.
-
-    Examples:
-        nvembed-eval-cache info
-        nvembed-eval-cache clear --model-key 3fa2 --yes
-    """
-    parser = argparse.ArgumentParser(prog="nvembed-eval-cache", description="Inspect or clear the embedding cache.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    info = sub.add_parser("info", help="entries and bytes per model identity")
-    clear = sub.add_parser("clear", help="delete cached embeddings")
-    for p in (info, clear):
-        p.add_argument("--cache-dir", help=f"cache root (default: ${ENV_VAR} or ~/.cache/nvembed-eval/embeddings)")
-    clear.add_argument("--model-key", help="only models whose key starts with this hex prefix (see `info`)")
-    clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        return _cmd_info(args) if args.command == "info" else _cmd_clear(args)
-    except (NVEmbedEvalError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return getattr(e, "exit_code", 1)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,5 @@
 """On-disk layer of the embedding cache: immutable, checksummed safetensors shards written atomically, one folder per
-model identity, and the sorted in-memory key index built from them.
+model identity; listing, clearing and LRU pruning of the cache root. The in-memory key index is in `cache_index`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import json
 import logging
 import os
 import re
+import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,14 +19,14 @@ from typing import Any
 import numpy as np
 
 from nvembed_eval.atomic import TEMP_SUFFIX, atomic_write
+from nvembed_eval.cache_index import KEY_BYTES, KeyIndex
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "nvembed-eval-cache/1"
-KEY_BYTES = 32  # a sha256 digest per cached text
 SHARD_PREFIX = "shard-"
 SHARD_SUFFIX = ".safetensors"
-PARTIAL_SUFFIX = TEMP_SUFFIX  # temp files; never read, removed by `clear`
+PARTIAL_SUFFIX = TEMP_SUFFIX  # temp files; never read, removed by `clear` (and by `prune` once stale)
 IDENTITY_FILE = "identity.json"
 MODEL_DIR_RE = re.compile(r"^[0-9a-f]{16}$")
 
@@ -121,69 +123,6 @@ def read_shard_vectors(path: Path) -> np.ndarray:
     return vectors
 
 
-class KeyIndex:
-    """Maps 32-byte keys to (shard id, row). Sorted on the first 8 key bytes and searched with numpy, because a
-    Python dict of tens of millions of keys (a full-benchmark corpus set) would cost gigabytes.
-    """
-
-    def __init__(self) -> None:
-        self._parts: dict[int, np.ndarray] = {}
-        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
-
-    def add(self, shard_id: int, keys: np.ndarray) -> None:
-        self._parts[shard_id] = keys
-        self._sorted = None
-
-    def drop(self, shard_id: int) -> None:
-        if self._parts.pop(shard_id, None) is not None:
-            self._sorted = None
-
-    def __len__(self) -> int:
-        return sum(len(k) for k in self._parts.values())
-
-    def _build(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        if self._sorted is None:
-            if self._parts:
-                keys = np.concatenate(list(self._parts.values()))
-                sids = np.concatenate([np.full(len(k), s, dtype=np.int64) for s, k in self._parts.items()])
-                rows = np.concatenate([np.arange(len(k), dtype=np.int64) for k in self._parts.values()])
-            else:
-                keys = np.empty((0, KEY_BYTES), np.uint8)
-                sids = rows = np.empty(0, np.int64)
-            head = _key_head(keys)
-            order = np.argsort(head, kind="stable")
-            self._sorted = (head[order], keys[order], sids[order], rows[order])
-        return self._sorted
-
-    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return (shard ids, rows) for each key; shard id -1 where the key is absent."""
-        head, skeys, sids, srows = self._build()
-        out_sid = np.full(len(keys), -1, dtype=np.int64)
-        out_row = np.zeros(len(keys), dtype=np.int64)
-        if len(head) == 0 or len(keys) == 0:
-            return out_sid, out_row
-        qhead = _key_head(keys)
-        pos = np.searchsorted(head, qhead, side="left")
-        posc = np.minimum(pos, len(head) - 1)
-        cand = np.flatnonzero((pos < len(head)) & (head[posc] == qhead))
-        exact = (skeys[posc[cand]] == keys[cand]).all(axis=1)
-        out_sid[cand[exact]] = sids[posc[cand[exact]]]
-        out_row[cand[exact]] = srows[posc[cand[exact]]]
-        # Two distinct keys sharing their first 8 bytes: walk the run of equal heads (astronomically rare).
-        for i in cand[~exact]:
-            j = pos[i] + 1
-            while j < len(head) and head[j] == qhead[i]:
-                if (skeys[j] == keys[i]).all():
-                    out_sid[i], out_row[i] = sids[j], srows[j]
-                    break
-                j += 1
-        return out_sid, out_row
-
-
-def _key_head(keys: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(keys[:, :8]).view(">u8").reshape(-1)
-
-
 @dataclass
 class ShardStore:
     """The shards of one model identity under `root/<identity_key[:16]>/`.
@@ -258,6 +197,9 @@ class ShardStore:
                 self._index.drop(sid)
                 self._discard(path, str(e))
                 continue
+            # A hit is a use: the mtime is what `prune_root` evicts by. A read-only shared cache cannot record it.
+            with contextlib.suppress(OSError):
+                os.utime(path)
             out[group] = vectors[rows[group]]
             filled[group] = True
             self.counters["shards_reused"] = self.counters.get("shards_reused", 0) + 1
@@ -324,6 +266,17 @@ def scan_root(root: Path) -> list[dict[str, Any]]:
     return out
 
 
+def cache_file_kind(name: str) -> str | None:
+    """The kind of a file this module writes ("shard", "identity", "partial") from its name; None if not ours."""
+    if name == IDENTITY_FILE:
+        return "identity"
+    if name.endswith(PARTIAL_SUFFIX):
+        return "partial"
+    if name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX):
+        return "shard"
+    return None
+
+
 def clear_folder(folder: Path) -> tuple[int, int]:
     """Delete the cache files in one model folder (only files this module writes), then the folder if empty.
 
@@ -331,9 +284,7 @@ def clear_folder(folder: Path) -> tuple[int, int]:
     """
     n_files = n_bytes = 0
     for path in folder.iterdir():
-        ours = path.name == IDENTITY_FILE or path.name.endswith(PARTIAL_SUFFIX)
-        ours = ours or (path.name.startswith(SHARD_PREFIX) and path.name.endswith(SHARD_SUFFIX))
-        if not ours or not path.is_file():
+        if cache_file_kind(path.name) is None or not path.is_file():
             continue
         size = path.stat().st_size
         path.unlink(missing_ok=True)
@@ -342,3 +293,107 @@ def clear_folder(folder: Path) -> tuple[int, int]:
     with contextlib.suppress(OSError):
         folder.rmdir()
     return n_files, n_bytes
+
+
+@dataclass
+class PruneSummary:
+    """What `prune_root` removed (or, in a dry run, would remove) and the bytes of cache files left."""
+
+    files_removed: int = 0  # shards, stale temp files and identity.json files
+    bytes_removed: int = 0
+    bytes_left: int = 0
+    shards_removed: dict[str, int] = field(default_factory=dict)  # model key -> shards removed
+
+
+def _cache_files(folder: Path) -> list[tuple[str, str, os.stat_result]]:
+    """(kind, name, stat) of this module's regular files in `folder`; [] if the folder vanished meanwhile."""
+    out = []
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return out
+    for entry in entries:
+        kind = cache_file_kind(entry.name)
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if kind is not None and stat.S_ISREG(st.st_mode):
+            out.append((kind, entry.name, st))
+    return out
+
+
+def prune_root(root: Path, max_bytes: int, *, dry_run: bool = False, partial_age_s: float = 86400) -> PruneSummary:
+    """Shrink the cache under `root` to at most `max_bytes` of cache files, least recently used shards first.
+
+    A shard's mtime is its last write or hit (`ShardStore.fill` touches it). Temp files older than `partial_age_s`
+    were left by killed writers and go first; younger ones may be a live writer's and stay. Then shards go, oldest
+    mtime first (ties by name), until shards + identity.json + temp files fit. A folder left with no shards loses its
+    identity.json and is removed, unless a live writer's temp file is still in it. A file another process deleted
+    meanwhile is not an error; jobs still running treat a vanished shard as a miss.
+
+    Args:
+        root: The cache root (`cache.dir`); only its 16-hex-digit model folders are looked at.
+        max_bytes: The cap, in bytes.
+        dry_run: Work out what would be removed, remove nothing.
+        partial_age_s: Age in seconds past which a temp file counts as abandoned.
+
+    Returns:
+        A `PruneSummary`.
+    """
+    if max_bytes < 0:
+        raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+    summary = PruneSummary()
+
+    def remove(path: Path, size: int) -> bool:
+        """Unlink (unless a dry run) and count it; False if another process removed it first."""
+        if not dry_run:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+        summary.files_removed += 1
+        summary.bytes_removed += size
+        return True
+
+    stale_before = time.time_ns() - int(partial_age_s * 1e9)
+    shards: list[tuple[int, str, str, int]] = []  # (mtime, name, model key, size): sorts least recently used first
+    shards_left: dict[str, int] = {}
+    identity_size: dict[str, int] = {}
+    live_writer: set[str] = set()
+    total = 0
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and MODEL_DIR_RE.match(p.name)) if root.is_dir() else []
+    for folder in folders:
+        shards_left[folder.name] = 0
+        for kind, name, st in _cache_files(folder):
+            if kind == "partial" and st.st_mtime_ns < stale_before:
+                remove(folder / name, st.st_size)
+                continue
+            total += st.st_size
+            if kind == "partial":
+                live_writer.add(folder.name)
+            elif kind == "identity":
+                identity_size[folder.name] = st.st_size
+            else:
+                shards.append((st.st_mtime_ns, name, folder.name, st.st_size))
+                shards_left[folder.name] += 1
+
+    for _, name, key, size in sorted(shards):
+        if total <= max_bytes:
+            break
+        if remove(root / key / name, size):
+            summary.shards_removed[key] = summary.shards_removed.get(key, 0) + 1
+        total -= size  # gone either way
+        shards_left[key] -= 1
+
+    for key, left in shards_left.items():
+        if left or key in live_writer:
+            continue
+        if key in identity_size:
+            remove(root / key / IDENTITY_FILE, identity_size[key])
+            total -= identity_size[key]
+        if not dry_run:
+            with contextlib.suppress(OSError):  # unrelated files in it are kept, and so is the folder
+                (root / key).rmdir()
+    summary.bytes_left = total
+    return summary

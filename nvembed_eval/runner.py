@@ -182,6 +182,7 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
             f"unknown dataset_revision <dataset_revision={cfg.dataset_revision}>; choose one of "
             f"{', '.join(DATASET_REVISION_CHOICES)}"
         )
+    max_bytes = cache_max_bytes(cfg)  # a bad cap fails here, before any task runs
     specs = resolve_specs(cfg)
     data_dir = Path(str(cfg.data_dir)).expanduser() if cfg.get("data_dir") else None
     # Local files are not either hub commit; results then carry mteb's revision and run.json says "local".
@@ -251,7 +252,38 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
                 log.info("%s: wrote %s", spec.name, path)
             summary.outcomes.append(TaskOutcome(spec, result, False))
             _release_data(task)
+    if primary and max_bytes is not None and cfg.cache.enabled:
+        prune_cache(Path(str(cfg.cache.dir)).expanduser(), max_bytes, cfg.cache.max_size)
     return summary
+
+
+def cache_max_bytes(cfg: DictConfig) -> int | None:
+    """`cache.max_size` in bytes, None for no cap. Raises `ConfigError` naming the value."""
+    from nvembed_eval.cache import parse_size
+
+    value = cfg.cache.get("max_size")
+    return None if value is None else parse_size(value, "cache.max_size", hint=", or null for no cap")
+
+
+def prune_cache(root: Path, max_bytes: int, setting: object) -> None:
+    """Evict least recently used shards until `root` fits `max_bytes`. The results are already written, so a cache
+    that cannot be pruned (read-only, shared) costs a warning, not the run."""
+    from nvembed_eval.cache import human_size
+    from nvembed_eval.cache_store import prune_root
+
+    try:
+        pruned = prune_root(root, max_bytes)
+    except OSError as e:
+        log.warning("embedding cache: could not prune %s to cache.max_size=%s: %s", root, setting, e)
+        return
+    log.info(
+        "embedding cache: pruned %s to cache.max_size=%s: removed %d files (%s), %s left",
+        root,
+        setting,
+        pruned.files_removed,
+        human_size(pruned.bytes_removed),
+        human_size(pruned.bytes_left),
+    )
 
 
 def process_rank() -> int:

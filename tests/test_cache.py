@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nvembed_eval.cache import CachedEncoder, main, text_keys
+from nvembed_eval.cache import CachedEncoder, text_keys
+from nvembed_eval.cache_cli import main
 from nvembed_eval.cache_store import PARTIAL_SUFFIX, SHARD_SUFFIX, ShardStore
 from nvembed_eval.errors import ConfigError, EncodingError
 from nvembed_eval.models.base import ModelIdentity, TextEncoder
