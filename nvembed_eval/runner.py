@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nvembed_eval.dataset_revisions import DATASET_REVISION_CHOICES, build_mteb_task, load_hub_data
 from nvembed_eval.errors import ConfigError, DataError, NVEmbedEvalError
 from nvembed_eval.results import RunFolder
 
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from nvembed_eval.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
-
-DATASET_REVISION_CHOICES = ("card", "mteb")
 
 
 @dataclass
@@ -50,23 +49,6 @@ def resolve_specs(cfg: DictConfig) -> list[TaskSpec]:
     if not names:
         raise ConfigError("no tasks selected; pass tasks=[TaskName,...] or benchmark=<name>")
     return [load_task_spec(name) for name in names]
-
-
-def build_mteb_task(spec: TaskSpec, dataset_revision: str) -> AbsTask:
-    """mteb's own registered task, restricted to the leaderboard split and subset."""
-    import mteb
-
-    task = mteb.get_task(spec.name, eval_splits=[spec.split], hf_subsets=[spec.subset])
-    from mteb.abstasks.aggregated_task import AbsTaskAggregate
-
-    card_revision = (spec.dataset_revision or {}).get("card")
-    # Aggregates (CQADupstackRetrieval) have no dataset of their own; their subtasks keep mteb's revisions.
-    if dataset_revision == "card" and card_revision and not isinstance(task, AbsTaskAggregate):
-        # The published card numbers were computed on these dataset commits; hub runs load the same ones. Copy the
-        # metadata: mteb shares one metadata object per task class across the process.
-        dataset = {**task.metadata.dataset, "revision": card_revision}
-        task.metadata = task.metadata.model_copy(update={"dataset": dataset})
-    return task
 
 
 def _leaf_tasks(task: AbsTask) -> list[AbsTask]:
@@ -187,7 +169,9 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
     data_dir = Path(str(cfg.data_dir)).expanduser() if cfg.get("data_dir") else None
     # Local files are not either hub commit; results then carry mteb's revision and run.json says "local".
     revision_choice = cfg.dataset_revision if data_dir is None else "mteb"
-    tasks = {spec.name: build_mteb_task(spec, revision_choice) for spec in specs}
+    built = {spec.name: build_mteb_task(spec, revision_choice) for spec in specs}
+    tasks = {name: task for name, (task, _) in built.items()}
+    revision_sources = {name: source for name, (_, source) in built.items()}
     local: set[str] = set()
     if data_dir is not None:
         local = set(select_local_tasks(specs, tasks, data_dir, explicit=bool(cfg.get("tasks"))))
@@ -224,6 +208,8 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
             cache_before = _cache_counters(encoder)
             if data_dir is not None and spec.name in local:
                 attach_local_data(task, data_dir)
+            else:
+                task, revision_sources[spec.name] = load_hub_data(spec, task, revision_sources[spec.name])
             model_result = mteb.evaluate(
                 bridge,
                 task,
@@ -245,6 +231,7 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
                 "cache": {k: v - cache_before.get(k, 0) for k, v in _cache_counters(encoder).items()},
                 "dataset_source": f"local:{data_dir / spec.name}" if spec.name in local else _hub_or_package(spec.name),
                 "dataset_revision": result.dataset_revision,
+                "dataset_revision_source": "local" if spec.name in local else revision_sources[spec.name],
                 "task_version": getattr(spec, "version", None),
             }
             if primary:

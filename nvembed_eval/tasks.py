@@ -57,6 +57,7 @@ class TaskSpec:
         instruction_verified: False when the instruction is a stand-in that could not be checked against NV-Embed.
         published: model key -> published score (0-100).
         dataset_revision: "card" (revision of the published score) and "mteb" (mteb's current) dataset commits.
+        dataset_path: the hub repository of each of those commits; they differ where mteb 2.x re-uploaded a dataset.
         subtasks: for aggregate tasks (CQADupstackRetrieval), the mteb tasks whose mean is the score.
     """
 
@@ -71,6 +72,7 @@ class TaskSpec:
     instruction_verified: bool = False
     published: dict[str, float] = field(default_factory=dict)
     dataset_revision: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(REVISION_KINDS))
+    dataset_path: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(REVISION_KINDS))
     subtasks: tuple[str, ...] = ()
 
     @property
@@ -141,6 +143,9 @@ def _spec_from_mapping(data: Any, path: Path) -> TaskSpec:
     revisions = data.get("dataset_revision") or {}
     if not isinstance(revisions, dict) or set(revisions) - set(REVISION_KINDS):
         raise ConfigError(f"{path} <dataset_revision> must map card/mteb to a revision; fix the file")
+    repos = data.get("dataset_path") or {}
+    if not isinstance(repos, dict) or set(repos) - set(REVISION_KINDS):
+        raise ConfigError(f"{path} <dataset_path> must map card/mteb to a hub repository; fix the file")
     published = data.get("published") or {}
     try:
         published = {str(k): float(v) for k, v in published.items()}
@@ -165,6 +170,7 @@ def _spec_from_mapping(data: Any, path: Path) -> TaskSpec:
         instruction_verified=bool(data.get("instruction_verified", False)),
         published=published,
         dataset_revision={kind: (revisions.get(kind) or None) for kind in REVISION_KINDS},
+        dataset_path={kind: (repos.get(kind) or None) for kind in REVISION_KINDS},
         subtasks=tuple(str(s) for s in subtasks),
     )
 
@@ -251,6 +257,7 @@ def spec_from_mteb(name: str) -> TaskSpec:
         instruction_source="none",
         instruction_verified=False,
         dataset_revision={"card": None, "mteb": md.revision},
+        dataset_path={"card": None, "mteb": (md.dataset or {}).get("path") if not getattr(md, "tasks", None) else None},
         subtasks=tuple(t.metadata.name for t in getattr(md, "tasks", None) or ()),
     )
 
@@ -285,6 +292,7 @@ def load_task_spec(name: str) -> TaskSpec:
             instruction_source=parent.instruction_source,
             instruction_verified=parent.instruction_verified,
             dataset_revision=dict(own.dataset_revision),
+            dataset_path=dict(own.dataset_path),
         )
     log.info(
         "task %s has no conf/task/%s.yaml: using mteb's metadata with no instruction and no published score "

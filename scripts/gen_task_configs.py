@@ -148,6 +148,10 @@ def task_yaml(row: dict, task, nv: dict, table7: dict, published: dict[str, dict
         comments.append(f"# {row['note']}")
 
     card = row["revision_in_nvembed_card"] or None
+    # The card's commit belongs to the repository the v1 leaderboard read; mteb 2.x re-uploaded some datasets under
+    # new names (reranking in the retrieval format), where that commit does not exist. Aggregates have no repository.
+    card_path = row["hf_dataset"] if "/" in row["hf_dataset"] else None
+    mteb_path = (md.dataset or {}).get("path") if not getattr(md, "tasks", None) else None
     for model, rows in published.items():
         pub = rows[name]
         if model == "nv_embed_v2" and pub.get("dataset_revision") != card:
@@ -178,6 +182,9 @@ def task_yaml(row: dict, task, nv: dict, table7: dict, published: dict[str, dict
         "dataset_revision:",
         f"  card: {q(card)}",
         f"  mteb: {q(md.revision)}",
+        "dataset_path:",
+        f"  card: {q(card_path)}",
+        f"  mteb: {q(mteb_path)}",
         *(["subtasks:", *(f"  - {t}" for t in subtasks)] if subtasks else ["subtasks: []"]),
     ]
     return "\n".join(lines) + "\n"

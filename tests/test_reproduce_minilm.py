@@ -73,6 +73,7 @@ def test_run_json_records_config_versions_identity_and_costs(minilm_run):
     assert sts["texts_encoded"] == 2 * 1379
     assert sts["tokens_encoded"] > 2 * 1379
     assert sts["wall_seconds"] > 0
+    assert sts["dataset_revision_source"] == "local"  # local files: neither hub commit is loaded
     assert json.loads((run_dir / "model_meta.json").read_text())["name"] == record["model"]["name"]
 
 

@@ -53,6 +53,9 @@ def test_task_yaml_validates_against_mteb_metadata(name):
     assert spec.split in md.eval_splits
     assert spec.subset in task.hf_subsets
     assert spec.dataset_revision["mteb"] == md.revision and spec.dataset_revision["card"]
+    aggregate = bool(getattr(md, "tasks", None))
+    assert spec.dataset_path["mteb"] == (None if aggregate else md.dataset["path"])
+    assert (spec.dataset_path["card"] is None) == aggregate
     assert set(spec.published) == {"nv_embed_v2", "all_minilm_l6_v2"}
     if md.type == "PairClassification":
         assert spec.metric == "cosine_ap"  # the v1 leaderboard metric; mteb 2.x's main score is max_ap
