@@ -113,3 +113,23 @@ def test_gpu_check_reports_a_variant_that_cannot_run_and_keeps_the_rest(tiny_enc
     assert len(report) == 1 and report[0].startswith("| variant varlen | NotImplementedError") and "FAIL" in report[0]
     assert model.config.attn_implementation == "sdpa"
     assert gpu_check.throughput_variants("cpu", smoke=True) == ["sdpa"]
+
+
+def test_compare_paths_reports_a_failing_path_and_keeps_the_others(tiny_encoder, texts):
+    model = build_random_model(tiny_encoder.config)
+    failures: dict[str, str] = {}
+    rows, diffs = bm.compare_paths(
+        model,
+        tiny_encoder.tokenizer,
+        texts,
+        max_length=512,
+        variants=("varlen", "sdpa"),  # varlen has no CPU kernel: its row is dropped, sdpa's becomes the first
+        reference_kernels=("eager",),
+        on_error=lambda name, exc: failures.setdefault(name, type(exc).__name__),
+    )
+    assert failures == {"ours (varlen, sorted, token budget 16384)": "NotImplementedError"}
+    assert [r.name for r in rows] == ["ours (sdpa, sorted, token budget 16384)", bm.REFERENCE_KERNELS["eager"]]
+    assert list(diffs) == [bm.REFERENCE_KERNELS["eager"]] and diffs[bm.REFERENCE_KERNELS["eager"]] <= 1e-5
+    assert model.config.attn_implementation == "sdpa"
+    with pytest.raises(NotImplementedError):
+        bm.compare_paths(model, tiny_encoder.tokenizer, texts, max_length=512, variants=("varlen",))

@@ -239,6 +239,7 @@ def compare_paths(
     variants: Sequence[str] = ("sdpa",),
     reference_kernels: Sequence[str] = ("eager",),
     warmup: int = 8,
+    on_error: Callable[[str, Exception], None] | None = None,
 ) -> tuple[list[BenchResult], dict[str, float]]:
     """Encode `texts` with each variant of this implementation and with the reference-style path(s).
 
@@ -247,6 +248,7 @@ def compare_paths(
             baseline of the returned differences. A compiled variant gets one untimed pass over all of `texts` first,
             so compilation (one per new shape class) is not timed.
         reference_kernels: "eager" and/or "sdpa_mask" (REFERENCE_KERNELS).
+        on_error: called with a path's row name and its exception instead of raising; that row is then left out.
 
     Returns:
         The result rows (variants in order, then references) and the max abs difference of each other row's
@@ -281,13 +283,20 @@ def compare_paths(
 
     rows, outputs = [], []
     for name, attn, compiled, run in paths:
-        with_attention(model, attn)
-        model.compile_layers(enabled=compiled)
-        if warmup:
-            run(list(texts) if compiled else list(texts[:warmup]))
-        row, out = measure(
-            name, lambda run=run: run(texts), device=device, n_texts=len(texts), tokens=tokens, flops=flops, peak=peak
-        )
+        try:
+            with_attention(model, attn)
+            model.compile_layers(enabled=compiled)
+            if warmup:
+                run(list(texts) if compiled else list(texts[:warmup]))
+            row, out = measure(
+                name, lambda run=run: run(texts), device=device, n_texts=len(texts), tokens=tokens, flops=flops,
+                peak=peak,
+            )  # fmt: skip
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(name, exc)
+            continue
         rows.append(row)
         outputs.append(out)
     with_attention(model, "sdpa")
