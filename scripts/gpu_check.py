@@ -104,6 +104,13 @@ def throughput_variants(device: str, smoke: bool) -> list[str]:
     return kernels if smoke else kernels + [f"{k}+compile" for k in kernels]
 
 
+def fail_row(name: str, exc: Exception) -> str:
+    """Print the traceback to the log; return the report's one-line FAIL row."""
+    traceback.print_exc()
+    first = (str(exc).splitlines() or [""])[0][:300]
+    return f"| {name} | {type(exc).__name__}: {first} | FAIL |"
+
+
 def working_variants(report, model, tokenizer, texts, variants: list[str]) -> list[str]:
     """Try each variant on a few texts first, so that one that cannot run here (a kernel missing from this torch, a
     compile failure) is reported as FAIL and the others are still timed. Compiled variants compile here."""
@@ -119,8 +126,7 @@ def working_variants(report, model, tokenizer, texts, variants: list[str]) -> li
             encoder.encode(texts[:4])
             working.append(variant)
         except Exception as exc:  # one lent run: report it and time the rest
-            traceback.print_exc()
-            report.append(f"| variant {variant} | {type(exc).__name__}: {str(exc).splitlines()[0][:300]} | FAIL |")
+            report.append(fail_row(f"variant {variant}", exc))
     bm.with_attention(model, "sdpa")
     model.compile_layers(enabled=False)
     return working
@@ -130,8 +136,7 @@ def step_throughput(report, tables, model, tokenizer, texts, args) -> None:
     variants = working_variants(report, model, tokenizer, texts, throughput_variants(args.device, args.cpu_smoke))
 
     def failed(name: str, exc: Exception) -> None:  # a path that breaks mid-run loses its row, not the step
-        traceback.print_exc()
-        report.append(f"| {name} | {type(exc).__name__}: {str(exc).splitlines()[0][:300]} | FAIL |")
+        report.append(fail_row(name, exc))
 
     rows, diffs = bm.compare_paths(
         model,
@@ -244,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             fn(*fn_args)
         except Exception as exc:  # report and go on: this script runs once on a lent machine
-            traceback.print_exc()
-            report.append(f"| {name} | {type(exc).__name__}: {str(exc).splitlines()[0][:300]} | FAIL |")
+            report.append(fail_row(name, exc))
         print(f"[{time.perf_counter() - started:6.1f}s] {name} done in {time.perf_counter() - t0:.1f}s", flush=True)
 
     guarded("golden parity", step_golden, report, gold, args.device, args.golden_cases)
