@@ -133,7 +133,8 @@ def working_variants(report, model, tokenizer, texts, variants: list[str]) -> li
 
 
 def step_throughput(report, tables, model, tokenizer, texts, args) -> None:
-    variants = working_variants(report, model, tokenizer, texts, throughput_variants(args.device, args.cpu_smoke))
+    wanted = args.variants.split(",") if args.variants else throughput_variants(args.device, args.cpu_smoke)
+    variants = working_variants(report, model, tokenizer, texts, wanted)
 
     def failed(name: str, exc: Exception) -> None:  # a path that breaks mid-run loses its row, not the step
         report.append(fail_row(name, exc))
@@ -204,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ref-batch-size", type=int, default=16)
     parser.add_argument("--long-tokens", type=int, default=None, help="step 4 length (default 32768; smoke 1024)")
     parser.add_argument("--golden-cases", type=int, default=None, help="check only this many golden cases")
+    parser.add_argument(
+        "--variants",
+        default=None,
+        help="step 3's variants of ours, comma list of <attn>[+compile] (default: every kernel this machine has, "
+        "eager and compiled; smoke: sdpa)",
+    )
     args = parser.parse_args(argv)
 
     import torch

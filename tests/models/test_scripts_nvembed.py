@@ -103,6 +103,21 @@ def test_gpu_check_cpu_smoke(tmp_path, golden_dir, monkeypatch):
     assert "ours" in report and "reference (eager" in report
 
 
+def test_gpu_check_times_a_compiled_variant(tmp_path, golden_dir, monkeypatch):
+    """The compiled path the GPU run will take (pre-check, untimed warm-up pass, timed pass), here through inductor's
+    CPU backend on the tiny shape; its embeddings match eager sdpa's."""
+    import gpu_check
+
+    monkeypatch.setenv("OUT", str(tmp_path))
+    args = ["--cpu-smoke", "--n-texts", "6", "--long-tokens", "128", "--golden-cases", "2", "--assets", str(tmp_path)]
+    assert gpu_check.main([*args, "--variants", "sdpa,sdpa+compile"]) == 0
+    report = (tmp_path / "gpu_check.md").read_text()
+    assert "variants sdpa, sdpa+compile |" in report and "FAIL" not in report
+    assert "| ours (sdpa, compiled, sorted, token budget 16384) | 6 |" in report
+    diff = float(report.split("max abs diff of any row vs ours (sdpa) ")[1].split(" |")[0])
+    assert diff <= 1e-5
+
+
 def test_gpu_check_reports_a_variant_that_cannot_run_and_keeps_the_rest(tiny_encoder, texts):
     """On CPU torch's varlen kernel does not exist (flash only): that variant becomes a FAIL row, sdpa stays."""
     import gpu_check
