@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from nvembed_eval.tasks import REVISION_KINDS
+
 if TYPE_CHECKING:
     from mteb import AbsTask
 
@@ -17,8 +19,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CARD, MTEB = "card", "mteb"
-DATASET_REVISION_CHOICES = (CARD, MTEB)
+CARD, MTEB = REVISION_KINDS
+DATASET_REVISION_CHOICES = REVISION_KINDS
 
 
 def with_revision(task: AbsTask, revision: str) -> AbsTask:

@@ -257,9 +257,16 @@ def spec_from_mteb(name: str) -> TaskSpec:
         instruction_source="none",
         instruction_verified=False,
         dataset_revision={"card": None, "mteb": md.revision},
-        dataset_path={"card": None, "mteb": (md.dataset or {}).get("path") if not getattr(md, "tasks", None) else None},
+        dataset_path={"card": None, "mteb": mteb_dataset_path(md)},
         subtasks=tuple(t.metadata.name for t in getattr(md, "tasks", None) or ()),
     )
+
+
+def mteb_dataset_path(metadata: Any) -> str | None:
+    """The hub repository mteb loads a task from; None for an aggregate (CQADupstackRetrieval), which has none."""
+    if getattr(metadata, "tasks", None):
+        return None
+    return (metadata.dataset or {}).get("path")
 
 
 def load_task_spec(name: str) -> TaskSpec:

@@ -119,6 +119,7 @@ def nv_instructions(name: str, kind: str, nv: dict) -> dict[str, str | None] | N
 def task_yaml(row: dict, task, nv: dict, table7: dict, published: dict[str, dict[str, dict]]) -> str:
     """Text of one conf/task/<Name>.yaml."""
     from nvembed_eval.scoring import metric_aliases
+    from nvembed_eval.tasks import mteb_dataset_path
 
     md = task.metadata
     name, kind = md.name, md.type
@@ -151,7 +152,7 @@ def task_yaml(row: dict, task, nv: dict, table7: dict, published: dict[str, dict
     # The card's commit belongs to the repository the v1 leaderboard read; mteb 2.x re-uploaded some datasets under
     # new names (reranking in the retrieval format), where that commit does not exist. Aggregates have no repository.
     card_path = row["hf_dataset"] if "/" in row["hf_dataset"] else None
-    mteb_path = (md.dataset or {}).get("path") if not getattr(md, "tasks", None) else None
+    mteb_path = mteb_dataset_path(md)
     for model, rows in published.items():
         pub = rows[name]
         if model == "nv_embed_v2" and pub.get("dataset_revision") != card:
