@@ -55,10 +55,11 @@ def main(argv: list[str] | None = None) -> None:
     """Console script. Validates group choices and knobs first, so mistakes cost one line, not a traceback."""
     import hydra
 
-    from nvembed_eval.preflight import check_overrides
+    from nvembed_eval.preflight import check_overrides, check_torch
 
     args = sys.argv[1:] if argv is None else argv
     try:
+        check_torch()
         check_overrides(args, CONF_DIR)
     except NVEmbedEvalError as exc:
         fail(str(exc), exc.exit_code)

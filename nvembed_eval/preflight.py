@@ -1,4 +1,4 @@
-"""Check command-line overrides against the config tree before Hydra composes it.
+"""Checks that run before Hydra composes the config: the installed torch, then the command-line overrides.
 
 Hydra's own errors for a wrong group choice or knob are multi-line; users sweeping from the command line get one line
 naming the value and the valid choices instead. Anything this module does not recognise is left to Hydra.
@@ -7,12 +7,17 @@ naming the value and the valid choices instead. Anything this module does not re
 from __future__ import annotations
 
 import difflib
+import importlib.metadata
 import re
 from pathlib import Path
 
 import yaml
 
 from nvembed_eval.errors import ConfigError
+
+# transformers 5 turns its PyTorch support off below this release (a strict comparison, so "2.6.0a0+git..."
+# counts as older), after which every model import fails with an unrelated-looking NameError deep inside it.
+MIN_TORCH = "2.6.0"
 
 _SWEEP_SYNTAX = re.compile(r"^\s*(choice|range|interval|glob|tag|sort|shuffle)\(")
 _HYDRA_FLAGS_WITH_VALUE = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--info", "-i"}
@@ -54,6 +59,28 @@ def _experiment_model(conf_dir: Path, experiment: str) -> str | None:
                 if key.replace("override ", "").strip().lstrip("/") == "model":
                     return value
     return None
+
+
+def check_torch(installed: str | None = None) -> None:
+    """Raise `ConfigError` when the installed torch is older than transformers 5 accepts."""
+    from packaging.version import InvalidVersion, Version
+
+    if installed is None:
+        try:
+            installed = importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:
+            raise ConfigError(
+                "torch is not installed; run: pip install torch (CPU: pip install torch==2.13.0)"
+            ) from None
+    try:
+        too_old = Version(installed) < Version(MIN_TORCH)
+    except InvalidVersion:
+        too_old = True
+    if too_old:
+        raise ConfigError(
+            f"torch {installed} is too old: transformers 5 needs torch >= {MIN_TORCH} (a pre-release of "
+            f"{MIN_TORCH} does not count); upgrade it, e.g. pip install 'torch>={MIN_TORCH}'"
+        )
 
 
 def check_overrides(args: list[str], conf_dir: Path) -> None:

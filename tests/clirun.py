@@ -41,11 +41,13 @@ def isolated_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], tmp: Path, *, module: str = "nvembed_eval", timeout: int = 900) -> CliResult:
+def run_cli(
+    args: list[str], tmp: Path, *, module: str = "nvembed_eval", timeout: int = 900, env: dict[str, str] | None = None
+) -> CliResult:
     proc = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=REPO,
-        env=isolated_env(tmp),
+        env={**isolated_env(tmp), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
 from clirun import run_cli
+
+from nvembed_eval.errors import ConfigError
+from nvembed_eval.preflight import check_torch
 
 
 def _write_jsonl_gz(path: Path, rows: list, raw_lines: dict[int, str] | None = None) -> None:
@@ -61,6 +65,37 @@ def test_config_mistakes_fail_in_one_line(tmp_path, args, fragments):
     result = run_cli([*args, f"output_dir={run_dir}"], tmp_path)
     _assert_clean_failure(result, run_dir, *fragments)
     assert not (run_dir / "results").exists()
+
+
+@pytest.mark.parametrize("version", ["2.4.1", "2.5.1+cu121", "2.6.0a0+ecf3bae40a", "not-a-version"])
+def test_torch_older_than_transformers_accepts_is_refused(version):
+    with pytest.raises(
+        ConfigError, match=rf"^torch {re.escape(version)} is too old: transformers 5 needs torch >= 2\.6"
+    ):
+        check_torch(version)
+
+
+@pytest.mark.parametrize("version", ["2.6.0", "2.11.0+cu130", "2.13.0+cpu", None])  # None: the torch installed here
+def test_torch_at_or_above_the_floor_passes(version):
+    check_torch(version)
+
+
+def test_old_torch_stops_the_cli_before_anything_runs(tmp_path):
+    """A torch 2.4.1 distribution first on the path (as in an old environment) gets the one-line error, not
+    transformers' NameError from deep inside a model import."""
+    fake = tmp_path / "site" / "torch-2.4.1.dist-info"
+    fake.mkdir(parents=True)
+    (fake / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 2.4.1\n")
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        ["model=minilm", "benchmark=smoke", f"output_dir={run_dir}"], tmp_path, env={"PYTHONPATH": str(fake.parent)}
+    )
+    assert result.returncode == 2
+    assert result.error_line == (
+        "error: torch 2.4.1 is too old: transformers 5 needs torch >= 2.6.0 (a pre-release of 2.6.0 does not count); "
+        "upgrade it, e.g. pip install 'torch>=2.6.0'"
+    )
+    assert not run_dir.exists()
 
 
 def test_invalid_hydra_override_is_rejected(tmp_path):

@@ -143,6 +143,27 @@ def test_bad_knob_values(tiny_dir, kwargs, pattern):
         NVEmbedEncoder(str(tiny_dir), progress=False, **{"device": "cpu", **kwargs})
 
 
+@pytest.mark.parametrize(
+    ("attn", "missing", "pattern"),
+    [
+        ("varlen", "torch.nn.attention.varlen", r"varlen> needs torch >= 2\.10 .*found torch .*use model\.attn_impl"),
+        ("flash_attention_2", "flash_attn", r"flash-attn is not installed; install the `gpu` extra"),
+    ],
+)
+def test_packed_kernel_without_its_library_on_a_cuda_device(monkeypatch, attn, missing, pattern):
+    """On a CUDA device in bf16 the remaining check is the kernel's library: a torch without
+    torch.nn.attention.varlen (< 2.10) or a missing flash-attn is named, with the way out."""
+    import importlib.util
+
+    from nvembed_eval.models.nvembed.configuration_nvembed import AttnImplementation
+    from nvembed_eval.models.nvembed.encoder_nvembed import _check_packed_kernel
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a))
+    with pytest.raises(ConfigError, match=pattern):
+        _check_packed_kernel(AttnImplementation(attn), torch.device("cuda"), torch.bfloat16)
+
+
 def test_dtype_the_device_cannot_run(tiny_dir, monkeypatch):
     def refuse(dtype, device):
         raise RuntimeError(f'"addmm_impl_cpu_" not implemented for {dtype}')

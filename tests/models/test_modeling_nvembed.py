@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import itertools
 import json
 
@@ -194,6 +195,10 @@ def varlen_attn_stand_in(with_gqa_flag: bool):
     return attend_without_flag
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch.nn.attention.varlen") is None,
+    reason="torch.nn.attention.varlen arrived in torch 2.10 (CI runs 2.13; the encoder refuses varlen below 2.10)",
+)
 @pytest.mark.parametrize("with_gqa_flag", [True, False], ids=["torch>=2.12", "torch2.10-2.11"])
 def test_torch_varlen_kernel_matches_padded(monkeypatch, with_gqa_flag):
     """attn_implementation=varlen (packed tokens, torch's varlen_attn) equals the padded SDPA path, with GQA passed
