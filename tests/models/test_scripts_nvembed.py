@@ -6,6 +6,7 @@ import importlib.util
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from nvembed_testlib import REPO
 
@@ -48,7 +49,20 @@ def test_model_card_example_runs_on_the_tiny_checkpoint(tiny_dir, capsys):
     printed = capsys.readouterr().out
     assert "local/nv_embed_tiny" in printed and printed.count("[") == 3  # a 2 x 2 matrix
     assert card.main(["--model", str(tiny_dir), "--device", "cpu", "--expect-card"]) == 1  # random weights
-    assert "MISMATCH" in capsys.readouterr().out
+    assert "v2 card: [[87.43, 0.46], [0.97, 86.04]]; max deviation" in capsys.readouterr().out
+
+
+def test_model_card_check_tolerance_and_each_cards_max_length(tiny_dir, capsys):
+    """Within 0.05 of a card's matrix passes, beyond fails; each card runs at the max_length its example uses."""
+    import check_model_card_example as card
+
+    for name, (matrix, max_length) in card.CARDS.items():
+        assert card.deviation_from_card(matrix + 0.04, name) == (pytest.approx(0.04), True)
+        assert card.deviation_from_card(matrix - np.array([[0, 0], [0.06, 0]]), name) == (pytest.approx(0.06), False)
+        assert card.main(["--model", str(tiny_dir), "--device", "cpu", "--card", name, "--expect-card"]) == 1
+        printed = capsys.readouterr().out
+        assert f"max_length {max_length})" in printed and f"{name} card: {matrix.tolist()}" in printed
+    assert card.deviation_from_card(card.CARDS["v1"][0], "v2")[1] is False  # the two cards differ
 
 
 def test_flop_count_of_the_full_model(golden_dir):
