@@ -11,6 +11,8 @@ No mteb, no hydra, no network. Steps, each reported even if another fails:
      (sdpa and torch's varlen kernel, each eager and torch.compile'd; flash-attn varlen if importable) vs the
      reference-style path (eager, and SDPA with a materialised 4D mask), % of the dense bf16 roofline, peak memory
   4. one 32k-token text through the 7B shape (memory-safe check)
+  5. a torch.profiler pass of step 3's fastest variant: device time by kernel category (GEMM, attention, fused,
+     element-wise, copies), the busiest kernels, and how busy the device was, so one run says what to fix next
 
 Prints a Markdown table and writes it to $OUT/gpu_check.md when OUT is set.
 
@@ -158,6 +160,7 @@ def step_throughput(report, tables, model, tokenizer, texts, args) -> None:
         f"\nreference-style batches of {bs} in input order compute {padded / sum(lengths):.2f}x the real tokens."
     )
     ours = max((r for r in rows if r.name.startswith("ours")), key=lambda r: r.tokens_per_s)  # the fastest variant
+    args.fastest = next(v for v in variants if ours.name.startswith(variant_label_start(v)))
     pct = f"{ours.roofline_pct:.1f} % of bf16 roofline" if ours.roofline_pct is not None else "roofline n/a"
     ratios = [f"{ours.tokens_per_s / ref.tokens_per_s:.2f}x vs {ref.name}" for ref in refs.values() if ref is not None]
     report.append(
@@ -166,6 +169,36 @@ def step_throughput(report, tables, model, tokenizer, texts, args) -> None:
         f"{pct}, peak {ours.peak_memory_gib or 0:.1f} GiB); {'; '.join(ratios) or 'no reference row'}; max abs "
         f"diff of any row vs {rows[0].name.split(',')[0]}) {max(diffs.values(), default=0.0):.1e} | info |"
     )
+
+
+def variant_label_start(variant: str) -> str:
+    """How compare_paths' row name for this variant begins."""
+    attn, compiled = bm.parse_variant(variant)
+    return f"ours ({attn}{', compiled' if compiled else ''},"
+
+
+def step_profile(report, tables, model, tokenizer, texts, args) -> None:
+    from nvembed_eval.models.nvembed.encoder_nvembed import NVEmbedEncoder
+    from nvembed_eval.models.nvembed.profiling import profile_kernels
+
+    variant = getattr(args, "fastest", None) or "sdpa"  # sdpa when step 3 failed before choosing
+    attn, compiled = bm.parse_variant(variant)
+    subset = texts[: args.profile_texts]
+    encoder = NVEmbedEncoder.from_model(model, tokenizer)
+    try:
+        bm.with_attention(model, attn)
+        model.compile_layers(enabled=compiled)
+        encoder.encode(subset)  # warm-up: compilation, allocator, GEMM heuristics
+        prof = profile_kernels(lambda: encoder.encode(subset), next(model.parameters()).device)
+    finally:
+        bm.with_attention(model, "sdpa")
+        model.compile_layers(enabled=False)
+    shares = ", ".join(f"{c} {prof.share(c):.0f} %" for c, _ in sorted(prof.by_category.items(), key=lambda kv: -kv[1]))
+    report.append(
+        f"| profile of {variant}, {len(subset)} docs | device busy {prof.busy_pct:.0f} % of wall (profiler "
+        f"overhead included); of busy time: {shares} | info |"
+    )
+    tables.append(f"\n## Where the time goes: {variant}, {len(subset)} docs\n\n{prof.table()}")
 
 
 def step_long(report, model, tokenizer, texts, args) -> None:
@@ -205,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ref-batch-size", type=int, default=16)
     parser.add_argument("--long-tokens", type=int, default=None, help="step 4 length (default 32768; smoke 1024)")
     parser.add_argument("--golden-cases", type=int, default=None, help="check only this many golden cases")
+    parser.add_argument("--profile-texts", type=int, default=256, help="docs for step 5's profiled pass (0: skip)")
     parser.add_argument(
         "--variants",
         default=None,
@@ -272,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     guarded("throughput", step_throughput, report, tables, model, tokenizer, texts, args)
     long_source = bm.load_corpus_texts(corpus, None)
     guarded("long text", step_long, report, model, tokenizer, long_source, args)
+    if args.profile_texts > 0:
+        guarded("profile", step_profile, report, tables, model, tokenizer, texts, args)
 
     report.append(f"| total wall time | {time.perf_counter() - started:.0f} s | info |")
     text = "\n".join(header + report + ["", "## Throughput detail", "", *tables, ""])

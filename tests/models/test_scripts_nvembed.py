@@ -119,6 +119,7 @@ def test_gpu_check_cpu_smoke(tmp_path, golden_dir, monkeypatch):
     report = (tmp_path / "gpu_check.md").read_text()
     assert report.count("| PASS |") == 2 and "FAIL" not in report
     assert "ours" in report and "reference (eager" in report
+    assert "| profile of sdpa, 4 docs | device busy " in report and "## Where the time goes: sdpa, 4 docs" in report
 
 
 def test_gpu_check_times_a_compiled_variant(tmp_path, golden_dir, monkeypatch):
