@@ -11,6 +11,8 @@ import logging
 import os
 import re
 import sys
+import time
+from collections import deque
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nvembed_eval.cache_claims import ChunkClaims
 from nvembed_eval.cache_index import KEY_BYTES
 from nvembed_eval.cache_store import FORMAT, ShardStore
 from nvembed_eval.errors import ConfigError, EncodingError
@@ -29,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 ENV_VAR = "NVEMBED_EVAL_CACHE"
 DEFAULT_SHARD_SIZE = 2048
+CLAIM_POLL_S = 2.0  # how often a job whose remaining chunks are all claimed looks for the other jobs' shards
 SIZE_EXAMPLES = "500MiB, 200GB, 1.5TiB, 0 or a byte count such as 1048576"
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*((?:[kmgt]i?)?b)?\s*", re.IGNORECASE)
 _UNIT_BYTES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
@@ -99,11 +103,17 @@ def text_keys(identity_key: str, prefix: str, texts: Sequence[str]) -> np.ndarra
     return np.frombuffer(bytes(out), dtype=np.uint8).reshape(len(texts), KEY_BYTES)
 
 
+def _chunk_id(chunk_keys: np.ndarray) -> str:
+    """Names a chunk by its texts' keys, so every job encoding the same chunk names it alike."""
+    return hashlib.sha256(np.ascontiguousarray(chunk_keys).tobytes()).hexdigest()[:32]
+
+
 class CachedEncoder:
     """A `TextEncoder` that serves embeddings from an on-disk cache and encodes only what is missing.
 
-    Misses are encoded in shards of `shard_size` unique texts and each shard is stored as soon as it is done, so a
-    run killed mid-corpus resumes from the last finished shard. Cached vectors are the exact float32 the wrapped
+    The unique texts are cut into chunks of `shard_size`; each chunk's misses are encoded and stored as one shard as
+    soon as they are done, so a run killed mid-corpus resumes from the last finished shard, and concurrent jobs
+    claim chunks so that they split shared work (`cache_claims`). Cached vectors are the exact float32 the wrapped
     encoder returned. If the cache location cannot be written (permission, full disk), one warning is logged and
     the run continues without storing; `counters["disabled_reason"]` says why.
 
@@ -111,7 +121,7 @@ class CachedEncoder:
         encoder: The wrapped model adapter.
         cache_dir: Cache root (`cache.dir`); entries go to `cache_dir/<identity.key()[:16]>/`.
         enabled: `cache.enabled`; False makes this a plain pass-through.
-        shard_size: `cache.shard_size`, unique texts encoded and stored per shard.
+        shard_size: `cache.shard_size`, unique texts per chunk (one shard each).
 
     Examples:
         >>> cached = CachedEncoder(encoder, default_cache_dir())  # doctest: +SKIP
@@ -135,7 +145,9 @@ class CachedEncoder:
         self.shard_size = shard_size
         self.counters: dict[str, Any] = {
             "hits": 0,  # unique texts served from the cache
-            "misses": 0,  # unique texts that had to be encoded
+            "misses": 0,  # unique texts this process encoded
+            "from_peers": 0,  # unique texts missing at first, then stored meanwhile by a concurrent job
+            "claim_waits": 0,  # pauses while every remaining chunk was claimed by other jobs
             "duplicates": 0,  # repeats inside one call, served from the first occurrence
             "encode_calls": 0,  # calls to the wrapped encoder
             "shards_written": 0,
@@ -218,7 +230,6 @@ class CachedEncoder:
         # the same misses, so a text counts as a hit only if every rank found it.
         misses = np.flatnonzero(~_on_every_rank(filled))
         self.counters["hits"] += len(unique) - len(misses)
-        self.counters["misses"] += len(misses)
         logger.info(
             "embedding cache: %d texts, %d unique, %d cached, %d to encode",
             len(texts),
@@ -226,22 +237,99 @@ class CachedEncoder:
             len(unique) - len(misses),
             len(misses),
         )
-        self._encode_misses(unique, misses, keys, out, prefix, batch_size)
+        missing = np.zeros(len(unique), dtype=bool)
+        missing[misses] = True
+        self._encode_misses(unique, missing, keys, out, prefix, batch_size)
         return out[inverse]
 
     def _encode_misses(
-        self, unique: list[str], misses: np.ndarray, keys: np.ndarray, out: np.ndarray, prefix: str, batch_size: int
+        self, unique: list[str], missing: np.ndarray, keys: np.ndarray, out: np.ndarray, prefix: str, batch_size: int
     ) -> None:
+        """Encode the missing rows chunk by chunk and store each chunk's shard as soon as it is done.
+
+        Chunks are fixed slices of `shard_size` unique texts, whatever is cached already, so concurrent jobs
+        encoding the same texts see the same chunks. Each chunk is claimed first (`cache_claims`): a chunk another
+        live job holds is left for later and then read from the shard that job stores, so the jobs split the work.
+        """
         from tqdm.auto import tqdm
 
-        chunks = [misses[i : i + self.shard_size] for i in range(0, len(misses), self.shard_size)]
-        with tqdm(total=len(misses), unit="text", desc="encoding cache misses", disable=len(chunks) <= 1) as bar:
-            for chunk in chunks:
-                vectors = self._encoder.encode([unique[i] for i in chunk], prefix=prefix, batch_size=batch_size)
-                self.counters["encode_calls"] += 1
-                out[chunk] = self._check(vectors, len(chunk))
-                self._store_shard(keys[chunk], out[chunk])
-                bar.update(len(chunk))
+        size = self.shard_size
+        pending = deque(
+            (start, todo)
+            for start in range(0, len(unique), size)
+            if len(todo := np.flatnonzero(missing[start : start + size]) + start)
+        )
+        claims = self._claims()
+        total = int(missing.sum())
+        with tqdm(total=total, unit="text", desc="encoding cache misses", disable=len(pending) <= 1) as bar:
+            while pending:
+                progressed = False
+                for _ in range(len(pending)):
+                    start, todo = pending.popleft()
+                    claim = None
+                    if claims is not None:
+                        try:
+                            claim = claims.try_acquire(_chunk_id(keys[start : start + size]))
+                        except OSError as e:
+                            self._disable(e, reads=False)
+                            claims = None
+                        if claims is not None and claim is None:  # another job is encoding this chunk
+                            pending.append((start, todo))
+                            continue
+                    try:
+                        left = self._take_from_peers(todo, keys, out) if claim is not None else todo
+                        if len(left):
+                            vectors = self._encoder.encode(
+                                [unique[i] for i in left], prefix=prefix, batch_size=batch_size
+                            )
+                            self.counters["encode_calls"] += 1
+                            self.counters["misses"] += len(left)
+                            out[left] = self._check(vectors, len(left))
+                            self._store_shard(keys[left], out[left])
+                    finally:
+                        if claim is not None:
+                            claim.release()
+                    bar.update(len(todo))
+                    progressed = True
+                if pending and not progressed:  # every remaining chunk is held by others: wait for their shards
+                    self.counters["claim_waits"] += 1
+                    time.sleep(CLAIM_POLL_S)
+                    waiting = list(pending)
+                    pending.clear()
+                    self._refresh_store()
+                    for start, todo in waiting:
+                        left = self._take_from_peers(todo, keys, out, refresh=False)
+                        if len(left):
+                            pending.append((start, left))
+                        bar.update(len(todo) - len(left))
+
+    def _claims(self) -> ChunkClaims | None:
+        """Claims need a writable cache and a single process (torchrun's ranks must make identical calls)."""
+        if not self._writable or self._store is None or _process_group() is not None:
+            return None
+        return ChunkClaims(self.model_dir)
+
+    def _refresh_store(self) -> bool:
+        if self._store is None or not self._readable:
+            return False
+        try:
+            self._store.refresh()
+        except OSError as e:
+            self._disable(e, reads=True)
+            return False
+        return True
+
+    def _take_from_peers(
+        self, todo: np.ndarray, keys: np.ndarray, out: np.ndarray, *, refresh: bool = True
+    ) -> np.ndarray:
+        """Fill the rows of `todo` that other jobs have stored since this call looked; return those still missing."""
+        if (refresh and not self._refresh_store()) or self._store is None or not self._readable:
+            return todo
+        found = np.empty((len(todo), self.embed_dim), dtype=np.float32)
+        filled = self._store.fill(*self._store.lookup(keys[todo]), found)
+        out[todo[filled]] = found[filled]
+        self.counters["from_peers"] += int(filled.sum())
+        return todo[~filled]
 
     def _check(self, vectors: Any, n: int) -> np.ndarray:
         name = type(self._encoder).__name__

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from nvembed_eval.atomic import TEMP_SUFFIX, atomic_write
+from nvembed_eval.cache_claims import is_claim_file
 from nvembed_eval.cache_index import KEY_BYTES, KeyIndex
 
 logger = logging.getLogger(__name__)
@@ -267,11 +268,13 @@ def scan_root(root: Path) -> list[dict[str, Any]]:
 
 
 def cache_file_kind(name: str) -> str | None:
-    """The kind of a file this module writes ("shard", "identity", "partial") from its name; None if not ours."""
+    """The kind of a cache file ("shard", "identity", "partial", "claim") from its name; None if not ours."""
     if name == IDENTITY_FILE:
         return "identity"
     if name.endswith(PARTIAL_SUFFIX):
         return "partial"
+    if is_claim_file(name):
+        return "claim"
     if name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX):
         return "shard"
     return None
@@ -299,7 +302,7 @@ def clear_folder(folder: Path) -> tuple[int, int]:
 class PruneSummary:
     """What `prune_root` removed (or, in a dry run, would remove) and the bytes of cache files left."""
 
-    files_removed: int = 0  # shards, stale temp files and identity.json files
+    files_removed: int = 0  # shards, stale temp files and claims, and identity.json files
     bytes_removed: int = 0
     bytes_left: int = 0
     shards_removed: dict[str, int] = field(default_factory=dict)  # model key -> shards removed
@@ -326,17 +329,17 @@ def _cache_files(folder: Path) -> list[tuple[str, str, os.stat_result]]:
 def prune_root(root: Path, max_bytes: int, *, dry_run: bool = False, partial_age_s: float = 86400) -> PruneSummary:
     """Shrink the cache under `root` to at most `max_bytes` of cache files, least recently used shards first.
 
-    A shard's mtime is its last write or hit (`ShardStore.fill` touches it). Temp files older than `partial_age_s`
-    were left by killed writers and go first; younger ones may be a live writer's and stay. Then shards go, oldest
-    mtime first (ties by name), until shards + identity.json + temp files fit. A folder left with no shards loses its
-    identity.json and is removed, unless a live writer's temp file is still in it. A file another process deleted
-    meanwhile is not an error; jobs still running treat a vanished shard as a miss.
+    A shard's mtime is its last write or hit (`ShardStore.fill` touches it). Temp files and chunk claims older than
+    `partial_age_s` were left by killed writers and go first; younger ones may be a live writer's and stay. Then
+    shards go, oldest mtime first (ties by name), until shards + identity.json + temp files fit. A folder left with
+    no shards loses its identity.json and is removed, unless a live writer's temp file or claim is still in it. A
+    file another process deleted meanwhile is not an error; jobs still running treat a vanished shard as a miss.
 
     Args:
         root: The cache root (`cache.dir`); only its 16-hex-digit model folders are looked at.
         max_bytes: The cap, in bytes.
         dry_run: Work out what would be removed, remove nothing.
-        partial_age_s: Age in seconds past which a temp file counts as abandoned.
+        partial_age_s: Age in seconds past which a temp file or claim counts as abandoned.
 
     Returns:
         A `PruneSummary`.
@@ -366,11 +369,11 @@ def prune_root(root: Path, max_bytes: int, *, dry_run: bool = False, partial_age
     for folder in folders:
         shards_left[folder.name] = 0
         for kind, name, st in _cache_files(folder):
-            if kind == "partial" and st.st_mtime_ns < stale_before:
+            if kind in ("partial", "claim") and st.st_mtime_ns < stale_before:
                 remove(folder / name, st.st_size)
                 continue
             total += st.st_size
-            if kind == "partial":
+            if kind in ("partial", "claim"):  # a job is writing into this folder
                 live_writer.add(folder.name)
             elif kind == "identity":
                 identity_size[folder.name] = st.st_size
