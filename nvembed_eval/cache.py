@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 ENV_VAR = "NVEMBED_EVAL_CACHE"
 DEFAULT_SHARD_SIZE = 2048
 CLAIM_POLL_S = 2.0  # how often a job whose remaining chunks are all claimed looks for the other jobs' shards
+CLAIM_MAX_WAIT_S = 1800.0  # with no chunk done anywhere for this long, stop deferring to other jobs' claims
 SIZE_EXAMPLES = "500MiB, 200GB, 1.5TiB, 0 or a byte count such as 1048576"
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*((?:[kmgt]i?)?b)?\s*", re.IGNORECASE)
 _UNIT_BYTES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
@@ -261,8 +262,14 @@ class CachedEncoder:
         )
         claims = self._claims()
         total = int(missing.sum())
+        last_progress = time.monotonic()
         with tqdm(total=total, unit="text", desc="encoding cache misses", disable=len(pending) <= 1) as bar:
             while pending:
+                if claims is not None and (
+                    not self._readable or time.monotonic() - last_progress > CLAIM_MAX_WAIT_S
+                ):  # the others' shards cannot be read, or they are stuck: do the rest here
+                    logger.warning("embedding cache: not waiting for other jobs' claims any longer; encoding here")
+                    claims = None
                 progressed = False
                 for _ in range(len(pending)):
                     start, todo = pending.popleft()
@@ -291,6 +298,7 @@ class CachedEncoder:
                             claim.release()
                     bar.update(len(todo))
                     progressed = True
+                    last_progress = time.monotonic()
                 if pending and not progressed:  # every remaining chunk is held by others: wait for their shards
                     self.counters["claim_waits"] += 1
                     time.sleep(CLAIM_POLL_S)
@@ -301,6 +309,8 @@ class CachedEncoder:
                         left = self._take_from_peers(todo, keys, out, refresh=False)
                         if len(left):
                             pending.append((start, left))
+                        else:
+                            last_progress = time.monotonic()
                         bar.update(len(todo) - len(left))
 
     def _claims(self) -> ChunkClaims | None:
@@ -326,7 +336,11 @@ class CachedEncoder:
         if (refresh and not self._refresh_store()) or self._store is None or not self._readable:
             return todo
         found = np.empty((len(todo), self.embed_dim), dtype=np.float32)
-        filled = self._store.fill(*self._store.lookup(keys[todo]), found)
+        try:
+            filled = self._store.fill(*self._store.lookup(keys[todo]), found)
+        except OSError as e:
+            self._disable(e, reads=True)
+            return todo
         out[todo[filled]] = found[filled]
         self.counters["from_peers"] += int(filled.sum())
         return todo[~filled]

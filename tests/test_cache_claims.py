@@ -141,3 +141,24 @@ def test_two_jobs_split_the_same_texts_and_agree_bit_for_bit(tmp_path):
         assert same_bits(np.load(job.with_suffix(".npy")), reference)
     assert len(shard_files(cache)) == len(TEXTS) // SHARD  # one shard per chunk
     assert not list(cache.glob("*/claim-*"))  # every claim released
+
+
+def test_a_stuck_claim_holder_is_waited_for_only_so_long(tmp_path, monkeypatch, caplog):
+    """A claim whose live owner never stores its shard (a hung job keeps heartbeating) delays this job by at most
+    CLAIM_MAX_WAIT_S; then it encodes the chunk itself and returns the same vectors."""
+    import nvembed_eval.cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "CLAIM_POLL_S", 0.05)
+    monkeypatch.setattr(cache_mod, "CLAIM_MAX_WAIT_S", 0.5)
+    enc = MiniLMEncoder(load_minilm())
+    cached = cache_mod.CachedEncoder(enc, tmp_path, shard_size=SHARD)
+    texts = TEXTS[:SHARD]
+    chunk = cache_mod._chunk_id(cache_mod.text_keys(enc.identity.key(), "", texts))
+    held = _claim_file(cached.model_dir, chunk, {"host": socket.gethostname(), "pid": os.getpid()})
+    start = time.monotonic()
+    vectors = cached.encode(texts)
+    assert 0.5 <= time.monotonic() - start < 30
+    assert same_bits(vectors, MiniLMEncoder(load_minilm()).encode(texts))
+    assert cached.counters["claim_waits"] >= 5 and cached.counters["misses"] == SHARD
+    assert "not waiting for other jobs' claims any longer" in caplog.text
+    assert held.exists()  # someone else's claim is left alone
