@@ -172,9 +172,9 @@ def step_throughput(report, tables, model, tokenizer, texts, args) -> None:
 
 
 def variant_label_start(variant: str) -> str:
-    """How compare_paths' row name for this variant begins."""
+    """How compare_paths' row name for this variant begins (and no other variant's)."""
     attn, compiled = bm.parse_variant(variant)
-    return f"ours ({attn}{', compiled' if compiled else ''},"
+    return f"ours ({attn}{', compiled' if compiled else ''}, sorted,"
 
 
 def step_profile(report, tables, model, tokenizer, texts, args) -> None:

@@ -122,6 +122,17 @@ def test_gpu_check_cpu_smoke(tmp_path, golden_dir, monkeypatch):
     assert "| profile of sdpa, 4 docs | device busy " in report and "## Where the time goes: sdpa, 4 docs" in report
 
 
+def test_gpu_check_names_each_row_by_exactly_one_variant():
+    """Step 5 profiles the variant whose row was fastest; 'sdpa' must not also claim the 'sdpa, compiled' row."""
+    import gpu_check
+
+    variants = ["sdpa", "sdpa+compile", "varlen", "varlen+compile"]
+    for variant in variants:
+        attn, compiled = bm.parse_variant(variant)
+        row = f"ours ({attn}{', compiled' if compiled else ''}, sorted, token budget 32768)"
+        assert [v for v in variants if row.startswith(gpu_check.variant_label_start(v))] == [variant]
+
+
 def test_gpu_check_times_a_compiled_variant(tmp_path, golden_dir, monkeypatch):
     """The compiled path the GPU run will take (pre-check, untimed warm-up pass, timed pass), here through inductor's
     CPU backend on the tiny shape; its embeddings match eager sdpa's."""
@@ -135,6 +146,8 @@ def test_gpu_check_times_a_compiled_variant(tmp_path, golden_dir, monkeypatch):
     assert "| ours (sdpa, compiled, sorted, token budget 16384) | 6 |" in report
     diff = float(report.split("max abs diff of any row vs ours (sdpa) ")[1].split(" |")[0])
     assert diff <= 1e-5
+    fastest = "sdpa+compile" if "fastest: ours (sdpa, compiled," in report else "sdpa"
+    assert f"| profile of {fastest}, 6 docs |" in report  # step 5 profiles the row that won step 3
 
 
 def test_gpu_check_reports_a_variant_that_cannot_run_and_keeps_the_rest(tiny_encoder, texts):
