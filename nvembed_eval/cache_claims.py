@@ -42,7 +42,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 class Claim:
-    """A held claim: a heartbeat thread keeps its file fresh until `release()` (or leaving the `with` block)."""
+    """A held claim: a heartbeat thread keeps its file fresh until `release()`."""
 
     def __init__(self, path: Path, heartbeat_s: float) -> None:
         self.path = path
@@ -60,12 +60,6 @@ class Claim:
         self._thread.join()
         with contextlib.suppress(OSError):
             self.path.unlink(missing_ok=True)
-
-    def __enter__(self) -> Claim:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 class ChunkClaims:
@@ -101,15 +95,14 @@ class ChunkClaims:
         """Delete a claim whose owner is gone; True if it is gone now (deleted here, or released meanwhile)."""
         try:
             before = path.stat()
+        except FileNotFoundError:
+            return True
+        try:
             owner = json.loads(path.read_text(encoding="utf-8") or "{}")
         except FileNotFoundError:
             return True
         except (OSError, ValueError):
             owner = {}  # being written right now, or unreadable: judge by age alone
-            try:
-                before = path.stat()
-            except FileNotFoundError:
-                return True
         dead = owner.get("host") == self.host and isinstance(owner.get("pid"), int) and not _pid_alive(owner["pid"])
         silent = time.time() - before.st_mtime > self.stale_s
         if not (dead or silent):
