@@ -280,21 +280,17 @@ class CachedEncoder:
                         except OSError as e:
                             self._disable(e, reads=False)
                             claims = None
-                        if claims is not None and claim is None:  # another job is encoding this chunk
-                            pending.append((start, todo))
-                            continue
-                    try:
-                        left = self._take_from_peers(todo, keys, out) if claim is not None else todo
-                        if len(left):
-                            vectors = self._encoder.encode(
-                                [unique[i] for i in left], prefix=prefix, batch_size=batch_size
-                            )
-                            self.counters["encode_calls"] += 1
-                            self.counters["misses"] += len(left)
-                            out[left] = self._check(vectors, len(left))
-                            self._store_shard(keys[left], out[left])
-                    finally:
-                        if claim is not None:
+                    if claims is None:
+                        self._encode_rows(todo, unique, keys, out, prefix, batch_size)
+                    elif claim is None:  # another job is encoding this chunk
+                        pending.append((start, todo))
+                        continue
+                    else:
+                        try:  # a job may have stored this chunk between our lookup and our claim
+                            left = self._take_from_peers(todo, keys, out)
+                            if len(left):
+                                self._encode_rows(left, unique, keys, out, prefix, batch_size)
+                        finally:
                             claim.release()
                     bar.update(len(todo))
                     progressed = True
@@ -312,6 +308,16 @@ class CachedEncoder:
                         else:
                             last_progress = time.monotonic()
                         bar.update(len(todo) - len(left))
+
+    def _encode_rows(
+        self, rows: np.ndarray, unique: list[str], keys: np.ndarray, out: np.ndarray, prefix: str, batch_size: int
+    ) -> None:
+        """Encode `unique[rows]` into `out[rows]` and store them as one shard."""
+        vectors = self._encoder.encode([unique[i] for i in rows], prefix=prefix, batch_size=batch_size)
+        self.counters["encode_calls"] += 1
+        self.counters["misses"] += len(rows)
+        out[rows] = self._check(vectors, len(rows))
+        self._store_shard(keys[rows], out[rows])
 
     def _claims(self) -> ChunkClaims | None:
         """Claims need a writable cache and a single process (torchrun's ranks must make identical calls)."""
