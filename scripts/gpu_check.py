@@ -160,7 +160,7 @@ def step_throughput(report, tables, model, tokenizer, texts, args) -> None:
         f"\nreference-style batches of {bs} in input order compute {padded / sum(lengths):.2f}x the real tokens."
     )
     ours = max((r for r in rows if r.name.startswith("ours")), key=lambda r: r.tokens_per_s)  # the fastest variant
-    args.fastest = next(v for v in variants if ours.name.startswith(variant_label_start(v)))
+    args.fastest = next(v for v in variants if ours.name.startswith(bm.variant_row_prefix(v)))
     pct = f"{ours.roofline_pct:.1f} % of bf16 roofline" if ours.roofline_pct is not None else "roofline n/a"
     ratios = [f"{ours.tokens_per_s / ref.tokens_per_s:.2f}x vs {ref.name}" for ref in refs.values() if ref is not None]
     report.append(
@@ -169,12 +169,6 @@ def step_throughput(report, tables, model, tokenizer, texts, args) -> None:
         f"{pct}, peak {ours.peak_memory_gib or 0:.1f} GiB); {'; '.join(ratios) or 'no reference row'}; max abs "
         f"diff of any row vs {rows[0].name.split(',')[0]}) {max(diffs.values(), default=0.0):.1e} | info |"
     )
-
-
-def variant_label_start(variant: str) -> str:
-    """How compare_paths' row name for this variant begins (and no other variant's)."""
-    attn, compiled = bm.parse_variant(variant)
-    return f"ours ({attn}{', compiled' if compiled else ''}, sorted,"
 
 
 def step_profile(report, tables, model, tokenizer, texts, args) -> None:

@@ -124,13 +124,11 @@ def test_gpu_check_cpu_smoke(tmp_path, golden_dir, monkeypatch):
 
 def test_gpu_check_names_each_row_by_exactly_one_variant():
     """Step 5 profiles the variant whose row was fastest; 'sdpa' must not also claim the 'sdpa, compiled' row."""
-    import gpu_check
-
     variants = ["sdpa", "sdpa+compile", "varlen", "varlen+compile"]
     for variant in variants:
         attn, compiled = bm.parse_variant(variant)
         row = f"ours ({attn}{', compiled' if compiled else ''}, sorted, token budget 32768)"
-        assert [v for v in variants if row.startswith(gpu_check.variant_label_start(v))] == [variant]
+        assert [v for v in variants if row.startswith(bm.variant_row_prefix(v))] == [variant]
 
 
 def test_gpu_check_times_a_compiled_variant(tmp_path, golden_dir, monkeypatch):

@@ -226,6 +226,12 @@ def parse_variant(variant: str) -> tuple[str, bool]:
     return attn, extra == "compile"
 
 
+def variant_row_prefix(variant: str) -> str:
+    """How `compare_paths` names this variant's row, up to the token budget (unique among variants)."""
+    attn, compiled = parse_variant(variant)
+    return f"ours ({attn}{', compiled' if compiled else ''}, sorted,"
+
+
 def compare_paths(
     model: NVEmbedModel,
     tokenizer: NVEmbedTokenizer,
@@ -276,8 +282,7 @@ def compare_paths(
     paths = []  # (row name, attn_implementation, compile, run)
     for variant in variants:
         attn, compiled = parse_variant(variant)
-        label = f"ours ({attn}{', compiled' if compiled else ''}, sorted, token budget {budget})"
-        paths.append((label, attn, compiled, ours))
+        paths.append((f"{variant_row_prefix(variant)} token budget {budget})", attn, compiled, ours))
     kernels = {"eager": None, "sdpa_mask": materialised_mask_sdpa}
     paths += [(REFERENCE_KERNELS[key], "sdpa", False, reference(kernels[key])) for key in reference_kernels]
 
