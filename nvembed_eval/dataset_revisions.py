@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CARD, MTEB = REVISION_KINDS
-DATASET_REVISION_CHOICES = REVISION_KINDS
 
 
 def with_revision(task: AbsTask, revision: str) -> AbsTask:

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nvembed_eval.dataset_revisions import DATASET_REVISION_CHOICES, build_mteb_task, load_hub_data
+from nvembed_eval.dataset_revisions import build_mteb_task, load_hub_data
 from nvembed_eval.errors import ConfigError, DataError, NVEmbedEvalError
 from nvembed_eval.results import RunFolder
+from nvembed_eval.tasks import REVISION_KINDS
 
 if TYPE_CHECKING:
     from mteb import AbsTask, TaskResult
@@ -159,10 +160,10 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
 
     from nvembed_eval.models.mteb_adapter import MtebEncoder
 
-    if cfg.dataset_revision not in DATASET_REVISION_CHOICES:
+    if cfg.dataset_revision not in REVISION_KINDS:
         raise ConfigError(
             f"unknown dataset_revision <dataset_revision={cfg.dataset_revision}>; choose one of "
-            f"{', '.join(DATASET_REVISION_CHOICES)}"
+            f"{', '.join(REVISION_KINDS)}"
         )
     max_bytes = cache_max_bytes(cfg)  # a bad cap fails here, before any task runs
     specs = resolve_specs(cfg)
