@@ -121,16 +121,12 @@ def working_variants(report, model, tokenizer, texts, variants: list[str]) -> li
     encoder = NVEmbedEncoder.from_model(model, tokenizer)
     working = []
     for variant in variants:
-        attn, compiled = bm.parse_variant(variant)
         try:
-            bm.with_attention(model, attn)
-            model.compile_layers(enabled=compiled)
-            encoder.encode(texts[:4])
+            with bm.as_variant(model, variant):
+                encoder.encode(texts[:4])
             working.append(variant)
         except Exception as exc:  # one lent run: report it and time the rest
             report.append(fail_row(f"variant {variant}", exc))
-    bm.with_attention(model, "sdpa")
-    model.compile_layers(enabled=False)
     return working
 
 
@@ -176,17 +172,11 @@ def step_profile(report, tables, model, tokenizer, texts, args) -> None:
     from nvembed_eval.models.nvembed.profiling import profile_kernels
 
     variant = getattr(args, "fastest", None) or "sdpa"  # sdpa when step 3 failed before choosing
-    attn, compiled = bm.parse_variant(variant)
     subset = texts[: args.profile_texts]
     encoder = NVEmbedEncoder.from_model(model, tokenizer)
-    try:
-        bm.with_attention(model, attn)
-        model.compile_layers(enabled=compiled)
+    with bm.as_variant(model, variant):
         encoder.encode(subset)  # warm-up: compilation, allocator, GEMM heuristics
         prof = profile_kernels(lambda: encoder.encode(subset), next(model.parameters()).device)
-    finally:
-        bm.with_attention(model, "sdpa")
-        model.compile_layers(enabled=False)
     shares = ", ".join(f"{c} {prof.share(c):.0f} %" for c, _ in sorted(prof.by_category.items(), key=lambda kv: -kv[1]))
     report.append(
         f"| profile of {variant}, {len(subset)} docs | device busy {prof.busy_pct:.0f} % of wall (profiler "

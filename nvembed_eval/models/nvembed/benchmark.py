@@ -226,6 +226,19 @@ def parse_variant(variant: str) -> tuple[str, bool]:
     return attn, extra == "compile"
 
 
+@contextlib.contextmanager
+def as_variant(model: NVEmbedModel, variant: str) -> Iterator[NVEmbedModel]:
+    """Run `model` with a variant's attention kernel and compile setting; eager sdpa again afterwards."""
+    attn, compiled = parse_variant(variant)
+    with_attention(model, attn)
+    model.compile_layers(enabled=compiled)
+    try:
+        yield model
+    finally:
+        with_attention(model, "sdpa")
+        model.compile_layers(enabled=False)
+
+
 def variant_row_prefix(variant: str) -> str:
     """How `compare_paths` names this variant's row, up to the token budget (unique among variants)."""
     attn, compiled = parse_variant(variant)
@@ -279,24 +292,20 @@ def compare_paths(
             prefix=prefix, max_length=max_length, batch_size=ref_batch_size, kernel=kernel,
         )  # fmt: skip
 
-    paths = []  # (row name, attn_implementation, compile, run)
-    for variant in variants:
-        attn, compiled = parse_variant(variant)
-        paths.append((f"{variant_row_prefix(variant)} token budget {budget})", attn, compiled, ours))
+    paths = [(f"{variant_row_prefix(v)} token budget {budget})", v, ours) for v in variants]  # (row, variant, run)
     kernels = {"eager": None, "sdpa_mask": materialised_mask_sdpa}
-    paths += [(REFERENCE_KERNELS[key], "sdpa", False, reference(kernels[key])) for key in reference_kernels]
+    paths += [(REFERENCE_KERNELS[key], "sdpa", reference(kernels[key])) for key in reference_kernels]
 
     rows, outputs = [], []
-    for name, attn, compiled, run in paths:
+    for name, variant, run in paths:
         try:
-            with_attention(model, attn)
-            model.compile_layers(enabled=compiled)
-            if warmup:
-                run(list(texts) if compiled else list(texts[:warmup]))
-            row, out = measure(
-                name, lambda run=run: run(texts), device=device, n_texts=len(texts), tokens=tokens, flops=flops,
-                peak=peak,
-            )  # fmt: skip
+            with as_variant(model, variant):
+                if warmup:
+                    run(list(texts) if parse_variant(variant)[1] else list(texts[:warmup]))
+                row, out = measure(
+                    name, lambda run=run: run(texts), device=device, n_texts=len(texts), tokens=tokens, flops=flops,
+                    peak=peak,
+                )  # fmt: skip
         except Exception as exc:
             if on_error is None:
                 raise
@@ -304,8 +313,6 @@ def compare_paths(
             continue
         rows.append(row)
         outputs.append(out)
-    with_attention(model, "sdpa")
-    model.compile_layers(enabled=False)
     diffs = {row.name: max_abs_diff(outputs[0], out) for row, out in zip(rows[1:], outputs[1:], strict=True)}
     return rows, diffs
 
