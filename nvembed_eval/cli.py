@@ -31,12 +31,12 @@ def _run(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from nvembed_eval.runner import process_rank, run_evaluation
-    from nvembed_eval.summary import print_leaderboard, print_run_table
+    from nvembed_eval.tracking import print_leaderboard, print_run_table
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
-    from nvembed_eval.models.nvembed.distributed import init_from_env
+    from nvembed_eval.models import init_from_env
 
     init_from_env()  # several ranks under torchrun: encoding is split across them
     try:

@@ -8,36 +8,21 @@ import logging
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nvembed_eval.dataset_revisions import build_mteb_task, load_hub_data
 from nvembed_eval.errors import ConfigError, DataError, NVEmbedEvalError
-from nvembed_eval.results import RunFolder
-from nvembed_eval.tasks import REVISION_KINDS
+from nvembed_eval.tasks import REVISION_KINDS, build_mteb_task, load_hub_data
+from nvembed_eval.tracking import RunFolder, RunSummary, TaskOutcome
 
 if TYPE_CHECKING:
     from mteb import AbsTask, TaskResult
     from omegaconf import DictConfig
 
-    from nvembed_eval.models.base import TextEncoder
+    from nvembed_eval.models import TextEncoder
     from nvembed_eval.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TaskOutcome:
-    spec: TaskSpec
-    result: TaskResult
-    skipped: bool  # True when resumed from an existing result
-
-
-@dataclass
-class RunSummary:
-    run_dir: Path
-    outcomes: list[TaskOutcome] = field(default_factory=list)
 
 
 def resolve_specs(cfg: DictConfig) -> list[TaskSpec]:
@@ -83,7 +68,7 @@ def select_local_tasks(specs: list[TaskSpec], tasks: dict[str, AbsTask], data_di
     its tasks runs those and reports coverage (e.g. 3/56) rather than failing, so that the full experiment can be
     checked on CPU against local data.
     """
-    from nvembed_eval.smoke import SMOKE_TASK_NAMES
+    from nvembed_eval.tasks import SMOKE_TASK_NAMES
 
     # Smoke tasks ship their own data inside the package; data_dir applies to the others.
     candidates = [spec.name for spec in specs if spec.name not in SMOKE_TASK_NAMES]
@@ -102,7 +87,7 @@ def select_local_tasks(specs: list[TaskSpec], tasks: dict[str, AbsTask], data_di
 
 
 def attach_local_data(task: AbsTask, data_dir: Path) -> None:
-    from nvembed_eval.local_data import load_local_task_data
+    from nvembed_eval.tasks import load_local_task_data
 
     for leaf in _leaf_tasks(task):
         load_local_task_data(leaf, data_dir, split=leaf.eval_splits[0], subset=leaf.hf_subsets[0])
@@ -133,7 +118,7 @@ def build_encoder(cfg: DictConfig) -> TextEncoder:
 
 def make_prefix_resolver(specs: list[TaskSpec], encoder: TextEncoder, variant: str):
     """(task name, side) -> literal prefix. Subtasks of an aggregate use their parent's instruction."""
-    from nvembed_eval.instructions import instruction_for, render_prefix
+    from nvembed_eval.tasks import instruction_for, render_prefix
 
     by_name: dict[str, TaskSpec] = {}
     for spec in specs:
@@ -158,7 +143,7 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
     import mteb
     from omegaconf import OmegaConf
 
-    from nvembed_eval.models.mteb_adapter import MtebEncoder
+    from nvembed_eval.models import MtebEncoder
 
     if cfg.dataset_revision not in REVISION_KINDS:
         raise ConfigError(
@@ -256,8 +241,7 @@ def cache_max_bytes(cfg: DictConfig) -> int | None:
 def prune_cache(root: Path, max_bytes: int, setting: object) -> None:
     """Evict least recently used shards until `root` fits `max_bytes`. The results are already written, so a cache
     that cannot be pruned (read-only, shared) costs a warning, not the run."""
-    from nvembed_eval.cache import human_size
-    from nvembed_eval.cache_store import prune_root
+    from nvembed_eval.cache import human_size, prune_root
 
     try:
         pruned = prune_root(root, max_bytes)
@@ -280,7 +264,7 @@ def process_rank() -> int:
 
 
 def _hub_or_package(task_name: str) -> str:
-    from nvembed_eval.smoke import SMOKE_TASK_NAMES
+    from nvembed_eval.tasks import SMOKE_TASK_NAMES
 
     return "package" if task_name in SMOKE_TASK_NAMES else "hub"
 

@@ -26,8 +26,8 @@ def run_once(encoder, query_prefix: str, data_dir: Path, batch_size: int) -> tup
     """One full mteb evaluation of SciFact through `encoder`. Returns (wall seconds, nDCG@10, cache counter deltas)."""
     import mteb
 
-    from nvembed_eval.local_data import load_local_task_data
     from nvembed_eval.models.mteb_adapter import MtebEncoder
+    from nvembed_eval.tasks.local_data import load_local_task_data
 
     before = {k: v for k, v in encoder.counters.items() if isinstance(v, int)}
     start = time.perf_counter()

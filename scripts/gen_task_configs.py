@@ -118,8 +118,8 @@ def nv_instructions(name: str, kind: str, nv: dict) -> dict[str, str | None] | N
 
 def task_yaml(row: dict, task, nv: dict, table7: dict, published: dict[str, dict[str, dict]]) -> str:
     """Text of one conf/task/<Name>.yaml."""
-    from nvembed_eval.scoring import metric_aliases
-    from nvembed_eval.tasks import mteb_dataset_path
+    from nvembed_eval.tasks.specs import mteb_dataset_path
+    from nvembed_eval.tracking.scoring import metric_aliases
 
     md = task.metadata
     name, kind = md.name, md.type

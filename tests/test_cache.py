@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nvembed_eval.cache import CachedEncoder, text_keys
-from nvembed_eval.cache_cli import main
-from nvembed_eval.cache_store import PARTIAL_SUFFIX, SHARD_SUFFIX, ShardStore
+from nvembed_eval.cache.cli import main
+from nvembed_eval.cache.encoder import CachedEncoder, text_keys
+from nvembed_eval.cache.store import PARTIAL_SUFFIX, SHARD_SUFFIX, ShardStore
 from nvembed_eval.errors import ConfigError, EncodingError
 from nvembed_eval.models.base import ModelIdentity, TextEncoder
 
@@ -364,7 +364,7 @@ WRITER_SCRIPT = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from nvembed_eval.cache_store import ShardStore
+    from nvembed_eval.cache.store import ShardStore
     root, seed = sys.argv[1], int(sys.argv[2])
     store = ShardStore(__import__("pathlib").Path(root), "ab" * 32, 64)
     rng = np.random.default_rng(seed)

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from test_cache import MiniLMEncoder, load_minilm, same_bits, shard_files
 
-from nvembed_eval.cache_claims import ChunkClaims
-from nvembed_eval.cache_store import prune_root
+from nvembed_eval.cache.claims import ChunkClaims
+from nvembed_eval.cache.store import prune_root
 
 TEXTS = [f"Sentence number {i} is about topic {i % 7} and detail {i * 13 % 11}." for i in range(96)]
 SHARD = 8  # 12 chunks
@@ -146,7 +146,7 @@ def test_two_jobs_split_the_same_texts_and_agree_bit_for_bit(tmp_path):
 def test_a_stuck_claim_holder_is_waited_for_only_so_long(tmp_path, monkeypatch, caplog):
     """A claim whose live owner never stores its shard (a hung job keeps heartbeating) delays this job by at most
     CLAIM_MAX_WAIT_S; then it encodes the chunk itself and returns the same vectors."""
-    import nvembed_eval.cache as cache_mod
+    import nvembed_eval.cache.encoder as cache_mod
 
     monkeypatch.setattr(cache_mod, "CLAIM_POLL_S", 0.05)
     monkeypatch.setattr(cache_mod, "CLAIM_MAX_WAIT_S", 0.5)

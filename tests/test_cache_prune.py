@@ -15,8 +15,8 @@ from clirun import run_cli
 from test_cache import CORPUS, MiniLMEncoder, load_minilm, same_bits, shard_files
 
 from nvembed_eval.cache import CachedEncoder, human_size, parse_size
-from nvembed_eval.cache_cli import main
-from nvembed_eval.cache_store import IDENTITY_FILE, PARTIAL_SUFFIX, PruneSummary, cache_file_kind, prune_root
+from nvembed_eval.cache.cli import main
+from nvembed_eval.cache.store import IDENTITY_FILE, PARTIAL_SUFFIX, PruneSummary, cache_file_kind, prune_root
 from nvembed_eval.errors import ConfigError
 
 CHUNK = 2  # texts per shard in these caches

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from test_scoring import PUBLISHED, needs_reference, write_result, write_run
 
-from nvembed_eval.compare import OUTPUT_NAMES, compare, main, publish
-from nvembed_eval.scoring import load_scores
+from nvembed_eval.tracking.compare import OUTPUT_NAMES, compare, main, publish
+from nvembed_eval.tracking.scoring import load_scores
 
 BASE = {
     "SciFact": {"ndcg_at_10": 0.645},

@@ -7,8 +7,8 @@ import pytest
 from datasets import Dataset
 from mteb.abstasks import retrieval_dataset_loaders as loaders
 
-from nvembed_eval.dataset_revisions import build_mteb_task, load_hub_data
 from nvembed_eval.tasks import load_task_spec
+from nvembed_eval.tasks.revisions import build_mteb_task, load_hub_data
 
 # mteb 2.x re-uploaded these datasets under new repository names; the card's commits live in the old ones.
 RENAMED = {

@@ -6,8 +6,8 @@ import pytest
 from mteb.types import PromptType
 
 from nvembed_eval.errors import ConfigError
-from nvembed_eval.instructions import InstructionVariant, instruction_for, render_prefix
 from nvembed_eval.tasks import conf_dir, load_task_spec
+from nvembed_eval.tasks.instructions import InstructionVariant, instruction_for, render_prefix
 
 NV_TEMPLATE = "Instruct: {instruction}\nQuery: "
 SIDES = (None, "query", "document")

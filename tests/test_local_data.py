@@ -12,7 +12,7 @@ import pytest
 from datasets import ClassLabel, Dataset, DatasetDict
 
 from nvembed_eval.errors import ConfigError, DataError
-from nvembed_eval.local_data import load_local_task_data
+from nvembed_eval.tasks.local_data import load_local_task_data
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*superseded")
 

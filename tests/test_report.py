@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_scoring import PUBLISHED, needs_reference, write_result, write_run
 
-from nvembed_eval.report import OUTPUT_NAMES, discover_runs, main
+from nvembed_eval.tracking.report import OUTPUT_NAMES, discover_runs, main
 
 BASE = {"SciFact": {"ndcg_at_10": 0.645}, "STSBenchmark": {"cosine_spearman": 0.82}}
 

@@ -111,7 +111,7 @@ def test_ci_gate_against_committed_baseline(minilm_run, tmp_path):
     proc = run_cli(
         [str(minilm_run[0]), "--reference", str(baseline), "--tolerance", "0.01", "--two-sided", "--out", str(out)],
         tmp_path,
-        module="nvembed_eval.compare",
+        module="nvembed_eval.tracking.compare",
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     junit = (out / "compare.junit.xml").read_text()

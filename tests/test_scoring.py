@@ -9,12 +9,12 @@ import mteb
 import pytest
 
 from nvembed_eval.errors import ResultsError
-from nvembed_eval.scoring import (
+from nvembed_eval.tasks import load_task_spec
+from nvembed_eval.tracking.scoring import (
     benchmark_leaderboard,
     format_leaderboard,
     load_scores,
 )
-from nvembed_eval.tasks import load_task_spec
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 PUBLISHED = REFERENCE / "nv_embed_v2_published.csv"
@@ -245,7 +245,7 @@ def test_score_table_needs_its_columns(tmp_path):
 
 
 def test_task_score_on_an_in_memory_result():
-    from nvembed_eval.scoring import task_score
+    from nvembed_eval.tracking.scoring import task_score
 
     assert task_score(make_result("SciFact", {"ndcg_at_10": 0.645}), load_task_spec("SciFact")) == pytest.approx(64.5)
     assert task_score(make_result("TwitterURLCorpus", {"max_ap": 0.9}), load_task_spec("TwitterURLCorpus")) is None

@@ -45,7 +45,7 @@ def test_each_job_has_its_own_folder_and_config(pooling_sweep):
 def test_report_over_the_sweep_labels_rows_by_overrides(pooling_sweep):
     tmp, sweep_dir = pooling_sweep
     out = tmp / "report"
-    proc = run_cli([str(sweep_dir), "--out", str(out)], tmp, module="nvembed_eval.report")
+    proc = run_cli([str(sweep_dir), "--out", str(out)], tmp, module="nvembed_eval.tracking.report")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = list(csv.DictReader((out / "report.csv").open()))
     labels = [row["run"] for row in rows]

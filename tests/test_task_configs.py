@@ -13,8 +13,6 @@ import numpy as np
 import pytest
 
 from nvembed_eval.errors import ConfigError, TaskNotFoundError
-from nvembed_eval.instructions import instructions_dir, load_nv_instructions, load_table7
-from nvembed_eval.scoring import metric_aliases
 from nvembed_eval.tasks import (
     TaskSpec,
     benchmark_tasks,
@@ -23,6 +21,8 @@ from nvembed_eval.tasks import (
     load_task_spec,
     resolve_task_names,
 )
+from nvembed_eval.tasks.instructions import instructions_dir, load_nv_instructions, load_table7
+from nvembed_eval.tracking.scoring import metric_aliases
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference"
@@ -169,13 +169,15 @@ SMOKE_YAML = "name: NVEvalSmokeGhost\ntype: STS\nsplit: test\nsubset: default\nm
 def test_smoke_tasks_are_registered_lazily_and_accepted(tmp_path, monkeypatch):
     _tmp_conf(tmp_path, monkeypatch, {"NVEvalSmokeGhost": SMOKE_YAML})
     calls = []
-    fake = types.ModuleType("nvembed_eval.smoke")
-    fake.__spec__ = importlib.machinery.ModuleSpec("nvembed_eval.smoke", None)
+    fake = types.ModuleType("nvembed_eval.tasks.smoke")
+    fake.__spec__ = importlib.machinery.ModuleSpec("nvembed_eval.tasks.smoke", None)
     fake.register = lambda: calls.append(1)
-    monkeypatch.setitem(sys.modules, "nvembed_eval.smoke", fake)
-    monkeypatch.setattr("nvembed_eval.tasks._mteb_task", lambda name: object() if name == "NVEvalSmokeGhost" else None)
+    monkeypatch.setitem(sys.modules, "nvembed_eval.tasks.smoke", fake)
+    monkeypatch.setattr(
+        "nvembed_eval.tasks.specs._mteb_task", lambda name: object() if name == "NVEvalSmokeGhost" else None
+    )
     assert resolve_task_names(["NVEvalSmokeGhost"], []) == ["NVEvalSmokeGhost"]
-    assert calls, "nvembed_eval.smoke.register() was not called"
+    assert calls, "nvembed_eval.tasks.smoke.register() was not called"
     spec = load_task_spec("NVEvalSmokeGhost")
     assert spec.metric == "cosine_spearman" and not spec.has_instruction and spec.subtasks == ()
     assert list(list_task_specs()) == ["NVEvalSmokeGhost"]
@@ -183,7 +185,7 @@ def test_smoke_tasks_are_registered_lazily_and_accepted(tmp_path, monkeypatch):
 
 def test_yaml_task_unknown_to_mteb_is_rejected(tmp_path, monkeypatch):
     _tmp_conf(tmp_path, monkeypatch, {"NVEvalSmokeGhost": SMOKE_YAML})
-    monkeypatch.setitem(sys.modules, "nvembed_eval.smoke", None)  # as if the smoke module were absent
+    monkeypatch.setitem(sys.modules, "nvembed_eval.tasks.smoke", None)  # as if the smoke module were absent
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
     with pytest.raises(TaskNotFoundError, match=r"NVEvalSmokeGhost\.yaml but is not registered in mteb"):
         resolve_task_names(["NVEvalSmokeGhost"], [])

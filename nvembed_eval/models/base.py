@@ -1,6 +1,6 @@
 """The one protocol every model family implements: encode texts with an already-templated instruction prefix.
 
-Templating (which instruction, which side, which template) happens in `nvembed_eval.instructions`; caching in
+Templating (which instruction, which side, which template) happens in `nvembed_eval.tasks.instructions`; caching in
 `nvembed_eval.cache`; the bridge to mteb's encoder protocol in `nvembed_eval.models.mteb_adapter`.
 """
 

@@ -1,6 +1,6 @@
 """The seven smoke task classes: mteb abstask subclasses whose data ships in `smoke/data/<TaskName>/`.
 
-The data is read by `nvembed_eval.local_data`, in the same layout as any local task (docs/local_data.md).
+The data is read by `nvembed_eval.tasks.local_data`, in the same layout as any local task (docs/local_data.md).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from mteb.abstasks import (
 )
 from mteb.abstasks.task_metadata import TaskMetadata
 
-from nvembed_eval.local_data import load_local_task_data
+from nvembed_eval.tasks.local_data import load_local_task_data
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 

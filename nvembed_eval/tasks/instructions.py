@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from nvembed_eval.errors import ConfigError, TaskNotFoundError
 
 if TYPE_CHECKING:
-    from nvembed_eval.tasks import TaskSpec
+    from nvembed_eval.tasks.specs import TaskSpec
 
 PROMPT_TYPES = ("query", "document")
 
@@ -116,7 +116,7 @@ def mteb_default_instruction(task_name: str, prompt_type: str | None) -> str | N
     import mteb
     from mteb.types import PromptType
 
-    from nvembed_eval.tasks import register_smoke_tasks
+    from nvembed_eval.tasks.specs import register_smoke_tasks
 
     side = _side(prompt_type)
     register_smoke_tasks()

@@ -1,6 +1,6 @@
 """Content-addressed embedding cache around any `TextEncoder`, and the `cache.*` settings it reads.
 
-Storage lives in `nvembed_eval.cache_store`, the `nvembed-eval-cache` CLI in `nvembed_eval.cache_cli`; docs/cache.md
+Storage lives in `nvembed_eval.cache.store`, the `nvembed-eval-cache` CLI in `nvembed_eval.cache.cli`; docs/cache.md
 describes keys, formats, sharing and the size cap.
 """
 
@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nvembed_eval.cache_claims import ChunkClaims
-from nvembed_eval.cache_index import KEY_BYTES
-from nvembed_eval.cache_store import FORMAT, ShardStore
+from nvembed_eval.cache.claims import ChunkClaims
+from nvembed_eval.cache.index import KEY_BYTES
+from nvembed_eval.cache.store import FORMAT, ShardStore
 from nvembed_eval.errors import ConfigError, EncodingError
 
 if TYPE_CHECKING:
-    from nvembed_eval.models.base import ModelIdentity, TextEncoder
+    from nvembed_eval.models import ModelIdentity, TextEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class CachedEncoder:
 
     The unique texts are cut into chunks of `shard_size`; each chunk's misses are encoded and stored as one shard as
     soon as they are done, so a run killed mid-corpus resumes from the last finished shard, and concurrent jobs
-    claim chunks so that they split shared work (`cache_claims`). Cached vectors are the exact float32 the wrapped
+    claim chunks so that they split shared work (`cache.claims`). Cached vectors are the exact float32 the wrapped
     encoder returned. If the cache location cannot be written (permission, full disk), one warning is logged and
     the run continues without storing; `counters["disabled_reason"]` says why.
 
@@ -249,7 +249,7 @@ class CachedEncoder:
         """Encode the missing rows chunk by chunk and store each chunk's shard as soon as it is done.
 
         Chunks are fixed slices of `shard_size` unique texts, whatever is cached already, so concurrent jobs
-        encoding the same texts see the same chunks. Each chunk is claimed first (`cache_claims`): a chunk another
+        encoding the same texts see the same chunks. Each chunk is claimed first (`cache.claims`): a chunk another
         live job holds is left for later and then read from the shard that job stores, so the jobs split the work.
         """
         from tqdm.auto import tqdm

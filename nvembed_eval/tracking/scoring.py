@@ -1,7 +1,7 @@
 """Reading leaderboard scores from any results folder or published score table into a ScoreSet.
 
 Scores are read from mteb's own TaskResult JSONs (only keys are selected; no metric is recomputed); the leaderboard
-math is in nvembed_eval.leaderboard and re-exported here.
+math is in nvembed_eval.tracking.leaderboard and re-exported here.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import NVEmbedEvalError, ResultsError
-from nvembed_eval.leaderboard import DEFAULT_BENCHMARK as DEFAULT_BENCHMARK
-from nvembed_eval.leaderboard import LEADERBOARD_TYPES as LEADERBOARD_TYPES
-from nvembed_eval.leaderboard import Aggregate as Aggregate
-from nvembed_eval.leaderboard import Leaderboard as Leaderboard
-from nvembed_eval.leaderboard import benchmark_leaderboard as benchmark_leaderboard
-from nvembed_eval.leaderboard import format_leaderboard as format_leaderboard
-from nvembed_eval.leaderboard import leaderboard as leaderboard
+from nvembed_eval.tracking.leaderboard import DEFAULT_BENCHMARK as DEFAULT_BENCHMARK
+from nvembed_eval.tracking.leaderboard import LEADERBOARD_TYPES as LEADERBOARD_TYPES
+from nvembed_eval.tracking.leaderboard import Aggregate as Aggregate
+from nvembed_eval.tracking.leaderboard import Leaderboard as Leaderboard
+from nvembed_eval.tracking.leaderboard import benchmark_leaderboard as benchmark_leaderboard
+from nvembed_eval.tracking.leaderboard import format_leaderboard as format_leaderboard
+from nvembed_eval.tracking.leaderboard import leaderboard as leaderboard
 
 if TYPE_CHECKING:
     from mteb import TaskResult

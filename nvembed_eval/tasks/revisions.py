@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from nvembed_eval.tasks import REVISION_KINDS
+from nvembed_eval.tasks.specs import REVISION_KINDS
 
 if TYPE_CHECKING:
     from mteb import AbsTask
 
-    from nvembed_eval.tasks import TaskSpec
+    from nvembed_eval.tasks.specs import TaskSpec
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """On-disk layer of the embedding cache: immutable, checksummed safetensors shards written atomically, one folder per
-model identity; listing, clearing and LRU pruning of the cache root. The in-memory key index is in `cache_index`.
+model identity; listing, clearing and LRU pruning of the cache root. The in-memory key index is in `index`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from nvembed_eval.atomic import TEMP_SUFFIX, atomic_write
-from nvembed_eval.cache_claims import is_claim_file
-from nvembed_eval.cache_index import KEY_BYTES, KeyIndex
+from nvembed_eval.cache.claims import is_claim_file
+from nvembed_eval.cache.index import KEY_BYTES, KeyIndex
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Local task data: read `<data_dir>/<TaskName>/` (layout in docs/local_data.md) into mteb's own registered task.
 
 The task ends up as its own `load_data` would leave it after loading from the Hugging Face hub: same structure,
-then the task's own `dataset_transform`. One-file-per-split layouts are read here, the BEIR layout by local_data_beir.
+then the task's own `dataset_transform`. One-file-per-split layouts are read here, the BEIR layout by local_beir.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError, DataError
-from nvembed_eval.local_data_beir import _read_beir
-from nvembed_eval.local_data_rows import _BEIR, _DOC, Rows, _data_file, _layout, _rows
+from nvembed_eval.tasks.local_beir import _read_beir
+from nvembed_eval.tasks.local_rows import _BEIR, _DOC, Rows, _data_file, _layout, _rows
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from nvembed_eval.errors import NVEmbedEvalError, ResultsError
-from nvembed_eval.scoring import (
+from nvembed_eval.tracking.scoring import (
     DEFAULT_BENCHMARK,
     Leaderboard,
     ScoreSet,
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         nvembed-eval-report outputs/run_a outputs/run_b results/published/nv_embed_v2.csv --out reports/ab
         nvembed-eval-report multirun/2025-01-01/12-00-00          # one row per sweep job, labelled by overrides
     """
-    from nvembed_eval.compare import emit, publish
+    from nvembed_eval.tracking.compare import emit, publish
 
     parser = argparse.ArgumentParser(prog="nvembed-eval-report", description="Leaderboard table over runs.")
     parser.add_argument("runs", type=Path, nargs="+", help="run folders, sweep folders, results folders or CSVs")

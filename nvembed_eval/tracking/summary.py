@@ -1,14 +1,32 @@
-"""The end-of-run table: task, type, score (0-100), published score, delta."""
+"""The end of a run: what each task gave (`RunSummary`, filled by the runner) and the table printed from it: task,
+type, score (0-100), published score, delta.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mteb import TaskResult
     from omegaconf import DictConfig
 
-    from nvembed_eval.runner import RunSummary
+    from nvembed_eval.tasks import TaskSpec
+
+
+@dataclass
+class TaskOutcome:
+    spec: TaskSpec
+    result: TaskResult
+    skipped: bool  # True when resumed from an existing result
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    outcomes: list[TaskOutcome] = field(default_factory=list)
+
 
 # Published tables shipped in results/published/, by the mteb model name they describe.
 PUBLISHED_BY_MODEL = {
@@ -31,7 +49,7 @@ def reference_table(cfg: DictConfig) -> Path | None:
 
 def published_scores(cfg: DictConfig) -> dict[str, float]:
     """task -> published score (0-100) from the reference table, read by the scoring module's own reader."""
-    from nvembed_eval.scoring import load_scores
+    from nvembed_eval.tracking.scoring import load_scores
 
     path = reference_table(cfg)
     return load_scores(path).values if path is not None and path.exists() else {}
@@ -48,7 +66,7 @@ def format_table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def print_run_table(summary: RunSummary, cfg: DictConfig) -> None:
-    from nvembed_eval.scoring import task_score
+    from nvembed_eval.tracking.scoring import task_score
 
     published = published_scores(cfg)
     rows = []
@@ -73,8 +91,8 @@ def print_run_table(summary: RunSummary, cfg: DictConfig) -> None:
 
 def print_leaderboard(summary: RunSummary, cfg: DictConfig) -> None:
     """Leaderboard view against the reference table: per-task deltas, averages with coverage, provenance flags."""
-    from nvembed_eval.compare import compare, render_markdown, write_outputs
-    from nvembed_eval.scoring import load_scores
+    from nvembed_eval.tracking.compare import compare, render_markdown, write_outputs
+    from nvembed_eval.tracking.scoring import load_scores
 
     reference = reference_table(cfg)
     if reference is None:

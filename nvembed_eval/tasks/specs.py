@@ -214,10 +214,10 @@ def parent_of_subtask(name: str) -> TaskSpec | None:
 
 
 def register_smoke_tasks() -> None:
-    """Smoke tasks are registered into mteb by `nvembed_eval.smoke.register()`, when that module is installed."""
-    if importlib.util.find_spec("nvembed_eval.smoke") is None:
+    """Smoke tasks are registered into mteb by `nvembed_eval.tasks.smoke.register()`, when that module is installed."""
+    if importlib.util.find_spec("nvembed_eval.tasks.smoke") is None:
         return
-    smoke = importlib.import_module("nvembed_eval.smoke")
+    smoke = importlib.import_module("nvembed_eval.tasks.smoke")
     register = getattr(smoke, "register", None)
     if callable(register):
         register()
@@ -355,7 +355,7 @@ def resolve_task_names(tasks: list[str] | None, benchmark_tasks: list[str]) -> l
             if task_yaml_path(name).is_file():
                 raise TaskNotFoundError(
                     f"task '{name}' has {task_yaml_path(name)} but is not registered in mteb ({key}); "
-                    "register it (smoke tasks: nvembed_eval.smoke.register) or remove the YAML"
+                    "register it (smoke tasks: nvembed_eval.tasks.smoke.register) or remove the YAML"
                 )
             raise _not_found(name, requested, key)
         resolved.append(name)

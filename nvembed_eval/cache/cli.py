@@ -9,8 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nvembed_eval.cache import ENV_VAR, SIZE_EXAMPLES, default_cache_dir, human_size, parse_size
-from nvembed_eval.cache_store import MODEL_DIR_RE, PruneSummary, clear_folder, prune_root, scan_root
+from nvembed_eval.cache.encoder import ENV_VAR, SIZE_EXAMPLES, default_cache_dir, human_size, parse_size
+from nvembed_eval.cache.store import MODEL_DIR_RE, PruneSummary, clear_folder, prune_root, scan_root
 from nvembed_eval.errors import CacheError, NVEmbedEvalError
 
 logger = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Leaderboard math of the 2024 MTEB(eng, v1) leaderboard: the plain average over a benchmark's tasks and the
-per-type means, each labelled with its coverage. Scores come in already read (nvembed_eval.scoring).
+per-type means, each labelled with its coverage. Scores come in already read (nvembed_eval.tracking.scoring).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from enum import Enum
 from pathlib import Path
 
 from nvembed_eval.errors import ConfigError, NVEmbedEvalError
-from nvembed_eval.scoring import DEFAULT_BENCHMARK, Leaderboard, ScoreSet, benchmark_leaderboard, load_scores
+from nvembed_eval.tracking.scoring import DEFAULT_BENCHMARK, Leaderboard, ScoreSet, benchmark_leaderboard, load_scores
 
 DEFAULT_TOLERANCE = 0.5  # points on the 0-100 scale
 OUTPUT_NAMES = ("compare.md", "compare.csv", "compare.junit.xml", "compare_deltas.png")

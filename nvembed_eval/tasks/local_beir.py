@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nvembed_eval.errors import DataError
-from nvembed_eval.local_data_rows import Rows, _data_file, _layout, _rows
+from nvembed_eval.tasks.local_rows import Rows, _data_file, _layout, _rows
 
 _QRELS_HEADER = ["query-id", "corpus-id", "score"]
 

@@ -38,17 +38,17 @@ def register() -> None:
         TaskNotFoundError: mteb has no such registry dict, or another class already holds one of the names.
 
     Examples:
-        >>> from nvembed_eval import smoke
+        >>> from nvembed_eval.tasks import smoke
         >>> smoke.register()
         >>> task = mteb.get_task("NVEvalSmokeSTS")
     """
-    from nvembed_eval.smoke.tasks import SMOKE_TASKS
+    from nvembed_eval.tasks.smoke.classes import SMOKE_TASKS
 
     registry = getattr(importlib.import_module("mteb.get_tasks"), "_TASKS_REGISTRY", None)
     if not isinstance(registry, dict):
         raise TaskNotFoundError(
             "this mteb version has no mteb.get_tasks._TASKS_REGISTRY dict to register the smoke tasks in; "
-            "use nvembed_eval.smoke.get_smoke_task(name) instead"
+            "use nvembed_eval.tasks.smoke.get_smoke_task(name) instead"
         )
     for cls in SMOKE_TASKS:
         name = cls.metadata.name
@@ -69,7 +69,7 @@ def get_smoke_task(name: str) -> AbsTask:
     Raises:
         TaskNotFoundError: `name` is not a smoke task (the message suggests the closest one).
     """
-    from nvembed_eval.smoke.tasks import SMOKE_TASKS
+    from nvembed_eval.tasks.smoke.classes import SMOKE_TASKS
 
     by_name = {cls.metadata.name: cls for cls in SMOKE_TASKS}
     if name not in by_name:

@@ -26,7 +26,7 @@ from nvembed_eval.errors import OutputLockedError, ResultsError
 if TYPE_CHECKING:
     from mteb import TaskResult
 
-    from nvembed_eval.models.base import ModelIdentity
+    from nvembed_eval.models import ModelIdentity
 
 RESULTS_SUBDIR = "results"
 RUN_FILE = "run.json"

@@ -1,0 +1,38 @@
+"""Tasks: which tasks a run evaluates (task YAMLs, benchmarks, the embedded smoke tasks), with which instruction on
+each side, and where each task's data comes from (a hub dataset commit, or a local folder read into mteb's task).
+"""
+
+from nvembed_eval.tasks.instructions import InstructionVariant, instruction_for, render_prefix
+from nvembed_eval.tasks.local_data import load_local_task_data
+from nvembed_eval.tasks.revisions import build_mteb_task, load_hub_data
+from nvembed_eval.tasks.smoke import SMOKE_TASK_NAMES
+from nvembed_eval.tasks.specs import (
+    REVISION_KINDS,
+    SIDES,
+    TaskSpec,
+    TaskType,
+    benchmark_tasks,
+    conf_dir,
+    list_task_specs,
+    load_task_spec,
+    resolve_task_names,
+)
+
+__all__ = [
+    "REVISION_KINDS",
+    "SIDES",
+    "SMOKE_TASK_NAMES",
+    "InstructionVariant",
+    "TaskSpec",
+    "TaskType",
+    "benchmark_tasks",
+    "build_mteb_task",
+    "conf_dir",
+    "instruction_for",
+    "list_task_specs",
+    "load_hub_data",
+    "load_local_task_data",
+    "load_task_spec",
+    "render_prefix",
+    "resolve_task_names",
+]
