@@ -8,12 +8,14 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 from pathlib import Path
 
 from nvembed_eval.errors import NVEmbedEvalError
+from nvembed_eval.logs import FILE_ONLY, attach_run_log
 
 log = logging.getLogger("nvembed_eval")
 
@@ -30,37 +32,73 @@ def fail(message: str, code: int = 2) -> None:
 def _run(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from nvembed_eval.runner import process_rank, run_evaluation
-    from nvembed_eval.tracking import print_leaderboard, print_run_table
+    from nvembed_eval.settings import RunSettings
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    overrides = list(hydra_cfg.overrides.task)
-    from nvembed_eval.models import init_from_env
+    accepted = False
 
-    init_from_env()  # several ranks under torchrun: encoding is split across them
+    def accept(folder: Path) -> None:
+        nonlocal accepted
+        accepted = True
+        with writing(folder):
+            write_hydra_record(folder, cfg, hydra_cfg)
+            log.info("run log: %s", attach_run_log(folder))
+
     try:
-        summary = run_evaluation(cfg, run_dir, overrides)
+        RunSettings.from_config(cfg)  # strict values, before mteb, torch or the model are imported
+        from nvembed_eval.models import init_from_env
+        from nvembed_eval.runner import process_rank, run_evaluation
+        from nvembed_eval.tracking import print_leaderboard, print_run_table, writing
+
+        init_from_env()  # several ranks under torchrun: encoding is split across them
+        summary = run_evaluation(cfg, run_dir, list(hydra_cfg.overrides.task), on_accept=accept)
         if process_rank() != 0:
             return
         print_run_table(summary, cfg)
         if cfg.get("leaderboard"):
             print_leaderboard(summary, cfg)
     except NVEmbedEvalError as exc:
-        log.error("%s", exc)
+        log.error("%s", exc, extra={FILE_ONLY: True})
+        if not accepted:
+            _discard_if_empty(run_dir)
         fail(str(exc), exc.exit_code)
+
+
+def write_hydra_record(run_dir: Path, cfg, hydra_cfg) -> None:
+    """Hydra's record of the run (`.hydra/config.yaml`, `hydra.yaml`, `overrides.yaml`), as Hydra writes it, but only
+    once the run is accepted (conf/hydra/default.yaml turns Hydra's own early write off)."""
+    from omegaconf import OmegaConf
+
+    from nvembed_eval.atomic import atomic_write
+
+    folder = run_dir / ".hydra"
+    records = {
+        "config.yaml": cfg,
+        "hydra.yaml": OmegaConf.create({"hydra": hydra_cfg}),
+        "overrides.yaml": OmegaConf.create(list(hydra_cfg.overrides.task)),
+    }
+    for name, node in records.items():
+        atomic_write(folder / name, OmegaConf.to_yaml(node).encode("utf-8"))
+
+
+def _discard_if_empty(run_dir: Path) -> None:
+    """Hydra creates the run folder before any check runs; a refused run leaves no empty folder behind."""
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console script. Validates group choices and knobs first, so mistakes cost one line, not a traceback."""
     import hydra
 
-    from nvembed_eval.preflight import check_overrides, check_torch
+    from nvembed_eval.preflight import check_output_dir, check_overrides, check_torch
 
     args = sys.argv[1:] if argv is None else argv
     try:
         check_torch()
         check_overrides(args, CONF_DIR)
+        check_output_dir(args)
     except NVEmbedEvalError as exc:
         fail(str(exc), exc.exit_code)
     if argv is not None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata
+import os
 import re
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -20,6 +22,7 @@ from nvembed_eval.errors import ConfigError
 MIN_TORCH = "2.6.0"
 
 _SWEEP_SYNTAX = re.compile(r"^\s*(choice|range|interval|glob|tag|sort|shuffle)\(")
+_NO_RUN_FLAGS = {"--help", "-h", "--hydra-help", "--version", "-c", "-i", "--shell-completion", "-sc"}
 _HYDRA_FLAGS_WITH_VALUE = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--info", "-i"}
 
 
@@ -130,6 +133,39 @@ def check_overrides(args: list[str], conf_dir: Path) -> None:
             knobs = sorted(k for k in _read_yaml(conf_dir / "model" / f"{model}.yaml") if not k.startswith("_"))
             if knob not in knobs:
                 raise ConfigError(f"model {model} has no knob <model.{knob}>; its knobs are: {', '.join(knobs)}")
+
+
+def check_output_dir(args: list[str]) -> None:
+    """Refuse an `output_dir` that cannot be created before Hydra creates it (Hydra's own failure is a traceback).
+
+    Checks the folder given with `output_dir=...` (without interpolations), else the default root
+    (`$NVEMBED_EVAL_ROOT/outputs`, or `./outputs`): its nearest existing ancestor must be a writable folder.
+
+    Raises:
+        ConfigError: the path lies under a regular file, or the folder it would be created in is not writable.
+    """
+    if any(a in _NO_RUN_FLAGS or a.startswith(("--cfg", "--info")) for a in args):
+        return  # help, config printing and shell completion write nothing
+    given = [a.split("=", 1)[1] for a in args if a.split("=", 1)[0].lstrip("+") == "output_dir" and "=" in a]
+    values = [v for raw in given for v in _values(raw)] if given else []
+    if not values:
+        values = [str(Path(os.environ.get("NVEMBED_EVAL_ROOT", ".")) / "outputs")]
+        key = "output_dir (default)"
+    else:
+        key = "output_dir"
+    for value in values:
+        if "${" in value:
+            continue
+        path = Path(value).expanduser().absolute()
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            raise ConfigError(f"<{key}={value}> lies under the regular file {existing}; choose a folder path")
+        try:  # a real probe: permissions alone miss read-only filesystems and root's rights
+            os.rmdir(tempfile.mkdtemp(prefix=".nvembed-eval-probe-", dir=existing))
+        except OSError as exc:
+            raise ConfigError(
+                f"<{key}={value}>: cannot create folders in {existing} ({exc.strerror}); choose another output_dir"
+            ) from None
 
 
 def arg_is_append(args: list[str], key: str) -> bool:

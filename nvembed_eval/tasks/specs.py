@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import re
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
@@ -100,7 +101,24 @@ def conf_dir() -> Path:
     return Path(nvembed_eval.__file__).resolve().parents[1] / "conf"
 
 
+# mteb task and benchmark names: letters, digits and `_ - . ( ) , +` and spaces ("MTEB(eng, v2)"), never a path.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-()+, ]*$")
+
+
+def check_name(name: str, key: str) -> None:
+    """Refuse a task or benchmark name that could reach outside its config folder (`../model/minilm`).
+
+    Raises:
+        ConfigError: the name holds a path separator, `..`, or another character no mteb name has.
+    """
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise ConfigError(
+            f"<{key}={name}> is not a task or benchmark name: names are mteb names such as SciFact, never paths"
+        )
+
+
 def task_yaml_path(name: str) -> Path:
+    check_name(name, "task")
     return conf_dir() / "task" / f"{name}.yaml"
 
 
@@ -348,6 +366,7 @@ def resolve_task_names(tasks: list[str] | None, benchmark_tasks: list[str]) -> l
     register_smoke_tasks()
     resolved: list[str] = []
     for name in requested:
+        check_name(name, key)
         if name in resolved:
             log.warning("task %s listed twice in %s; evaluating it once", name, key)
             continue
@@ -368,6 +387,7 @@ def benchmark_tasks(name: str) -> list[str]:
     Raises:
         ConfigError: no such benchmark (lists the available ones) or the file has no task list.
     """
+    check_name(name, "benchmark")
     folder = conf_dir() / "benchmark"
     path = folder / f"{name}.yaml"
     if not path.is_file():

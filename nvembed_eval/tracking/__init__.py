@@ -4,7 +4,8 @@ the regression gate (`nvembed-eval-compare`), sweep reports (`nvembed-eval-repor
 
 from nvembed_eval.tracking.compare import Comparison, compare
 from nvembed_eval.tracking.leaderboard import Leaderboard, benchmark_leaderboard
-from nvembed_eval.tracking.run_folder import RunFolder
+from nvembed_eval.tracking.provenance import differences, make_provenance
+from nvembed_eval.tracking.run_folder import RunFolder, writing
 from nvembed_eval.tracking.scoring import ScoreSet, TaskScore, load_scores, task_score
 from nvembed_eval.tracking.summary import RunSummary, TaskOutcome, print_leaderboard, print_run_table
 
@@ -18,8 +19,11 @@ __all__ = [
     "TaskScore",
     "benchmark_leaderboard",
     "compare",
+    "differences",
     "load_scores",
+    "make_provenance",
     "print_leaderboard",
     "print_run_table",
     "task_score",
+    "writing",
 ]

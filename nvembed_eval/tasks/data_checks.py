@@ -1,0 +1,108 @@
+"""What each evaluator needs of a task's data, checked after loading and before anything is encoded: data too small or
+too uniform for the metric (one STS pair, constant gold scores, a training split with one class, pairs of one label)
+would otherwise cost a full encoding pass and end in a traceback or a NaN score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from nvembed_eval.errors import DataError
+
+if TYPE_CHECKING:
+    from mteb import AbsTask
+
+
+def check_evaluable(task: AbsTask) -> None:
+    """Raise `DataError` (one line: task, split, what is wrong, what the evaluator needs) for degenerate data.
+
+    Looks only at splits and subsets the task will evaluate; a structure it does not recognise is left to mteb.
+    """
+    from mteb import abstasks as a
+
+    name = task.metadata.name
+    for subset in task.hf_subsets:
+        for split in task.eval_splits:
+            data = _split(task, subset, split)
+            if data is None:
+                continue
+            where = f"{name} ({split} split{'' if subset == 'default' else f', subset {subset}'})"
+            if isinstance(task, a.AbsTaskSTS):
+                _check_sts(where, _column(data, "score"))
+            elif isinstance(task, a.AbsTaskPairClassification):
+                _check_pairs(where, _column(data, task.label_column_name))
+            elif isinstance(task, a.AbsTaskClassification) and not isinstance(task, a.AbsTaskMultilabelClassification):
+                train = None if task.is_cross_validation else _split(task, subset, task.train_split)
+                if train is not None:
+                    _check_classes(f"{name} ({task.train_split} split)", _column(train, task.label_column_name))
+                if data is not None and len(data) == 0:
+                    raise DataError(f"{where} has no rows; the classifier needs examples to score")
+            elif isinstance(task, a.AbsTaskClusteringLegacy):
+                for i, labels in enumerate(_column(data, task.label_column_name) or []):
+                    if len(set(map(str, labels))) < 2:
+                        raise DataError(
+                            f"{where}: set {i + 1} has one cluster label; clustering (v-measure) needs at least 2 "
+                            "different labels per set"
+                        )
+
+
+def _split(task: AbsTask, subset: str, split: str) -> Any:
+    """The split's data, for mteb's two layouts: {split: data} (monolingual) and {subset: {split: data}}."""
+    dataset = getattr(task, "dataset", None)
+    if not isinstance(dataset, dict):
+        return None
+    if split not in dataset and subset in dataset:
+        dataset = dataset[subset]
+    try:
+        return dataset[split]
+    except (KeyError, TypeError):
+        return None
+
+
+def _column(data: Any, name: str) -> list[Any] | None:
+    try:
+        values = list(data[name])
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    flat: list[Any] = []
+    for value in values:  # old-style rows hold lists of pairs
+        flat.extend(value) if isinstance(value, list) and not isinstance(value, str) else flat.append(value)
+    return flat
+
+
+def _check_sts(where: str, scores: list[Any] | None) -> None:
+    if scores is None:
+        return
+    if len(scores) < 2 or len(set(scores)) < 2:
+        detail = f"{len(scores)} pair" + ("" if len(scores) == 1 else "s")
+        if len(scores) >= 2:
+            detail += f", all with gold score {scores[0]}"
+        raise DataError(
+            f"{where} has {detail}; STS's Spearman correlation needs at least 2 pairs with different gold scores"
+        )
+
+
+def _check_pairs(where: str, labels: list[Any] | None) -> None:
+    if labels is None:
+        return
+    if set(map(int, labels)) != {0, 1}:
+        raise DataError(
+            f"{where} has {len(labels)} pairs, all labelled {_labels(labels)}; average precision needs pairs of both "
+            "labels 0 and 1"
+        )
+
+
+def _check_classes(where: str, labels: list[Any] | None) -> None:
+    if labels is None:
+        return
+    if len(set(map(str, labels))) < 2:
+        which = f", all of class {_labels(labels)}" if labels else ""
+        raise DataError(
+            f"{where} has {len(labels)} examples{which}; the logistic-regression classifier needs at least 2 classes "
+            "to train on"
+        )
+
+
+def _labels(labels: Iterable[Any]) -> str:
+    return ", ".join(sorted({str(v) for v in labels})[:3])

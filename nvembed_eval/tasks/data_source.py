@@ -1,0 +1,173 @@
+"""Where each task's data comes from: a local folder (`data_dir`), the package (smoke tasks) or a hub dataset commit;
+which tasks a run can serve at all (coverage), the data part of a result's provenance, and loading it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nvembed_eval.errors import DataError
+from nvembed_eval.hashing import folder_sha256
+from nvembed_eval.tasks.revisions import MTEB, build_mteb_task, hub_datasets, hub_leaves, load_hub_data
+from nvembed_eval.tasks.smoke import SMOKE_TASK_NAMES
+
+if TYPE_CHECKING:
+    from mteb import AbsTask
+
+    from nvembed_eval.tasks.specs import TaskSpec
+
+log = logging.getLogger(__name__)
+
+LOCAL, PACKAGE, HUB = "local", "package", "hub"
+
+
+@dataclass
+class TaskData:
+    """One task's mteb object and the source of its data.
+
+    Attributes:
+        spec: the task spec. task: mteb's registered task, narrowed to the spec's split and subset.
+        source: "local", "package" or "hub".
+        folders: the folders a local or packaged task reads (one per subtask of an aggregate).
+        revision_source: for hub data, where the commit comes from: "card", "mteb" or "mteb (<why>)".
+        verified: for hub data, whether the loaded files were checked to come from the requested commit.
+    """
+
+    spec: TaskSpec
+    task: AbsTask
+    source: str
+    folders: list[Path] = field(default_factory=list)
+    revision_source: str = MTEB
+    verified: bool = False
+    _digest: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The data part of the result's provenance (see docs/provenance.md): what identifies the data's content."""
+        if self.source == HUB:
+            datasets = [{"repository": r, "revision": c} for r, c in hub_datasets(self.task)]
+            out: dict[str, Any] = (
+                {"source": HUB, **datasets[0]}
+                if len(datasets) == 1
+                else {
+                    "source": HUB,
+                    "subtasks": {
+                        leaf.metadata.name: d for leaf, d in zip(hub_leaves(self.task), datasets, strict=True)
+                    },
+                }
+            )
+            return out | {"revision_source": self.revision_source}
+        if self._digest is None:
+            self._digest = _digest(self.folders)
+        paths = [str(f) for f in self.folders]
+        return {"source": self.source, "path": paths[0] if len(paths) == 1 else paths, "sha256": self._digest}
+
+    def load(self) -> None:
+        """Read the data into `task` (local and packaged folders), or load and check the hub commit; then check that
+        the evaluator can score it (`data_checks.check_evaluable`), before anything is encoded.
+
+        Raises:
+            DataError: the data cannot be read, came from another commit, or is degenerate for the task's metric.
+        """
+        from nvembed_eval.tasks.data_checks import check_evaluable
+
+        if self.source == HUB:
+            self.task, self.revision_source, self.verified = load_hub_data(self.spec, self.task, self.revision_source)
+        elif self.source == LOCAL:
+            from nvembed_eval.tasks.local_data import load_local_task_data
+
+            for leaf, folder in zip(hub_leaves(self.task), self.folders, strict=True):
+                load_local_task_data(leaf, folder.parent, split=leaf.eval_splits[0], subset=leaf.hf_subsets[0])
+        else:
+            self.task.load_data()  # smoke tasks read their packaged folder themselves
+        for leaf in hub_leaves(self.task):
+            check_evaluable(leaf)
+
+    def release(self) -> None:
+        """Drop the data: the full benchmark would otherwise hold every corpus in memory."""
+        for leaf in hub_leaves(self.task):
+            if leaf.data_loaded:  # mteb unloads some tasks itself after evaluating them
+                leaf.unload_data()
+
+
+def _digest(folders: list[Path]) -> str:
+    try:
+        digests = [folder_sha256(f) for f in folders]
+    except OSError as exc:
+        raise DataError(f"cannot read the task data under {folders[0]} ({exc}); check the files' permissions") from None
+    if len(digests) == 1:
+        return digests[0]
+    import hashlib
+
+    return hashlib.sha256("".join(digests).encode("ascii")).hexdigest()  # an aggregate: its subtasks' folders
+
+
+def plan_task_data(
+    specs: list[TaskSpec], *, data_dir: Path | None, dataset_revision: str, explicit: bool
+) -> dict[str, TaskData]:
+    """The data source of every task a run can serve, decided before any model loads.
+
+    Tasks named with `tasks=[...]` must all be servable; a benchmark run serves the tasks whose data is there and
+    reports its coverage (e.g. 3/56) rather than failing, so that the full experiment can be checked on CPU against
+    local data or a partial offline cache.
+
+    Args:
+        specs: the tasks, in run order.
+        data_dir: the local data root, or None for the hub.
+        dataset_revision: "card" or "mteb" (hub data only; local files are neither commit).
+        explicit: the tasks were named with `tasks=[...]`.
+
+    Returns:
+        Task name -> its `TaskData`, in run order, for the tasks that will run.
+
+    Raises:
+        DataError: a named task's data is missing, or none of a benchmark's tasks can be served.
+    """
+    from nvembed_eval.tasks.hub_data import cached_commits, hub_offline
+
+    planned: dict[str, TaskData] = {}
+    missing: dict[str, str] = {}
+    if data_dir is not None and not data_dir.is_dir():
+        raise DataError(f"data_dir {data_dir} does not exist; point data_dir= at a folder of <TaskName>/ folders")
+    for spec in specs:
+        choice = dataset_revision if data_dir is None else MTEB
+        task, revision_source = build_mteb_task(spec, choice)
+        if spec.name in SMOKE_TASK_NAMES:
+            from nvembed_eval.tasks.smoke.classes import DATA_DIR
+
+            planned[spec.name] = TaskData(spec, task, PACKAGE, [DATA_DIR / spec.name])
+        elif data_dir is not None:
+            folders = [data_dir / leaf.metadata.name for leaf in hub_leaves(task)]
+            absent = next((f for f in folders if not f.is_dir()), None)
+            if absent is None:
+                planned[spec.name] = TaskData(spec, task, LOCAL, folders)
+            else:
+                missing[spec.name] = (
+                    f"data_dir has no folder for {absent.name}: expected {absent}/ in the {task.metadata.type} layout "
+                    "(see docs/local_data.md), or drop data_dir to load from the hub"
+                )
+        else:
+            uncached = [(r, c) for r, c in hub_datasets(task) if c not in cached_commits(r)] if hub_offline() else []
+            if uncached:
+                repo, commit = uncached[0]
+                missing[spec.name] = (
+                    f"offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE set) and the datasets cache has no {repo}@"
+                    f"{commit[:8]} for {spec.name}; fill the cache once with network access, or give the data with "
+                    "data_dir=<folder> (docs/local_data.md)"
+                )
+            else:
+                planned[spec.name] = TaskData(spec, task, HUB, revision_source=revision_source)
+    if missing and (explicit or not planned):
+        raise DataError(next(iter(missing.values())))
+    if missing:
+        where = f"data_dir {data_dir}" if data_dir is not None else "the offline datasets cache"
+        log.warning(
+            "%s holds %d of the benchmark's %d tasks; skipping %s",
+            where,
+            len(planned),
+            len(planned) + len(missing),
+            ", ".join(sorted(missing)),
+        )
+    return planned

@@ -1,0 +1,156 @@
+"""Hub datasets without a network: which commits of a dataset repository the `datasets` cache holds, making the
+requested commit the one `datasets` loads, checking afterwards that the loaded files came from it, and telling a
+network failure from data that cannot be read.
+
+Why: offline (or when the hub cannot be reached), `datasets` 5.x serves a repository from its own cache and ignores
+the requested revision: `datasets.packaged_modules.cache._find_hash_in_cache` takes the most recently modified
+`<repo>/<config>/<version>/<commit>/` folder. Two cached commits of one repository would silently give the wrong data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nvembed_eval.errors import DataError
+
+if TYPE_CHECKING:
+    from mteb import AbsTask
+
+log = logging.getLogger(__name__)
+
+_TRUE = {"1", "on", "yes", "true"}
+
+
+def hub_offline() -> bool:
+    """`HF_HUB_OFFLINE` or `HF_DATASETS_OFFLINE` is set to a true value (as huggingface_hub and datasets read them)."""
+    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def repo_cache_dir(repo: str) -> Path:
+    """`<HF_DATASETS_CACHE>/<namespace>___<snake_case name>`: where `datasets` keeps a hub repository's data."""
+    from datasets import config
+    from datasets.naming import camelcase_to_snakecase
+
+    parts = repo.split("/")
+    parts[-1] = camelcase_to_snakecase(parts[-1])
+    return Path(config.HF_DATASETS_CACHE).expanduser() / "___".join(parts)
+
+
+def cached_commits(repo: str) -> dict[str, list[Path]]:
+    """Commit -> its prepared folders (one per config) in the `datasets` cache; {} when the repository is not cached.
+
+    For a hub repository `datasets` names the folder after the commit it prepared (`DatasetModule.hash`).
+    """
+    root = repo_cache_dir(repo)
+    found: dict[str, list[Path]] = {}
+    for folder in sorted(root.glob("*/*/*")) if root.is_dir() else []:
+        if folder.is_dir() and (folder / "dataset_info.json").is_file():
+            found.setdefault(folder.name, []).append(folder)
+    return found
+
+
+def select_cached_commit(repo: str, revision: str) -> bool:
+    """Make `revision` the commit that `datasets` loads from its cache when it cannot ask the hub.
+
+    Marks the commit's folders as the most recently modified (the rule `datasets` uses offline); nothing else in the
+    cache changes. Returns False when the commit is not cached.
+    """
+    folders = cached_commits(repo).get(revision)
+    if not folders:
+        return False
+    now = time.time()
+    for folder in folders:
+        os.utime(folder, (now, now))
+    return True
+
+
+def loaded_commits(task: AbsTask, repo: str) -> set[str]:
+    """The commits whose cached files back the datasets a loaded task holds (empty when none is file-backed)."""
+    root = repo_cache_dir(repo).resolve()
+    commits: set[str] = set()
+    seen: set[int] = set()
+
+    def walk(value: Any) -> None:
+        if id(value) in seen:
+            return
+        seen.add(id(value))
+        files = getattr(value, "cache_files", None)
+        if isinstance(files, list):  # a datasets.Dataset
+            for entry in files:
+                path = Path(entry.get("filename", "")).resolve()
+                if root in path.parents:
+                    commits.add(path.relative_to(root).parts[2])  # <config>/<version>/<commit>/file
+            return
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(getattr(task, "dataset", None))
+    return commits
+
+
+def verify_loaded_commit(task: AbsTask, repo: str, revision: str) -> bool:
+    """Check that the loaded task's cached files all come from `revision`.
+
+    Returns:
+        True when verified, False when no loaded dataset is backed by cached files (nothing to check).
+
+    Raises:
+        DataError: some data came from another commit (the cache served what the hub would not have).
+    """
+    commits = loaded_commits(task, repo)
+    if not commits:
+        return False
+    if commits != {revision}:
+        others = ", ".join(sorted(c[:8] for c in commits - {revision}))
+        raise DataError(
+            f"{task.metadata.name}: datasets loaded {repo} from its cache at commit {others}, not the requested "
+            f"{revision[:8]} (offline it serves the most recently cached commit); run once with network access, "
+            f"remove the other commit from {repo_cache_dir(repo)}, or give the data with data_dir="
+        )
+    return True
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """Whether a loading failure means "the hub could not be reached", as opposed to data that cannot be read.
+
+    Looks through the exception's causes for connection and timeout errors of the standard library, httpx and
+    huggingface_hub (its offline-mode and "not in the local cache" errors included).
+    """
+    from huggingface_hub import errors as hub_errors
+    from huggingface_hub.utils import httpx  # the HTTP client huggingface_hub and datasets use, whatever its package
+
+    network: list[type[BaseException]] = [ConnectionError, TimeoutError, httpx.NetworkError, httpx.TimeoutException]
+
+    network += [
+        e for e in (getattr(hub_errors, n, None) for n in ("OfflineModeIsEnabled", "LocalEntryNotFoundError")) if e
+    ]
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, tuple(network)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def network_error(task_name: str, repo: str, revision: str, exc: BaseException) -> DataError:
+    """The one-line error for a hub dataset that could not be fetched."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    where = (
+        "offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE set) and not in the datasets cache"
+        if hub_offline()
+        else (f"the Hugging Face hub could not be reached ({type(exc).__name__}: {reason})")
+    )
+    return DataError(
+        f"{task_name}: cannot load {repo}@{revision[:8]}: {where}; give the data with data_dir=<folder> "
+        "(docs/local_data.md), or fill the datasets cache once with network access and set HF_HUB_OFFLINE=1"
+    )
