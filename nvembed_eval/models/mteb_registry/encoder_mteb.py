@@ -92,15 +92,15 @@ class MtebRegistryEncoder:
         loaders = _supported_loaders()
         prompt_style = loaders.get(meta.loader) if isinstance(meta.loader, type) else None
         loader_name = getattr(meta.loader, "__qualname__", repr(meta.loader))
-        if prompt_style is None:
-            raise ConfigError(
-                f"<model.name={name}> is loaded by mteb's {loader_name}, which this harness cannot pin to the commit "
-                f"it loads; model=mteb runs models mteb loads with {' or '.join(c.__name__ for c in loaders)}."
-            )
         if (meta.loader_kwargs or {}).get("trust_remote_code"):
             raise ConfigError(
                 f"<model.name={name}>: mteb loads it with trust_remote_code=True (code from the model repo), which "
                 "this harness never runs; for NV-Embed use model=nv_embed_v2 or model=nv_embed_v1 (native code)."
+            )
+        if prompt_style is None:
+            raise ConfigError(
+                f"<model.name={name}> is loaded by mteb's {loader_name}, which this harness cannot pin to the commit "
+                f"it loads; model=mteb runs models mteb loads with {' or '.join(c.__name__ for c in loaders)}."
             )
         snapshot = download_snapshot(meta.name, revision or meta.revision, hub_patterns(allow_pickle), "model.name")
         check_folder(snapshot.folder, allow_pickle, key="model.name")
