@@ -146,3 +146,16 @@ def test_cached_encoder_forwards_task_and_side_and_keys_on_the_prefix(tmp_path):
     cached.encode(["a", "b"], prefix="k1", task_name="SciFact", side="document")  # same key: served from the cache
     cached.encode(["a"], prefix="k2", task_name="NFCorpus", side="document")
     assert inner.calls == [(["a", "b"], "k1", "SciFact", "query"), (["a"], "k2", "NFCorpus", "document")]
+
+
+@pytest.mark.parametrize("config", ["minilm", "mteb"])
+def test_model_yaml_keys_are_the_constructor_parameters(config):
+    import inspect
+    from pathlib import Path
+
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "model" / f"{config}.yaml")
+    params = set(inspect.signature(get_class(cfg._target_).__init__).parameters) - {"self"}
+    assert set(cfg) - {"_target_"} == params
