@@ -63,7 +63,11 @@ def build_encoder(cfg: DictConfig) -> TextEncoder:
 
 
 def make_prefix_resolver(specs: list[TaskSpec], encoder: TextEncoder, variant: str):
-    """(task name, side) -> literal prefix. Subtasks of an aggregate use their parent's instruction."""
+    """(task name, side) -> literal prefix. Subtasks of an aggregate use their parent's instruction.
+
+    A model that applies its own prompts (no template, a `prompt_key` method: mteb registry models) gets its prompt
+    key instead: it keys the cache and is recorded as the prefix, and the `instructions=` tables do not apply.
+    """
     from nvembed_eval.tasks import instruction_for, render_prefix
 
     by_name: dict[str, TaskSpec] = {}
@@ -72,6 +76,9 @@ def make_prefix_resolver(specs: list[TaskSpec], encoder: TextEncoder, variant: s
         for sub in spec.subtasks or ():
             by_name.setdefault(sub, spec)
     template = encoder.instruction_template()
+    prompt_key = getattr(encoder, "prompt_key", None)
+    if template is None and prompt_key is not None:
+        return prompt_key
 
     def resolve(task_name: str, side: str | None) -> str:
         if template is None:

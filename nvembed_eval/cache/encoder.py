@@ -179,7 +179,7 @@ class CachedEncoder:
         """The wrapped encoder."""
         return self._encoder
 
-    def instruction_template(self) -> str:
+    def instruction_template(self) -> str | None:
         return self._encoder.instruction_template()
 
     @property
@@ -199,19 +199,22 @@ class CachedEncoder:
 
     # --- encoding ---
 
-    def encode(self, texts: Sequence[str], *, prefix: str = "", batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, prefix: str = "", batch_size: int = 32, **context: Any) -> np.ndarray:
         """Embed `texts` with `prefix` prepended, from the cache where possible.
 
         Args:
             texts: Raw texts, in the caller's order.
-            prefix: The literal, already-templated prefix ("" for none); part of the cache key.
+            prefix: The literal, already-templated prefix ("" for none); part of the cache key. For a model that
+                applies its own prompts it is the model's `prompt_key(task_name, side)`, which says all they do.
             batch_size: Forwarded to the wrapped encoder.
+            **context: `task_name`, `side` (TextEncoder protocol), forwarded as given to the wrapped encoder; not
+                part of the key (the prefix is).
 
         Returns:
             float32 array (len(texts), embed_dim), row i for texts[i].
         """
         if not self.enabled:
-            return self._encoder.encode(texts, prefix=prefix, batch_size=batch_size)
+            return self._encoder.encode(texts, prefix=prefix, batch_size=batch_size, **context)
         position: dict[str, int] = {}
         inverse = np.fromiter((position.setdefault(t, len(position)) for t in texts), dtype=np.int64, count=len(texts))
         unique = list(position)
@@ -240,11 +243,11 @@ class CachedEncoder:
         )
         missing = np.zeros(len(unique), dtype=bool)
         missing[misses] = True
-        self._encode_misses(unique, missing, keys, out, prefix, batch_size)
+        self._encode_misses(unique, missing, keys, out, {"prefix": prefix, "batch_size": batch_size, **context})
         return out[inverse]
 
     def _encode_misses(
-        self, unique: list[str], missing: np.ndarray, keys: np.ndarray, out: np.ndarray, prefix: str, batch_size: int
+        self, unique: list[str], missing: np.ndarray, keys: np.ndarray, out: np.ndarray, call: dict[str, Any]
     ) -> None:
         """Encode the missing rows chunk by chunk and store each chunk's shard as soon as it is done.
 
@@ -281,7 +284,7 @@ class CachedEncoder:
                             self._disable(e, reads=False)
                             claims = None
                     if claims is None:
-                        self._encode_rows(todo, unique, keys, out, prefix, batch_size)
+                        self._encode_rows(todo, unique, keys, out, call)
                     elif claim is None:  # another job is encoding this chunk
                         pending.append((start, todo))
                         continue
@@ -289,7 +292,7 @@ class CachedEncoder:
                         try:  # a job may have stored this chunk between our lookup and our claim
                             left = self._take_from_peers(todo, keys, out)
                             if len(left):
-                                self._encode_rows(left, unique, keys, out, prefix, batch_size)
+                                self._encode_rows(left, unique, keys, out, call)
                         finally:
                             claim.release()
                     bar.update(len(todo))
@@ -310,10 +313,10 @@ class CachedEncoder:
                         bar.update(len(todo) - len(left))
 
     def _encode_rows(
-        self, rows: np.ndarray, unique: list[str], keys: np.ndarray, out: np.ndarray, prefix: str, batch_size: int
+        self, rows: np.ndarray, unique: list[str], keys: np.ndarray, out: np.ndarray, call: dict[str, Any]
     ) -> None:
-        """Encode `unique[rows]` into `out[rows]` and store them as one shard."""
-        vectors = self._encoder.encode([unique[i] for i in rows], prefix=prefix, batch_size=batch_size)
+        """Encode `unique[rows]` into `out[rows]` and store them as one shard; `call` = the encode keywords."""
+        vectors = self._encoder.encode([unique[i] for i in rows], **call)
         self.counters["encode_calls"] += 1
         self.counters["misses"] += len(rows)
         out[rows] = self._check(vectors, len(rows))

@@ -24,7 +24,7 @@ class ModelIdentity:
     """
 
     name: str  # "org/model" form, as mteb expects
-    revision: str  # hub commit, or "sha256:<first 16 hex>" fingerprint of local weights
+    revision: str  # 40-hex hub commit of the loaded snapshot, or "sha256:<16 hex>" over every file a folder loads
     knobs: dict[str, Any] = field(default_factory=dict)
 
     def key(self) -> str:
@@ -43,15 +43,28 @@ class TextEncoder(Protocol):
     """A model family adapter.
 
     `encode` receives raw texts and the literal prefix to prepend (already templated; "" for none). It returns a
-    float32 array of shape (len(texts), dim), row i for texts[i], in the caller's order.
+    float32 array of shape (len(texts), dim), row i for texts[i], in the caller's order. `task_name` (the mteb task)
+    and `side` ("query", "document" or None) say what is being encoded; families whose prompts the model applies
+    itself (`instruction_template()` is None and a `prompt_key(task_name, side)` method exists, as for mteb registry
+    models) need them, and then `prefix` is that `prompt_key`, which keys the cache and the provenance. Other
+    families ignore them.
     """
 
     identity: ModelIdentity
     embed_dim: int
     max_tokens: int | None
 
-    def encode(self, texts: Sequence[str], *, prefix: str = "", batch_size: int = 32) -> np.ndarray: ...
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        prefix: str = "",
+        batch_size: int = 32,
+        task_name: str | None = None,
+        side: str | None = None,
+    ) -> np.ndarray: ...
 
-    def instruction_template(self) -> str:
-        """Template applied to an instruction, with `{instruction}` placeholder ("{instruction}" = verbatim)."""
+    def instruction_template(self) -> str | None:
+        """Template applied to an instruction, with `{instruction}` placeholder ("{instruction}" = verbatim); None =
+        no instruction is prepended by the harness."""
         ...

@@ -1,8 +1,9 @@
-"""Weights fingerprints: a model loaded from a folder has no hub revision, so its identity is a hash of its weights."""
+"""Folder fingerprints: a model loaded from a folder has no hub commit, so its identity hashes the files it loads."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 # Whole-file hashing is exact but slow for 15 GB of shards; beyond this size we hash the safetensors header (every
@@ -29,11 +30,23 @@ def file_fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def weights_fingerprint(folder: Path, patterns: tuple[str, ...] = ("*.safetensors", "*.bin")) -> str:
-    """Identity string "sha256:<16 hex>" over every weights file below `folder` (sorted by relative path)."""
-    files = sorted({p for pattern in patterns for p in folder.rglob(pattern)})
+def files_fingerprint(folder: Path, files: Iterable[Path]) -> str:
+    """Identity string "sha256:<16 hex>" over the given files of `folder`: their relative paths and contents.
+
+    Pass every file the model reads (config, tokenizer, module configs, weights), so that changing any of them, not
+    only the weights, changes the identity.
+
+    Args:
+        folder: The checkpoint folder; paths are hashed relative to it, so a copied folder keeps its fingerprint.
+        files: Files inside `folder` (order and duplicates do not matter).
+    """
     digest = hashlib.sha256()
-    for weights in files:
-        digest.update(str(weights.relative_to(folder)).encode())
-        digest.update(file_fingerprint(weights).encode())
+    for path in sorted({Path(f) for f in files}, key=lambda p: p.relative_to(folder).as_posix()):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(file_fingerprint(path).encode())
     return "sha256:" + digest.hexdigest()[:16]
+
+
+def weights_fingerprint(folder: Path, patterns: tuple[str, ...] = ("*.safetensors", "*.bin")) -> str:
+    """`files_fingerprint` over every weights file below `folder` (weights only: prefer `files_fingerprint`)."""
+    return files_fingerprint(folder, [p for pattern in patterns for p in folder.rglob(pattern)])

@@ -1,7 +1,8 @@
 """Bridge from our `TextEncoder` protocol to mteb's encoder protocol (`AbsEncoder`).
 
 mteb hands us a DataLoader of batches plus the task metadata and the side (`prompt_type`); we flatten it to texts,
-ask the instruction resolver for the literal prefix, and call the (cached) encoder once per side.
+ask the instruction resolver for the literal prefix, and call the (cached) encoder once per side with the task name
+and side. A model from mteb's own registry (`mteb_registry`) also scores with its own similarity function.
 """
 
 from __future__ import annotations
@@ -41,8 +42,13 @@ class TaskEncodeStats:
 
 
 def build_model_meta(encoder: TextEncoder) -> ModelMeta:
-    """mteb metadata from our identity: name + revision are what mteb writes into every TaskResult."""
+    """mteb metadata from our identity: name + revision are what mteb writes into every TaskResult.
+
+    For a model from mteb's registry (an encoder with an `mteb_model`), the similarity function and the use of
+    instructions are that model's own.
+    """
     identity = encoder.identity
+    inner_meta = getattr(getattr(encoder, "mteb_model", None), "mteb_model_meta", None)
     return ModelMeta(
         loader=None,
         name=identity.name,
@@ -57,10 +63,10 @@ def build_model_meta(encoder: TextEncoder) -> ModelMeta:
         open_weights=True,
         public_training_code=None,
         public_training_data=None,
-        similarity_fn_name="cosine",
+        similarity_fn_name=inner_meta.similarity_fn_name if inner_meta else "cosine",
         framework=["PyTorch"],
         reference=None,
-        use_instructions=encoder.instruction_template() is not None,
+        use_instructions=inner_meta.use_instructions if inner_meta else encoder.instruction_template() is not None,
         training_datasets=None,
         experiment_kwargs={k: str(v) for k, v in sorted(identity.knobs.items())} or None,
     )
@@ -99,7 +105,9 @@ class MtebEncoder(AbsEncoder):
         stats.prefixes[side or "all"] = prefix
         tokens_before = _tokens_seen(self.encoder)
         start = time.perf_counter()
-        vectors = self.encoder.encode(texts, prefix=prefix, batch_size=self.batch_size)
+        vectors = self.encoder.encode(
+            texts, prefix=prefix, batch_size=self.batch_size, task_name=task_metadata.name, side=side
+        )
         stats.encode_seconds += time.perf_counter() - start
         stats.texts += len(texts)
         stats.tokens += _tokens_seen(self.encoder) - tokens_before
@@ -115,6 +123,22 @@ class MtebEncoder(AbsEncoder):
                 f"{bad.size} bad rows); check model.dtype and the input text"
             )
         return vectors
+
+    def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
+        """The wrapped mteb model's own similarity when there is one (e.g. sentence-transformers' configured one)."""
+        inner = getattr(self.encoder, "mteb_model", None)
+        return (
+            inner.similarity(embeddings1, embeddings2)
+            if inner is not None
+            else super().similarity(embeddings1, embeddings2)
+        )
+
+    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> Any:
+        """Pairwise form of `similarity`, likewise delegated."""
+        inner = getattr(self.encoder, "mteb_model", None)
+        if inner is not None:
+            return inner.similarity_pairwise(embeddings1, embeddings2)
+        return super().similarity_pairwise(embeddings1, embeddings2)
 
 
 def _tokens_seen(encoder: TextEncoder) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 
 from nvembed_eval.errors import ConfigError, EncodingError
 from nvembed_eval.models.base import ModelIdentity
-from nvembed_eval.models.fingerprint import weights_fingerprint
+from nvembed_eval.models.fingerprint import files_fingerprint
 
 from .configuration_nvembed import AttnImplementation, NVEmbedConfig, Pooling
 from .distributed import all_reduce_ints, assign_batches, gather_rows, rank_and_world
@@ -26,6 +26,7 @@ from .loading import (
     TOKENIZER,
     check_files,
     load_weights,
+    loaded_files,
     resolve_checkpoint,
     resolve_device,
     resolve_dtype,
@@ -158,7 +159,8 @@ class NVEmbedEncoder:
         if compile:
             model.compile_layers()
         self.folder: Path | None = folder
-        revision_id = resolved.commit or weights_fingerprint(folder)
+        # A hub snapshot is pinned by its commit; a plain folder by every file it loads (config, tokenizer, weights).
+        revision_id = resolved.commit or files_fingerprint(folder, loaded_files(folder, allow_pickle))
         self._attach(model, tokenizer, name or resolved.default_name, revision_id, max_length, token_budget, progress)
         log.info("loaded %s from %s on %s: %s", self.identity.name, folder, device_, self.identity)
 
@@ -222,8 +224,18 @@ class NVEmbedEncoder:
         """Model inputs for `texts` in the given order, exactly as NVIDIA's encode builds them."""
         return self.tokenizer(texts, prefix, self.max_length, self.mask_instruction)
 
-    def encode(self, texts: Sequence[str], *, prefix: str = "", batch_size: int = 32) -> np.ndarray:
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        prefix: str = "",
+        batch_size: int = 32,
+        task_name: str | None = None,
+        side: str | None = None,
+    ) -> np.ndarray:
         """Embed `texts` (each prefixed with `prefix`); row i is texts[i]. float32, shape (len(texts), embed_dim).
+
+        `task_name` and `side` are part of the `TextEncoder` protocol and unused here: the prefix says it all.
 
         `batch_size` caps the texts per forward pass and `token_budget` its padded tokens; for GPU throughput on
         short texts pass a large batch_size and let the token budget decide. Under torch.distributed every rank must

@@ -7,21 +7,19 @@ weights are refused unless the caller sets `allow_pickle=True` (even then they a
 from __future__ import annotations
 
 import json
-import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nvembed_eval.errors import CheckpointError, ConfigError
+from nvembed_eval.models.hub import download_snapshot, is_hub_id, snapshot_of_folder
+from nvembed_eval.models.safety import PICKLE_PATTERNS, inside, pickle_refused
 
 if TYPE_CHECKING:
     import torch
 
     from .modeling_nvembed import NVEmbedModel
-
-log = logging.getLogger(__name__)
 
 CONFIG = "config.json"
 TOKENIZER = "tokenizer.json"
@@ -30,10 +28,9 @@ WEIGHTS_INDEX = "model.safetensors.index.json"
 PICKLE_WEIGHTS = "pytorch_model.bin"
 PICKLE_INDEX = "pytorch_model.bin.index.json"
 OFFICIAL_IDS = ("nvidia/NV-Embed-v2", "nvidia/NV-Embed-v1")
-# What a hub download fetches: config, weights, tokenizer. Never `*.py` (remote code) and, by default, never `*.bin`.
+# What a hub download fetches: config, weights, tokenizer. Never `*.py` (remote code) and, by default, no pickle.
 HUB_PATTERNS = [CONFIG, "*.safetensors", WEIGHTS_INDEX, TOKENIZER, "tokenizer_config.json", "special_tokens_map.json"]
-HUB_PICKLE_PATTERNS = ["*.bin", PICKLE_INDEX]
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_PICKLE_PATTERNS = [*PICKLE_PATTERNS, PICKLE_INDEX]
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -56,16 +53,6 @@ class ResolvedCheckpoint:
         return f"local/{self.folder.name}"
 
 
-def _snapshot_of(folder: Path) -> ResolvedCheckpoint:
-    """Recognise a Hugging Face cache snapshot (`.../models--org--name/snapshots/<commit>`) and keep its id/commit."""
-    parts = folder.parts
-    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
-        org_name = parts[-3][len("models--") :].split("--", 1)
-        if len(org_name) == 2:
-            return ResolvedCheckpoint(folder, "/".join(org_name), parts[-1])
-    return ResolvedCheckpoint(folder)
-
-
 def resolve_checkpoint(
     path: str | os.PathLike, revision: str | None = None, allow_pickle: bool = False
 ) -> ResolvedCheckpoint:
@@ -73,50 +60,40 @@ def resolve_checkpoint(
 
     Args:
         path: A checkpoint folder, an HF cache snapshot folder, or a hub id such as "nvidia/NV-Embed-v2".
-        revision: Hub branch, tag or commit (hub ids only).
-        allow_pickle: Also fetch `*.bin` weights from the hub.
+        revision: Hub branch, tag or commit (hub ids only); the result holds the commit it resolved to.
+        allow_pickle: Also fetch pickle weights from the hub.
 
     Returns:
         A `ResolvedCheckpoint`.
     """
     folder = Path(path).expanduser()
     if folder.is_dir():
-        return _snapshot_of(folder.resolve())
-    if not _HUB_ID.match(str(path)) or folder.exists():
+        snapshot = snapshot_of_folder(folder.resolve())
+    elif is_hub_id(str(path)):
+        patterns = HUB_PATTERNS + (HUB_PICKLE_PATTERNS if allow_pickle else [])
+        snapshot = download_snapshot(str(path), revision, patterns, "model.path")
+    else:
         raise CheckpointError(
             f"<model.path={str(path)!r}> is neither a checkpoint folder nor a hub id like 'nvidia/NV-Embed-v2'; "
             "point model.path at a folder holding config.json, model.safetensors and tokenizer.json."
         )
-    from huggingface_hub import snapshot_download
-
-    patterns = HUB_PATTERNS + (HUB_PICKLE_PATTERNS if allow_pickle else [])
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-    try:
-        local = snapshot_download(str(path), revision=revision, allow_patterns=patterns, local_files_only=offline)
-    except Exception as first:  # no network, gated repo, unknown revision...: try the local cache before giving up
-        try:
-            local = snapshot_download(str(path), revision=revision, allow_patterns=patterns, local_files_only=True)
-            log.warning("hub download of %s failed (%s); using the cached snapshot %s", path, first, local)
-        except Exception:
-            raise CheckpointError(
-                f"<model.path={str(path)!r}> (revision {revision or 'main'}) could not be downloaded "
-                f"({type(first).__name__}: {first}), is not in the Hugging Face cache and is no local folder; download "
-                "it where there is network (`hf download` with the same revision) or set model.path to a local folder."
-            ) from None
-    resolved = _snapshot_of(Path(local))
-    return ResolvedCheckpoint(resolved.folder, str(path), resolved.commit or revision)
+    return ResolvedCheckpoint(snapshot.folder, snapshot.repo_id, snapshot.commit)
 
 
 def weight_files(folder: Path, allow_pickle: bool = False) -> tuple[list[Path], bool]:
-    """The checkpoint's weight files (one file or the shards of its index) and whether they are pickle files."""
+    """The checkpoint's weight files (one file or the shards of its index) and whether they are pickle files.
+
+    Shard names in an index must lie inside `folder` (`safety.inside`); pickle files need `allow_pickle`.
+    """
     for index_name, single, pickled in ((WEIGHTS_INDEX, WEIGHTS, False), (PICKLE_INDEX, PICKLE_WEIGHTS, True)):
         index, files = folder / index_name, None
         if index.is_file():
             try:
                 weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                names = sorted(set(weight_map.values()), key=str)
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 raise CheckpointError(f"{index} is not a valid weight index ({exc}); restore it.") from None
-            files = [folder / name for name in sorted(set(weight_map.values()))]
+            files = [inside(folder, name, f"{index_name} weight_map") for name in names]
         elif (folder / single).is_file():
             files = [folder / single]
         if files is None:
@@ -125,15 +102,19 @@ def weight_files(folder: Path, allow_pickle: bool = False) -> tuple[list[Path], 
         if missing:
             raise CheckpointError(f"{folder} is missing weight shard(s) {', '.join(missing)}; download them again.")
         if pickled and not allow_pickle:
-            raise CheckpointError(
-                f"{folder} holds only pickle weights ({files[0].name}); pickle can run code, so it is refused. Convert "
-                "them to safetensors, or set model.allow_pickle=true if you trust the file (read with weights_only)."
-            )
+            raise pickle_refused(folder, files[0].name)
         return files, pickled
     raise CheckpointError(
         f"{folder} has no weights: expected {WEIGHTS} or {WEIGHTS_INDEX} with its shards; download the checkpoint "
         "again."
     )
+
+
+def loaded_files(folder: Path, allow_pickle: bool = False) -> list[Path]:
+    """Every file an NV-Embed load reads: config.json, tokenizer.json, the weight index if any, the weights."""
+    weights, pickled = weight_files(folder, allow_pickle)
+    index = folder / (PICKLE_INDEX if pickled else WEIGHTS_INDEX)
+    return [folder / CONFIG, folder / TOKENIZER, *([index] if index.is_file() else []), *weights]
 
 
 def check_files(folder: Path) -> None:

@@ -1,0 +1,97 @@
+"""Hugging Face hub ids -> the local snapshot folder that is actually loaded, and the 40-hex commit it holds.
+
+Every model family resolves a hub id here and then loads from the returned folder, so the identity records the commit
+of the bytes loaded, never a branch or tag name (`main` moves; a commit does not).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from nvembed_eval.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A local model folder; for a hub download or a hub-cache snapshot folder, also its repo id and commit."""
+
+    folder: Path
+    repo_id: str | None = None
+    commit: str | None = None
+
+
+def is_hub_id(value: str) -> bool:
+    """True for "org/name" strings that are not an existing path (a folder always wins over a hub id)."""
+    return bool(HUB_ID.match(value)) and not Path(value).expanduser().exists()
+
+
+def snapshot_of_folder(folder: Path) -> Snapshot:
+    """A folder as is; one inside the hub cache layout (`models--org--name/snapshots/<commit>`) keeps its id and commit.
+
+    A snapshot folder's files are links into `../../blobs`, named by their content hash, so its name pins its bytes.
+    """
+    parts = folder.parts
+    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--") and COMMIT.match(parts[-1]):
+        org_name = parts[-3][len("models--") :].split("--", 1)
+        if len(org_name) == 2:
+            return Snapshot(folder, "/".join(org_name), parts[-1])
+    return Snapshot(folder)
+
+
+def hub_offline() -> bool:
+    """`HF_HUB_OFFLINE` set: read the local cache only (huggingface_hub reads the same variable)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
+def download_snapshot(repo_id: str, revision: str | None, allow_patterns: list[str], key: str) -> Snapshot:
+    """The snapshot folder of `repo_id` at `revision`, downloading only `allow_patterns` (offline: the cache only).
+
+    Args:
+        repo_id: "org/name".
+        revision: Branch, tag or commit; None = the repo's default branch (`main`).
+        allow_patterns: Files to fetch (fnmatch globs; `*` also matches `/`). Callers leave pickle weights and `*.py`
+            out unless the user allowed them.
+        key: The config key that named the repo, for errors (`model.path`, `model.name`).
+
+    Returns:
+        The snapshot, whose `commit` is the 40-hex commit of the folder that will be loaded.
+
+    Raises:
+        CheckpointError: neither downloadable nor in the cache, or the cache returned no commit folder.
+    """
+    from huggingface_hub import snapshot_download
+
+    def fetch(local_only: bool) -> str:
+        return snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, local_files_only=local_only)
+
+    try:
+        local = fetch(hub_offline())
+    except Exception as first:  # no network, gated repo, unknown revision...: try the local cache before giving up
+        try:
+            local = fetch(True)
+            log.warning("hub download of %s failed (%s); using the cached snapshot %s", repo_id, first, local)
+        except Exception:
+            reason = str(first).splitlines()[0] if str(first) else ""
+            raise CheckpointError(
+                f"<{key}={repo_id!r}> (revision {revision or 'main'}) could not be downloaded "
+                f"({type(first).__name__}: {reason}), is not in the Hugging Face cache and is no local folder; "
+                f"download it where there is network (`hf download {repo_id}` with the same revision) or point {key} "
+                "at a local folder."
+            ) from None
+    folder = Path(local)
+    if not COMMIT.match(folder.name):
+        raise CheckpointError(
+            f"the Hugging Face cache returned {folder} for <{key}={repo_id!r}>, which is not named by a commit; "
+            "repair the cache (`hf cache scan`) or download the model again."
+        )
+    return Snapshot(folder, repo_id, folder.name)

@@ -1,0 +1,238 @@
+"""MtebRegistryEncoder: any sentence-transformers model in mteb's registry, with mteb's own per-task prompts.
+
+mteb's `ModelMeta.revision` is a claim; what is recorded is the commit of the hub snapshot actually loaded (resolved
+here, then handed to mteb's loader as a folder). Prompts stay mteb's: `prompt_key` asks mteb's `AbsEncoder` API what
+the model will do for a task and side, and that string keys the embedding cache and the provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nvembed_eval.errors import CheckpointError, ConfigError, EncodingError, NVEmbedEvalError
+from nvembed_eval.models.base import ModelIdentity
+from nvembed_eval.models.hub import download_snapshot
+from nvembed_eval.models.sentence_transformer.checkpoint import check_folder, hub_patterns
+from nvembed_eval.models.sentence_transformer.encoder_st import auto_device, count_tokens
+
+if TYPE_CHECKING:
+    from mteb.abstasks.task_metadata import TaskMetadata
+    from mteb.models.abs_encoder import AbsEncoder
+    from mteb.models.model_meta import ModelMeta
+
+log = logging.getLogger(__name__)
+
+PROMPT_KEY_PREFIX = "mteb-prompt:"
+
+
+def _supported_loaders() -> dict[type, str]:
+    """mteb loaders whose first argument goes straight to `SentenceTransformer(...)`, so a snapshot folder can be
+    loaded in place of the hub id -> how each applies prompts ("prompt": `model_prompts` by prompt name;
+    "instruction": `get_task_instruction`). Subclasses are not included: they may override what is keyed here."""
+    from mteb.models.instruct_wrapper import InstructSentenceTransformerModel
+    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
+
+    return {SentenceTransformerEncoderWrapper: "prompt", InstructSentenceTransformerModel: "instruction"}
+
+
+def registry_meta(name: str | None) -> ModelMeta:
+    """mteb's `ModelMeta` for `name` (`model.name`); refuses names mteb does not know, with its suggestion."""
+    import mteb
+
+    if not name:
+        raise ConfigError(
+            "<model.name> is required with model=mteb; give a name from mteb's registry, e.g. "
+            "model.name=sentence-transformers/all-MiniLM-L6-v2"
+        )
+    try:
+        return mteb.get_model_meta(name)
+    except KeyError as exc:
+        message = str(exc.args[0] if exc.args else exc)
+        raise ConfigError(
+            f"<model.name={name}>: {message} model=mteb runs models of mteb's registry (mteb.get_model_metas())."
+        ) from None
+
+
+def _stable(value: Any) -> Any:
+    """A JSON-able, run-independent form of loader arguments (functions by their qualified name, not their address)."""
+    if callable(value):
+        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', type(value).__name__)}"
+    if isinstance(value, dict):
+        return {str(k): _stable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_stable(v) for v in value]
+    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+
+
+class MtebRegistryEncoder:
+    """`TextEncoder` over a model from mteb's registry whose mteb loader is sentence-transformers based.
+
+    Args:
+        name: mteb model name (`mteb.get_model_meta`), e.g. "sentence-transformers/all-MiniLM-L6-v2".
+        revision: Hub branch, tag or commit to load; None = the revision mteb's registry lists.
+        device: auto, cpu, cuda or cuda:N.
+        allow_pickle: Accept pickle weights where a folder has no safetensors.
+
+    Raises:
+        ConfigError: unknown name, a loader this harness cannot pin to a commit, or one that needs remote code.
+        CheckpointError: the snapshot cannot be resolved or loaded, holds pickle, or names files outside itself.
+    """
+
+    def __init__(
+        self, name: str | None = None, revision: str | None = None, device: str = "auto", allow_pickle: bool = False
+    ) -> None:
+        import mteb
+
+        meta = registry_meta(name)
+        loaders = _supported_loaders()
+        prompt_style = loaders.get(meta.loader) if isinstance(meta.loader, type) else None
+        loader_name = getattr(meta.loader, "__qualname__", repr(meta.loader))
+        if (meta.loader_kwargs or {}).get("trust_remote_code"):
+            raise ConfigError(
+                f"<model.name={name}>: mteb loads it with trust_remote_code=True (code from the model repo), which "
+                "this harness never runs; for NV-Embed use model=nv_embed_v2 or model=nv_embed_v1 (native code)."
+            )
+        if prompt_style is None:
+            raise ConfigError(
+                f"<model.name={name}> is loaded by mteb's {loader_name}, which this harness cannot pin to the commit "
+                f"it loads; model=mteb runs models mteb loads with {' or '.join(c.__name__ for c in loaders)}."
+            )
+        snapshot = download_snapshot(meta.name, revision or meta.revision, hub_patterns(allow_pickle), "model.name")
+        check_folder(snapshot.folder, allow_pickle, key="model.name")
+        if snapshot.commit != meta.revision:
+            log.warning(
+                "%s: loading commit %s; mteb's registry lists %s (its published scores are for that one)",
+                meta.name,
+                snapshot.commit,
+                meta.revision,
+            )
+        self.mteb_model = self._load(meta, str(snapshot.folder), auto_device(device), name or "")
+        self.mteb_model.mteb_model_meta = meta.model_copy(update={"revision": snapshot.commit})
+        self.folder = snapshot.folder
+        self._prompt_style = prompt_style
+        self._mteb_version = mteb.__version__
+        self._tasks: dict[str, TaskMetadata] = {}
+        st_model = self.mteb_model.model
+        self.embed_dim = int(st_model.get_embedding_dimension())
+        self.max_tokens: int | None = int(st_model.max_seq_length) if st_model.max_seq_length else None
+        self.identity = ModelIdentity(
+            name=meta.name,
+            revision=snapshot.commit or "",
+            knobs={
+                "mteb": self._mteb_version,
+                "loader": loader_name,
+                "loader_kwargs": json.dumps(_stable(meta.loader_kwargs or {}), sort_keys=True),
+                "max_seq_length": self.max_tokens,
+            },
+        )
+        self.stats: dict[str, int] = {"texts": 0, "tokens": 0}
+        log.info("loaded %s from %s: %s", meta.name, snapshot.folder, self.identity)
+
+    @staticmethod
+    def _load(meta: ModelMeta, folder: str, device: str, name: str) -> AbsEncoder:
+        """mteb's own `ModelMeta.load_model`, pointed at the snapshot folder instead of the hub id."""
+        try:
+            return meta.model_copy(update={"name": folder, "revision": None}).load_model(device=device)
+        except NVEmbedEvalError:
+            raise
+        except Exception as exc:  # whatever sentence-transformers or mteb raise for a broken folder
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            raise CheckpointError(
+                f"cannot load mteb model <model.name={name}> from {folder} ({type(exc).__name__}: {reason}); "
+                "download the model again."
+            ) from None
+
+    def instruction_template(self) -> None:
+        """None: mteb's model applies its own prompts; the runner asks `prompt_key` instead."""
+        return None
+
+    def _metadata(self, task_name: str) -> TaskMetadata:
+        if task_name not in self._tasks:
+            import mteb
+
+            self._tasks[task_name] = mteb.get_task(task_name).metadata
+        return self._tasks[task_name]
+
+    def prompt_key(self, task_name: str, side: str | None) -> str:
+        """What mteb's model does for this task and side, as a deterministic string (the cache key's prefix).
+
+        Resolved with mteb's own API: the prompt name and text from `get_prompt_name`/`model_prompts` (plain
+        sentence-transformers wrapper) or the formatted instruction from `get_task_instruction` (instruct wrapper).
+        The side is included because mteb calls `encode_query` or `encode_document` by it.
+
+        Returns:
+            "mteb-prompt:" + JSON of mteb version, wrapper, side and the resolved prompt or instruction.
+        """
+        from mteb.types import PromptType
+
+        metadata = self._metadata(task_name)
+        prompt_type = PromptType(side) if side else None
+        resolved: dict[str, Any] = {"mteb": self._mteb_version, "wrapper": type(self.mteb_model).__name__}
+        resolved["side"] = side
+        if self._prompt_style == "instruction":
+            resolved["instruction"] = self.mteb_model.get_task_instruction(metadata, prompt_type)
+        else:
+            prompt_name = self.mteb_model.get_prompt_name(metadata, prompt_type)
+            resolved["prompt_name"] = prompt_name
+            resolved["prompt"] = (self.mteb_model.model_prompts or {}).get(prompt_name) if prompt_name else None
+        return PROMPT_KEY_PREFIX + json.dumps(resolved, sort_keys=True, ensure_ascii=False)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        prefix: str = "",
+        batch_size: int = 32,
+        task_name: str | None = None,
+        side: str | None = None,
+    ) -> np.ndarray:
+        """Embed `texts` through the mteb model's own `encode`, for `task_name` on `side`.
+
+        Args:
+            texts: Raw texts; row i of the result is texts[i].
+            prefix: Must equal `prompt_key(task_name, side)` (what the cache keyed these vectors by).
+            batch_size: Passed to mteb's encode.
+            task_name: The mteb task (required: prompts depend on it).
+            side: "query", "document" or None.
+
+        Returns:
+            float32 array (len(texts), embed_dim).
+
+        Raises:
+            EncodingError: no task name, or a prefix that is not this task's prompt key.
+        """
+        from datasets import Dataset
+        from mteb.types import PromptType
+        from torch.utils.data import DataLoader
+
+        if task_name is None:
+            raise EncodingError(f"{self.identity.name} (model=mteb) needs the task name to choose mteb's prompt")
+        if prefix != self.prompt_key(task_name, side):
+            raise EncodingError(
+                f"prefix {prefix!r} for {task_name} is not this model's prompt key; the runner must use prompt_key()"
+            )
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        metadata = self._metadata(task_name)
+        # The shape mteb's own text loaders have: a DataLoader over a `datasets.Dataset` with a "text" column.
+        loader = DataLoader(Dataset.from_dict({"text": texts}), batch_size=batch_size)
+        vectors = self.mteb_model.encode(
+            loader,
+            task_metadata=metadata,
+            hf_split=metadata.eval_splits[0] if metadata.eval_splits else "test",
+            hf_subset="default",  # read by neither supported wrapper
+            prompt_type=PromptType(side) if side else None,
+            batch_size=batch_size,
+            show_progress_bar=len(texts) > batch_size,
+        )
+        if hasattr(vectors, "detach"):
+            vectors = vectors.detach().cpu().float().numpy()
+        self.stats["texts"] += len(texts)
+        self.stats["tokens"] += count_tokens(self.mteb_model.model, texts)  # the texts' tokens, not the prompt's
+        return np.asarray(vectors, dtype=np.float32)
