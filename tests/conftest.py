@@ -25,10 +25,10 @@ def minilm():
 
 @pytest.fixture(scope="session")
 def hf_home(tmp_path_factory, shared_dir) -> Path:
-    """An offline Hugging Face home (tests/hub_datasets.py): STSBenchmark, Banking77 and SciFact from ../shared/data
+    """An offline Hugging Face home (tests/hubcache.py): STSBenchmark, Banking77 and SciFact from ../shared/data
     as mteb's dataset repositories at the card's and mteb's commits (SciFact's card commit unreadable by mteb 2.x),
     and the tiny random-weight NV-Embed as the model repository `nvembed-eval/NV-Embed-tiny`."""
-    from hub_datasets import TINY_MODEL, add_model, build_hf_home
+    from hubcache import TINY_MODEL, build_hf_home, model_commit, model_folder_files, model_set_ref
 
     from nvembed_eval.models.nvembed.tiny import write_tiny_checkpoint
 
@@ -37,5 +37,6 @@ def hf_home(tmp_path_factory, shared_dir) -> Path:
     tiny = write_tiny_checkpoint(
         tmp_path_factory.mktemp("tiny-src") / "tiny", tokenizer_dir=shared_dir / "golden" / "nvembed-tiny"
     )
-    add_model(home, *TINY_MODEL, tiny)
+    model_commit(home, *TINY_MODEL, model_folder_files(tiny))
+    model_set_ref(home, *TINY_MODEL)
     return home

@@ -10,7 +10,7 @@ import csv
 
 import pytest
 from clirun import DATA, load_run, main_scores, run_cli
-from hub_datasets import BANKING77, SCIFACT_CARD, SCIFACT_MTEB, STS, TINY_MODEL, offline_env
+from hubcache import BANKING77, SCIFACT_CARD, SCIFACT_MTEB, STS, TINY_MODEL, hub_env
 
 TINY_FROM_HUB = ["model=nv_embed_tiny", f"model.path={TINY_MODEL[0]}", "model.create_tiny_if_missing=false"]
 
@@ -24,7 +24,7 @@ def experiment_tmp(tmp_path_factory):
 def experiment_run(experiment_tmp, hf_home):
     run_dir = experiment_tmp / "run"
     args = ["experiment=reproduce_nv_embed_v2", *TINY_FROM_HUB, f"data_dir={DATA}", f"output_dir={run_dir}"]
-    result = run_cli(args, experiment_tmp, env=offline_env(hf_home))
+    result = run_cli(args, experiment_tmp, env=hub_env(hf_home))
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result
 
@@ -34,7 +34,7 @@ def hub_run(experiment_run, experiment_tmp, hf_home):
     """The main job's command with no data_dir: `experiment=reproduce_nv_embed_v2`, model from a hub id, offline."""
     run_dir = experiment_tmp / "hub"
     args = ["experiment=reproduce_nv_embed_v2", *TINY_FROM_HUB, f"output_dir={run_dir}"]
-    result = run_cli(args, experiment_tmp, env=offline_env(hf_home))
+    result = run_cli(args, experiment_tmp, env=hub_env(hf_home))
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result
 

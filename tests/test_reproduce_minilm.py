@@ -7,7 +7,7 @@ import json
 
 import pytest
 from clirun import DATA, load_run, main_scores, run_cli
-from hub_datasets import SCIFACT_MTEB, offline_env
+from hubcache import SCIFACT_MTEB, hub_env
 
 PUBLISHED = {row["task"]: float(row["score"]) for row in csv.DictReader((DATA / "published_minilm.csv").open())}
 
@@ -126,7 +126,7 @@ def minilm_hub_run(minilm_run, hf_home):
     tmp = minilm_run[0].parent
     run_dir = tmp / "hub"
     args = ["experiment=reproduce_nv_embed_v2", "model=minilm", "leaderboard=false", f"output_dir={run_dir}"]
-    result = run_cli(args, tmp, env=offline_env(hf_home))
+    result = run_cli(args, tmp, env=hub_env(hf_home))
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result
 

@@ -32,10 +32,10 @@ class FieldDiff:
         return f"{self.field} {_short(self.stored)} -> {_short(self.expected)}"
 
 
-def versions() -> dict[str, str | None]:
-    """Installed versions of `RECORDED_VERSIONS` (None when absent)."""
+def versions(names: tuple[str, ...] = RECORDED_VERSIONS) -> dict[str, str | None]:
+    """Installed versions of the given distributions (None when absent); default `RECORDED_VERSIONS`."""
     out: dict[str, str | None] = {}
-    for name in RECORDED_VERSIONS:
+    for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

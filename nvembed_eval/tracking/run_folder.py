@@ -20,13 +20,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.atomic import atomic_write
 from nvembed_eval.errors import OutputLockedError, ResultsError
-from nvembed_eval.tracking.provenance import PROVENANCE_KEY
+from nvembed_eval.tracking.provenance import PROVENANCE_KEY, versions
 
 if TYPE_CHECKING:
     from mteb import TaskResult
@@ -57,13 +56,7 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in TRACKED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    return {"python": platform.python_version(), **versions(TRACKED_PACKAGES)}
 
 
 def git_revision(cwd: Path) -> str | None:
