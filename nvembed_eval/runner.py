@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError, DataError, NVEmbedEvalError
 from nvembed_eval.tasks import REVISION_KINDS, build_mteb_task, load_hub_data
-from nvembed_eval.tracking import RunFolder, RunSummary, TaskOutcome
+from nvembed_eval.tracking import RunFolder, RunSummary, TaskOutcome, check_reference
 
 if TYPE_CHECKING:
     from mteb import AbsTask, TaskResult
@@ -151,6 +151,7 @@ def run_evaluation(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> RunS
             f"{', '.join(REVISION_KINDS)}"
         )
     max_bytes = cache_max_bytes(cfg)  # a bad cap fails here, before any task runs
+    check_reference(cfg)  # so does an unusable reference= (missing file, bad table)
     specs = resolve_specs(cfg)
     data_dir = Path(str(cfg.data_dir)).expanduser() if cfg.get("data_dir") else None
     # Local files are not either hub commit; results then carry mteb's revision and run.json says "local".
