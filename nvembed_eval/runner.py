@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError, NVEmbedEvalError, OutputLockedError
 from nvembed_eval.settings import RunSettings
-from nvembed_eval.tracking import RunFolder, RunSummary, TaskOutcome
+from nvembed_eval.tracking import RunFolder, RunSummary, TaskOutcome, check_reference
 
 if TYPE_CHECKING:
     from mteb import TaskResult
@@ -117,6 +117,7 @@ def run_evaluation(
     from nvembed_eval.tasks import plan_task_data
 
     settings = RunSettings.from_config(cfg)
+    check_reference(cfg)  # an unusable reference= (missing file, bad table) stops the run before any task
     specs = resolve_specs(cfg)
     planned = plan_task_data(
         specs, data_dir=settings.data_dir, dataset_revision=settings.dataset_revision, explicit=bool(cfg.get("tasks"))

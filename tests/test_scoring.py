@@ -11,6 +11,7 @@ import pytest
 from nvembed_eval.errors import ResultsError
 from nvembed_eval.tasks import load_task_spec
 from nvembed_eval.tracking.scoring import (
+    Benchmark,
     benchmark_leaderboard,
     format_leaderboard,
     load_scores,
@@ -18,6 +19,7 @@ from nvembed_eval.tracking.scoring import (
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 PUBLISHED = REFERENCE / "nv_embed_v2_published.csv"
+SHIPPED_NV2 = Path(__file__).resolve().parents[1] / "results" / "published" / "nv_embed_v2.csv"
 needs_reference = pytest.mark.skipif(not PUBLISHED.is_file(), reason="../shared/reference not present")
 
 CQA_SUBFORUMS = list(load_task_spec("CQADupstackRetrieval").subtasks)
@@ -47,12 +49,22 @@ def write_result(folder: Path, task_name: str, values: dict[str, float], **kwarg
     return path
 
 
-def write_run(run_dir: Path, results: dict[str, dict[str, float]], variant: str | None = "nv_embed_v2") -> Path:
-    """A run folder as the harness writes it: run.json, model_meta.json, .hydra/ and results/<Task>.json."""
+def write_run(
+    run_dir: Path,
+    results: dict[str, dict[str, float]],
+    variant: str | None = "nv_embed_v2",
+    model: str = "x/y",
+    config: dict | None = None,
+    overrides: list[str] | None = None,
+) -> Path:
+    """A run folder as the harness writes it: run.json (resolved config, overrides, model), model_meta.json, .hydra/
+    and results/<Task>.json. `config` adds keys to the recorded config (e.g. {"tasks": [...]})."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = {"instructions": {"variant": variant}} if variant else {}
-    (run_dir / "run.json").write_text(json.dumps({"config": config, "overrides": [], "tasks": {}}))
-    (run_dir / "model_meta.json").write_text(json.dumps({"name": "x/y"}))
+    recorded = {"instructions": {"variant": variant}} if variant else {}
+    recorded.update(config or {})
+    record = {"config": recorded, "overrides": overrides or [], "tasks": {}, "model": {"name": model}}
+    (run_dir / "run.json").write_text(json.dumps(record))
+    (run_dir / "model_meta.json").write_text(json.dumps({"name": model}))
     (run_dir / ".hydra").mkdir(exist_ok=True)
     (run_dir / ".hydra" / "config.json").write_text("not a result")
     for task, values in results.items():
@@ -228,6 +240,12 @@ def test_empty_folder_and_missing_path(tmp_path):
         ("SciFact,ndcg_at_10,80.1\nSciFact,ndcg_at_10,80.2\n", "duplicate rows for task SciFact"),
         ("TwitterURLCorpus,max_ap,88.0\n", "unknown metric 'max_ap' for TwitterURLCorpus"),
         ("SciFact,ndcg_at_10,eighty\n", "score 'eighty' of SciFact is not a number"),
+        ("SciFact,ndcg_at_10,inf\n", "score of SciFact is inf"),
+        ("", "has no rows"),
+        # the scale rule (docs/bad_input.md): scores are points on 0-100
+        ("SciFact,ndcg_at_10,0.645\nNFCorpus,ndcg_at_10,0.316\n", "looks like the 0-1 scale"),
+        ("SciFact,ndcg_at_10,64.5\nNFCorpus,ndcg_at_10,0.316\n", "mixes scales: 1 of 2 scores are at most 1"),
+        ("SciFact,ndcg_at_10,-101\n", "score -101 of SciFact is outside"),
     ],
 )
 def test_bad_score_tables(tmp_path, rows, message):
@@ -257,3 +275,43 @@ def test_result_for_a_task_nobody_knows_is_named(tmp_path):
     result.to_disk(tmp_path / "SciFactX.json")
     with pytest.raises(ResultsError, match=r"SciFactX\.json is for task 'SciFactX', unknown to this harness"):
         load_scores(tmp_path)
+
+
+def test_score_table_model_column_and_byte_order_mark(tmp_path):
+    path = tmp_path / "ref.csv"
+    path.write_text("\ufefftask,metric,score,model\nSciFact,ndcg_at_10,64.5, org/m \nNFCorpus,ndcg_at_10,31.6,org/m\n")
+    table = load_scores(path)
+    assert table.model == "org/m" and table.values == {"SciFact": 64.5, "NFCorpus": 31.6}
+    path.write_text("task,metric,score,model\nSciFact,ndcg_at_10,64.5,\n")
+    assert load_scores(path).model is None  # an empty model column: unknown
+
+
+def test_benchmark_is_read_from_run_json_in_contract_order(tmp_path):
+    smoke = {"name": "smoke", "tasks": ["NVEvalSmokeSTS", "NVEvalSmokeRetrieval"]}
+    run = write_run(tmp_path / "run", {"SciFact": {"ndcg_at_10": 0.6}}, config={"benchmark": smoke})
+    assert load_scores(run).benchmark == Benchmark("smoke", tuple(smoke["tasks"]), "run.json config.benchmark")
+    write_run(run, {}, config={"benchmark": smoke, "tasks": ["SciFact"]})  # tasks=[...] wins over benchmark=
+    assert load_scores(run).benchmark == Benchmark("tasks", ("SciFact",), "run.json config.tasks")
+    record = json.loads((run / "run.json").read_text())
+    record["benchmark"] = {"name": "MTEB(eng, v2)", "tasks": ["SciFact", "NFCorpus"]}  # what the runner records
+    (run / "run.json").write_text(json.dumps(record))
+    assert load_scores(run).benchmark == Benchmark("MTEB(eng, v2)", ("SciFact", "NFCorpus"), "run.json benchmark")
+    record["benchmark"] = {"name": "x", "tasks": "SciFact"}
+    (run / "run.json").write_text(json.dumps(record))
+    with pytest.raises(ResultsError, match=r"run.json benchmark.tasks is not a list of task names"):
+        _ = load_scores(run).benchmark
+    assert load_scores(SHIPPED_NV2).benchmark is None  # a table records none
+
+
+def test_model_of_each_layout(tmp_path):
+    run = write_run(tmp_path / "run", {"SciFact": {"ndcg_at_10": 0.6}}, model="org/m")
+    assert (load_scores(run).model, load_scores(run).model_source) == ("org/m", "run.json")
+    assert load_scores(run / "results").model == "org/m"
+    bare = tmp_path / "bare"
+    write_result(bare, "SciFact", {"ndcg_at_10": 0.6})
+    assert load_scores(bare).model is None and load_scores(bare).model_text() == "unknown (no run.json)"
+    two = tmp_path / "cache"
+    write_result(two / "a__m" / "r1", "SciFact", {"ndcg_at_10": 0.6})
+    write_result(two / "b__m" / "r1", "NFCorpus", {"ndcg_at_10": 0.3})
+    with pytest.raises(ResultsError, match=r"holds results of several models \(a__m, b__m\)"):
+        load_scores(two)

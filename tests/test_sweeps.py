@@ -42,19 +42,28 @@ def test_each_job_has_its_own_folder_and_config(pooling_sweep):
         ]
 
 
-def test_report_over_the_sweep_labels_rows_by_overrides(pooling_sweep):
+def test_report_over_the_sweep_has_real_numbers_for_every_job(pooling_sweep):
+    """The README recipe: `nvembed-eval -m ...` then `nvembed-eval-report <sweep>`, no other options."""
     tmp, sweep_dir = pooling_sweep
-    out = tmp / "report"
-    proc = run_cli([str(sweep_dir), "--out", str(out)], tmp, module="nvembed_eval.tracking.report")
+    proc = run_cli([str(sweep_dir)], tmp, module="nvembed_eval.tracking.report")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    out = sweep_dir / "report"  # next to the sweep, not in the current directory
     rows = list(csv.DictReader((out / "report.csv").open()))
-    labels = [row["run"] for row in rows]
-    assert len(rows) == 4
-    assert any("model.pooling=mean" in label and "instructions=none" in label for label in labels)
-    assert any("model.pooling=latent" in label and "instructions=nv_embed_v2" in label for label in labels)
+    # labelled by model and the overrides that differ between jobs (not model=, tasks=, output_dir=)
+    assert [row["run"] for row in rows] == [
+        f"nvembed-eval/NV-Embed-tiny model.pooling={pooling} instructions={variant}"
+        for pooling in ("latent", "mean")
+        for variant in ("nv_embed_v2", "none")
+    ]
+    for row in rows:  # the runs' own benchmark (their tasks=[...]): complete averages, nothing missing
+        assert row["Average coverage"] == "2/2" and row["missing"] == ""
+        mean = (float(row["NVEvalSmokeSTS"]) + float(row["NVEvalSmokeClassification"])) / 2
+        assert float(row["Average"]) == pytest.approx(mean, abs=1e-4)
     sts = {row["run"]: float(row["NVEvalSmokeSTS"]) for row in rows}
     assert len(set(sts.values())) == 4  # every knob setting changes the random-weight model's vectors
-    assert (out / "report.md").exists() and (out / "report.png").stat().st_size > 0
+    md = (out / "report.md").read_text()
+    assert "n/a" not in md and "Benchmark tasks=[NVEvalSmokeSTS,NVEvalSmokeClassification] (2 tasks" in md
+    assert (out / "report.png").stat().st_size > 0
 
 
 def test_submitit_local_launcher_runs_jobs_in_subprocesses(tmp_path):

@@ -1,16 +1,17 @@
 """Tracking: the run folder and its result files, reading scores from any results folder or table, leaderboard math,
-the regression gate (`nvembed-eval-compare`), sweep reports (`nvembed-eval-report`) and the end-of-run table.
+the regression gate (`nvembed-eval-compare`) and its refusals, sweep reports (`nvembed-eval-report`), the reference
+check and the end-of-run table. (`compare` and `report` are not imported here: `python -m` runs them as scripts.)
 """
 
-from nvembed_eval.tracking.compare import Comparison, compare
-from nvembed_eval.tracking.leaderboard import Leaderboard, benchmark_leaderboard
+from nvembed_eval.tracking.leaderboard import Benchmark, Leaderboard, benchmark_leaderboard
 from nvembed_eval.tracking.provenance import differences, make_provenance
+from nvembed_eval.tracking.reference import check_reference
 from nvembed_eval.tracking.run_folder import RunFolder, writing
 from nvembed_eval.tracking.scoring import ScoreSet, TaskScore, load_scores, task_score
 from nvembed_eval.tracking.summary import RunSummary, TaskOutcome, print_leaderboard, print_run_table
 
 __all__ = [
-    "Comparison",
+    "Benchmark",
     "Leaderboard",
     "RunFolder",
     "RunSummary",
@@ -18,7 +19,7 @@ __all__ = [
     "TaskOutcome",
     "TaskScore",
     "benchmark_leaderboard",
-    "compare",
+    "check_reference",
     "differences",
     "load_scores",
     "make_provenance",

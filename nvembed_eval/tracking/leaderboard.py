@@ -4,7 +4,7 @@ per-type means, each labelled with its coverage. Scores come in already read (nv
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 DEFAULT_BENCHMARK = "mteb_eng_v1"
@@ -37,7 +37,7 @@ class Aggregate:
         if self.complete:
             return f"{self.total} task{'s' if self.total != 1 else ''}"
         suffix = ", partial" if self.covered else ""
-        return f"{self.covered}/{self.total} tasks{suffix}"
+        return f"{self.covered}/{self.total} task{'s' if self.total != 1 else ''}{suffix}"
 
     def label(self) -> str:
         """Label, e.g. "Average (56 tasks)" or "Average (12/56 tasks, partial)": never a bare full-benchmark label."""
@@ -96,13 +96,58 @@ def leaderboard(
     return Leaderboard(benchmark, average, by_type, tuple(t for t in tasks if t not in scores))
 
 
-def benchmark_leaderboard(scores: Mapping[str, float], benchmark: str = DEFAULT_BENCHMARK) -> Leaderboard:
-    """`leaderboard` over the tasks of `conf/benchmark/<benchmark>.yaml`, types from their task YAMLs."""
-    from nvembed_eval.tasks import benchmark_tasks, load_task_spec
+@dataclass(frozen=True)
+class Benchmark:
+    """The tasks whose scores make up the averages (the denominators), and where that list came from.
 
-    tasks = benchmark_tasks(benchmark)
-    types = {t: load_task_spec(t).type for t in tasks}
-    return leaderboard(scores, tasks, types, benchmark)
+    Attributes:
+        name: a conf/benchmark name ("smoke", "mteb_eng_v1", "retrieval"), an mteb benchmark name ("MTEB(eng, v2)"),
+            "tasks" for an ad-hoc `tasks=[...]` list, or a description such as "tasks present in any input".
+        tasks: task names in benchmark order, no duplicates.
+        source: where the list was read, e.g. "--benchmark", "run.json benchmark", "run.json config.tasks".
+    """
+
+    name: str
+    tasks: tuple[str, ...]
+    source: str
+
+    @classmethod
+    def named(cls, name: str, source: str = "--benchmark") -> Benchmark:
+        """The benchmark of `conf/benchmark/<name>.yaml`.
+
+        Raises:
+            ConfigError: no such benchmark (the message lists the available ones).
+        """
+        from nvembed_eval.tasks import benchmark_tasks
+
+        return cls(name, tuple(dict.fromkeys(benchmark_tasks(name))), source)
+
+    @classmethod
+    def union(cls, name: str, task_lists: Iterable[Iterable[str]], source: str) -> Benchmark:
+        """Every task of `task_lists`, in order of first appearance."""
+        return cls(name, tuple(dict.fromkeys(t for tasks in task_lists for t in tasks)), source)
+
+    @property
+    def title(self) -> str:
+        """The name, or for an ad-hoc list the list itself: "tasks=[SciFact,NFCorpus]"."""
+        if self.name != "tasks":
+            return self.name
+        return f"tasks=[{','.join(self.tasks[:4])}{',...' if len(self.tasks) > 4 else ''}]"
+
+    def describe(self) -> str:
+        """E.g. "smoke (7 tasks, from run.json config.benchmark)"."""
+        count = len(self.tasks)
+        return f"{self.title} ({count} task{'s' if count != 1 else ''}, from {self.source})"
+
+
+def benchmark_leaderboard(scores: Mapping[str, float], benchmark: str | Benchmark = DEFAULT_BENCHMARK) -> Leaderboard:
+    """`leaderboard` over a Benchmark's tasks, or the tasks of `conf/benchmark/<benchmark>.yaml`; types from the task
+    specs."""
+    from nvembed_eval.tasks import load_task_spec
+
+    bench = benchmark if isinstance(benchmark, Benchmark) else Benchmark.named(benchmark)
+    types = {t: load_task_spec(t).type for t in bench.tasks}
+    return leaderboard(scores, bench.tasks, types, bench.name)
 
 
 def format_leaderboard(board: Leaderboard) -> str:

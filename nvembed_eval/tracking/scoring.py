@@ -6,8 +6,6 @@ math is in nvembed_eval.tracking.leaderboard and re-exported here.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import numbers
 from collections.abc import Mapping
@@ -19,6 +17,7 @@ from nvembed_eval.errors import NVEmbedEvalError, ResultsError
 from nvembed_eval.tracking.leaderboard import DEFAULT_BENCHMARK as DEFAULT_BENCHMARK
 from nvembed_eval.tracking.leaderboard import LEADERBOARD_TYPES as LEADERBOARD_TYPES
 from nvembed_eval.tracking.leaderboard import Aggregate as Aggregate
+from nvembed_eval.tracking.leaderboard import Benchmark as Benchmark
 from nvembed_eval.tracking.leaderboard import Leaderboard as Leaderboard
 from nvembed_eval.tracking.leaderboard import benchmark_leaderboard as benchmark_leaderboard
 from nvembed_eval.tracking.leaderboard import format_leaderboard as format_leaderboard
@@ -47,6 +46,8 @@ METRIC_ALIASES: dict[str, tuple[str, ...]] = {
 # Files a results folder may hold that are not TaskResults.
 NON_RESULT_FILES = frozenset({"run.json", "model_meta.json"})
 MAX_DEPTH = 3  # <dir>/X.json, <run>/results/X.json, <cache>/results/<model>/<revision>/X.json
+# mteb stores every leaderboard metric as a fraction in [-1, 1]; a stored value outside it is on another scale.
+FRACTION_LIMIT = 1.0 + 1e-9
 
 
 def metric_aliases(metric: str) -> tuple[str, ...]:
@@ -68,7 +69,7 @@ class TaskScore:
 
 @dataclass
 class ScoreSet:
-    """Scores of one run, results folder or published table."""
+    """Scores (0-100) of one run, results folder or published table, with the model and benchmark they are of."""
 
     source: Path
     label: str
@@ -77,10 +78,25 @@ class ScoreSet:
     subtask_scores: dict[str, TaskScore] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # task -> why it has no score although something was found
     run_info: dict[str, Any] = field(default_factory=dict)  # run.json of a harness run folder
+    model: str | None = None  # hub id of the model the scores are of; None = unknown
+    model_source: str = "unknown"  # where `model` was read (run.json, model_meta.json, a table's model column, ...)
 
     @property
     def values(self) -> dict[str, float]:
         return {name: s.value for name, s in self.scores.items()}
+
+    @property
+    def benchmark(self) -> Benchmark | None:
+        """The benchmark the run evaluated, from its run.json; None for tables and folders without one."""
+        from nvembed_eval.tracking.origin import benchmark_of
+
+        return benchmark_of(self.run_info, self.source)
+
+    def model_text(self) -> str:
+        """E.g. "nvidia/NV-Embed-v2 (from run.json)" or "unknown (a table without a model column)"."""
+        if self.model:
+            return f"{self.model} (from {self.model_source})"
+        return "unknown (a table without a model column)" if self.kind == "table" else "unknown (no run.json)"
 
     @property
     def instruction_variant(self) -> str | None:
@@ -103,7 +119,9 @@ def load_scores(path: str | Path, label: str | None = None) -> ScoreSet:
         The ScoreSet; CQADupstackRetrieval is the mean of its 12 subforums when only those are present.
 
     Raises:
-        ResultsError: missing path, malformed file, duplicate results for one task, unknown task or metric.
+        ResultsError: missing path, malformed file, duplicate results for one task, unknown task or metric, scores
+            not on their scale (a table: docs/bad_input.md; a TaskResult: a fraction outside [-1, 1]), results of
+            several models in one folder.
 
     Examples:
         >>> round(load_scores("../shared/reference/nv_embed_v2_published.csv").values["SciFact"], 3)
@@ -113,6 +131,8 @@ def load_scores(path: str | Path, label: str | None = None) -> ScoreSet:
     if not p.exists():
         raise ResultsError(f"results path {p} does not exist; pass a run folder, an mteb results folder or a CSV")
     if p.is_file() and p.suffix.lower() == ".csv":
+        from nvembed_eval.tracking.tables import read_score_table
+
         return read_score_table(p, label)
     if p.is_file():
         return _score_files(p.parent, [p], label or p.stem)
@@ -199,6 +219,11 @@ def select_metric(entry: Mapping[str, Any], spec: TaskSpec, path: Path) -> tuple
             value = flat[key]
             if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
                 raise ResultsError(f"results file {path}: {spec.name} {key}={value!r} is not a number; rerun the task")
+            if abs(value) > FRACTION_LIMIT:
+                raise ResultsError(
+                    f"results file {path}: {spec.name} {key}={value:g} is outside mteb's 0-1 range (another scale?); "
+                    "rerun the task with mteb"
+                )
             return key, float(value) * 100.0
     numeric = sorted(k for k, v in flat.items() if isinstance(v, numbers.Real) and not isinstance(v, bool))
     raise ResultsError(
@@ -244,19 +269,6 @@ def score_task_result(result: TaskResult, spec: TaskSpec, path: Path) -> TaskSco
     return TaskScore(spec.name, value, key, str(path), result.dataset_revision)
 
 
-def _read_run_info(root: Path) -> dict[str, Any]:
-    for candidate in (root / "run.json", root.parent / "run.json"):
-        if candidate.is_file():
-            try:
-                info = json.loads(candidate.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise ResultsError(
-                    f"malformed {candidate} ({exc.msg} at line {exc.lineno}); fix or remove it"
-                ) from None
-            return info if isinstance(info, dict) else {}
-    return {}
-
-
 def _default_label(root: Path) -> str:
     if root.name == "results" and (root.parent / "run.json").is_file():
         return root.parent.name
@@ -265,9 +277,12 @@ def _default_label(root: Path) -> str:
 
 def _score_files(root: Path, files: list[Path], label: str | None) -> ScoreSet:
     from nvembed_eval.tasks import list_task_specs
+    from nvembed_eval.tracking.origin import model_of, read_run_info
 
     parents = {sub: spec for spec in list_task_specs().values() for sub in spec.subtasks}
-    out = ScoreSet(source=root, label=label or _default_label(root), kind="results", run_info=_read_run_info(root))
+    info = read_run_info(root)
+    out = ScoreSet(source=root, label=label or _default_label(root), kind="results", run_info=info)
+    out.model, out.model_source = model_of(root, files, info)
     seen: dict[str, Path] = {}
     for path in files:
         result = read_task_result(path)
@@ -298,57 +313,3 @@ def _score_files(root: Path, files: list[Path], label: str | None) -> ScoreSet:
         elif present:
             out.notes[parent.name] = f"only {len(present)}/{len(parent.subtasks)} subtasks; not scored"
     return out
-
-
-def read_score_table(path: Path, label: str | None = None) -> ScoreSet:
-    """A published score table: CSV with columns task, metric, score (0-100) and optionally dataset_revision."""
-    out = ScoreSet(source=path, label=label or path.stem, kind="table")
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ResultsError(
-            f"cannot read score table {path} ({exc}); pass a CSV with columns task,metric,score"
-        ) from None
-    columns = set(rows[0]) if rows else set()
-    missing = [c for c in ("task", "metric", "score") if c not in columns]
-    if missing:
-        raise ResultsError(f"score table {path} lacks column '{missing[0]}'; it needs columns task, metric, score")
-    lines: dict[str, int] = {}
-    for line, row in enumerate(rows, start=2):
-        name = (row.get("task") or "").strip()
-        where = f"{path} line {line}"
-        if not name:
-            raise ResultsError(f"{where}: empty task name; fill it in or delete the row")
-        if name in lines:
-            raise ResultsError(f"duplicate rows for task {name} in {path} (lines {lines[name]} and {line}); keep one")
-        lines[name] = line
-        spec = _table_spec(name, where)
-        metric = (row.get("metric") or "").strip()
-        if metric not in metric_aliases(spec.metric):
-            raise ResultsError(
-                f"{where}: unknown metric '{metric}' for {name}; the leaderboard metric is "
-                f"{' / '.join(metric_aliases(spec.metric))}"
-            )
-        try:
-            value = float(row.get("score") or "")
-        except ValueError:
-            raise ResultsError(f"{where}: score {row.get('score')!r} of {name} is not a number; fix the row") from None
-        if not math.isfinite(value):
-            raise ResultsError(f"{where}: score of {name} is {value}; fix the row")
-        revision = (row.get("dataset_revision") or "").strip() or None
-        out.scores[name] = TaskScore(name, value, metric, where, revision)
-    return out
-
-
-def _table_spec(name: str, where: str) -> TaskSpec:
-    import difflib
-
-    from nvembed_eval.tasks import list_task_specs, load_task_spec
-
-    try:
-        return load_task_spec(name)
-    except NVEmbedEvalError:
-        close = difflib.get_close_matches(name, list(list_task_specs()), n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise ResultsError(f"{where}: unknown task '{name}'; {hint}use mteb task names") from None

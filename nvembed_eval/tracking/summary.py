@@ -28,33 +28,6 @@ class RunSummary:
     outcomes: list[TaskOutcome] = field(default_factory=list)
 
 
-# Published tables shipped in results/published/, by the mteb model name they describe.
-PUBLISHED_BY_MODEL = {
-    "nvidia/NV-Embed-v2": "nv_embed_v2.csv",
-    "sentence-transformers/all-MiniLM-L6-v2": "all_minilm_l6_v2.csv",
-}
-
-
-def reference_table(cfg: DictConfig) -> Path | None:
-    """The published table to compare against: `cfg.reference` (a CSV path), or for `auto` the table shipped for
-    the model's name; None when there is none."""
-    reference = cfg.get("reference", "auto")
-    if reference in (None, "null", "none"):
-        return None
-    if reference == "auto":
-        stem = PUBLISHED_BY_MODEL.get(str(cfg.model.get("name", "")))
-        return Path(str(cfg.paths.published_dir)) / stem if stem else None
-    return Path(str(reference))
-
-
-def published_scores(cfg: DictConfig) -> dict[str, float]:
-    """task -> published score (0-100) from the reference table, read by the scoring module's own reader."""
-    from nvembed_eval.tracking.scoring import load_scores
-
-    path = reference_table(cfg)
-    return load_scores(path).values if path is not None and path.exists() else {}
-
-
 def format_table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
 
@@ -66,9 +39,17 @@ def format_table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def print_run_table(summary: RunSummary, cfg: DictConfig) -> None:
+    """Task, type, metric, score (0-100), the reference's score and the delta, one row per task of the run.
+
+    Raises:
+        ResultsError: the reference is unusable (`check_reference`).
+    """
+    from nvembed_eval.tracking.origin import canonical_model
+    from nvembed_eval.tracking.reference import check_reference
     from nvembed_eval.tracking.scoring import task_score
 
-    published = published_scores(cfg)
+    reference = check_reference(cfg)
+    published = reference.values if reference is not None else {}
     rows = []
     for outcome in summary.outcomes:
         spec = outcome.spec
@@ -86,20 +67,44 @@ def print_run_table(summary: RunSummary, cfg: DictConfig) -> None:
             ]
         )
     print(f"\nResults in {summary.run_dir}")
+    if reference is not None:
+        model = str(cfg.model.get("name") or "")
+        other = reference.model and model and canonical_model(reference.model) != canonical_model(model)
+        warning = f" (warning: not this run's model {model})" if other else ""
+        print(f"Published column: {reference.source}, model {reference.model_text()}{warning}")
     print(format_table(rows, ["task", "type", "metric", "score", "published", "delta", "note"]))
 
 
 def print_leaderboard(summary: RunSummary, cfg: DictConfig) -> None:
-    """Leaderboard view against the reference table: per-task deltas, averages with coverage, provenance flags."""
-    from nvembed_eval.tracking.compare import compare, render_markdown, write_outputs
+    """Leaderboard view of the run over its own benchmark (what it ran: `tasks=[...]` or `benchmark=`), against the
+    reference when there is one: per-task deltas, averages with coverage, provenance flags; written to
+    `<run>/compare/`. Without a reference, or one sharing no task with the run, only the run's own averages.
+
+    Raises:
+        ResultsError: the reference is unusable (`check_reference`).
+    """
+    from nvembed_eval.tracking.compare import compare
+    from nvembed_eval.tracking.compare_render import render_markdown, write_outputs
+    from nvembed_eval.tracking.gate import choose_benchmark
+    from nvembed_eval.tracking.leaderboard import benchmark_leaderboard, format_leaderboard
+    from nvembed_eval.tracking.reference import check_reference
     from nvembed_eval.tracking.scoring import load_scores
 
-    reference = reference_table(cfg)
-    if reference is None:
-        return
-    benchmark = str(cfg.benchmark.get("name", "mteb_eng_v1"))
-    comparison = compare(load_scores(summary.run_dir), load_scores(reference), benchmark=benchmark)
+    ours = load_scores(summary.run_dir)
+    reference = check_reference(cfg)
+    bench, _ = choose_benchmark([ours], None)
     print()
+    if reference is None or not set(bench.tasks) & set(ours.scores) & set(reference.scores):
+        why = (
+            "no reference (reference=null, or none shipped for this model)"
+            if reference is None
+            else (f"reference {reference.source} has none of this run's tasks")
+        )
+        print(f"Leaderboard of {ours.label} over benchmark {bench.describe()}; {why}:")
+        print(format_leaderboard(benchmark_leaderboard(ours.values, bench)))
+        return
+    # An explicit reference= is the user's choice even for another model; the output says so (compare's notes).
+    comparison = compare(ours, reference, benchmark=bench, allow_other_model=True)
     print(render_markdown(comparison))
     for path in write_outputs(comparison, summary.run_dir / "compare"):
         print(f"wrote {path}")

@@ -1,0 +1,169 @@
+"""The gate's outputs: markdown (shared tasks first, the rest counted), CSV (every row), JUnit XML, a labelled PNG."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+from nvembed_eval.tracking.compare import Comparison, Row, Status
+from nvembed_eval.tracking.outputs import publish
+
+OUTPUT_NAMES = ("compare.md", "compare.csv", "compare.junit.xml", "compare_deltas.png")
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    value = round(value, 2) + 0.0  # no "-0.00"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def _paired_delta(cmp: Comparison, members: Sequence[str]) -> str:
+    both = [r for r in cmp.rows if r.task in members and r.judged]
+    if not both:
+        return "—"
+    mean = sum(r.delta for r in both) / len(both)  # type: ignore[misc]
+    return f"{_num(mean, True)} over {len(both)} task{'s' if len(both) != 1 else ''}"
+
+
+def shown_rows(cmp: Comparison) -> list[Row]:
+    """Rows of the markdown table: every task the run has (or tried); reference-only tasks are counted instead."""
+    return [r for r in cmp.rows if r.ours is not None or r.task in cmp.ours.notes]
+
+
+def count_lines(cmp: Comparison) -> list[str]:
+    """The tasks not shown as rows, as counts (and the run's real missing list)."""
+    lines = []
+    missing = cmp.not_run
+    if missing:
+        lines.append(
+            f"Not in this run: {len(missing)} of the {len(cmp.benchmark.tasks)} benchmark tasks (no score, not "
+            f"counted as 0, not failed): {', '.join(missing)}."
+        )
+    outside = cmp.reference_only_outside
+    if outside:
+        lines.append(
+            f"{len(outside)} reference task{'s are' if len(outside) != 1 else ' is'} not in this run's benchmark "
+            f"({cmp.benchmark.title}); listed in compare.csv only."
+        )
+    return lines
+
+
+def render_markdown(cmp: Comparison) -> str:
+    from nvembed_eval.tasks import load_task_spec
+
+    tasks = cmp.benchmark.tasks
+    verdict = f"FAIL: {len(cmp.failures)} task(s) beyond tolerance" if cmp.failures else "PASS"
+    judged = sum(r.judged for r in cmp.rows)
+    lines = [
+        f"# {cmp.ours.label} vs {cmp.reference.label}",
+        "",
+        f"{verdict} ({judged} task{'s' if judged != 1 else ''} judged; tolerance {cmp.tolerance:.2f} points"
+        f"{', two-sided' if cmp.two_sided else ''}; benchmark {cmp.benchmark.describe()}).",
+        "",
+        f"Models: run {cmp.ours.model_text()}; reference {cmp.reference.model_text()}.",
+    ]
+    lines += [f"> warning: {note}" for note in cmp.notes]
+    lines += [
+        "",
+        "| aggregate | ours | reference | mean delta on shared tasks |",
+        "|---|---|---|---|",
+    ]
+    for mine, theirs in zip(cmp.ours_board.aggregates(), cmp.reference_board.aggregates(), strict=True):
+        members = tasks if mine.name == "Average" else [t for t in tasks if load_task_spec(t).type == mine.name]
+        lines.append(
+            f"| {mine.name} | {mine.value_text()} ({mine.coverage()}) | {theirs.value_text()} ({theirs.coverage()}) "
+            f"| {_paired_delta(cmp, members)} |"
+        )
+    lines += ["", "| task | type | ours | reference | delta | status | flags |", "|---|---|---|---|---|---|---|"]
+    for r in shown_rows(cmp):
+        status = f"**{r.status}**" if r in cmp.failures else str(r.status)
+        lines.append(
+            f"| {r.task} | {r.type} | {_num(r.ours)} | {_num(r.reference)} | {_num(r.delta, True)} | {status} "
+            f"| {'; '.join(r.flags)} |"
+        )
+    return "\n".join([*lines, "", *count_lines(cmp)]).rstrip() + "\n"
+
+
+def render_csv(cmp: Comparison) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["task", "type", "ours", "reference", "delta", "status", "failed", "flags"])
+    for r in cmp.rows:
+        cells = [("" if v is None else f"{v:.4f}") for v in (r.ours, r.reference, r.delta)]
+        writer.writerow([r.task, r.type, *cells, r.status.value, int(r in cmp.failures), "; ".join(r.flags)])
+    return buffer.getvalue()
+
+
+def render_junit(cmp: Comparison) -> bytes:
+    """One testcase per benchmark task or task of the run: failures beyond tolerance, skips without both scores."""
+    cases = [r for r in cmp.rows if r.status is not Status.outside or r.ours is not None]
+    suite = ET.Element(
+        "testsuite",
+        name=f"nvembed-eval-compare {cmp.ours.label} vs {cmp.reference.label}",
+        tests=str(len(cases)),
+        failures=str(len(cmp.failures)),
+        skipped=str(sum(not r.judged for r in cases)),
+        errors="0",
+    )
+    suite_name = re.sub(r"\W+", "_", cmp.benchmark.name).strip("_")  # "MTEB(eng, v2)" -> "MTEB_eng_v2"
+    for r in cases:
+        case = ET.SubElement(suite, "testcase", classname=f"{suite_name}.{r.type}", name=r.task)
+        if r in cmp.failures:
+            failure = ET.SubElement(
+                case,
+                "failure",
+                message=f"{r.task}: ours {_num(r.ours)} vs reference {_num(r.reference)} "
+                f"(delta {_num(r.delta, True)}, tolerance {cmp.tolerance:.2f})",
+                type=r.status.name,
+            )
+            failure.text = "; ".join(r.flags)
+        elif not r.judged:
+            ET.SubElement(case, "skipped", message=f"{r.status.value}: not judged")
+        elif r.flags:
+            ET.SubElement(case, "system-out").text = "; ".join(r.flags)
+    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+
+
+def render_plot(cmp: Comparison, path: Path) -> None:
+    """Bar plot of per-task deltas (ours - reference) with the tolerance band; each bar labelled with its delta."""
+    from matplotlib.figure import Figure
+
+    shown = [r for r in cmp.rows if r.judged]
+    fig = Figure(figsize=(max(6.0, 0.45 * len(shown) + 2), 4.8), layout="constrained")
+    ax = fig.subplots()
+    colours = {Status.regression: "tab:red", Status.improvement: "tab:green"}
+    bars = ax.bar(
+        range(len(shown)),
+        [r.delta for r in shown],
+        color=[colours.get(r.status, "tab:gray") for r in shown],
+    )
+    ax.bar_label(bars, labels=[_num(r.delta, True) for r in shown], fontsize=7, padding=2)
+    ax.set_xticks(range(len(shown)), [r.task for r in shown], rotation=90, fontsize=7)
+    for bound in (-cmp.tolerance, cmp.tolerance):
+        ax.axhline(bound, color="black", linestyle="--", linewidth=0.8)
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.margins(y=0.15)  # room for the labels
+    ax.set_ylabel("delta (points)")
+    ax.set_title(
+        f"{cmp.ours.label} - {cmp.reference.label} (tolerance ±{cmp.tolerance:.2f}; {len(shown)} shared tasks)",
+        fontsize=9,
+    )
+    fig.savefig(path, dpi=110)
+
+
+def write_outputs(cmp: Comparison, out_dir: Path) -> list[Path]:
+    md, table, junit = render_markdown(cmp), render_csv(cmp), render_junit(cmp)
+    return publish(
+        out_dir,
+        {
+            OUTPUT_NAMES[0]: lambda p: p.write_text(md, encoding="utf-8"),
+            OUTPUT_NAMES[1]: lambda p: p.write_text(table, encoding="utf-8"),
+            OUTPUT_NAMES[2]: lambda p: p.write_bytes(junit),
+            OUTPUT_NAMES[3]: lambda p: render_plot(cmp, p),
+        },
+    )

@@ -1,0 +1,110 @@
+"""The gate's refusals: a comparison that cannot mean what it says stops with one line (exit 2) instead of a verdict.
+Tolerance, models and benchmark of both sides; the scale rule lives with the readers (tables, scoring). Every refusal
+is listed in docs/bad_input.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from nvembed_eval.errors import ConfigError, ResultsError
+from nvembed_eval.tracking.leaderboard import Benchmark
+from nvembed_eval.tracking.origin import canonical_model
+from nvembed_eval.tracking.scoring import ScoreSet
+
+PRESENT = "tasks present in any input"
+
+
+def check_tolerance(tolerance: float) -> None:
+    """A tolerance is a finite number of points >= 0.
+
+    Raises:
+        ConfigError: NaN, infinite or negative (NaN would make every comparison false, i.e. every task "ok").
+    """
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise ConfigError(
+            f"tolerance must be a finite number of points >= 0 <--tolerance={tolerance}>; pass e.g. --tolerance 0.5"
+        )
+
+
+def model_notes(ours: ScoreSet, reference: ScoreSet, allow_other_model: bool) -> list[str]:
+    """What the output must say about the two sides' models.
+
+    Returns:
+        Warning lines: the models differ (only when allowed), or a side's model is unknown.
+
+    Raises:
+        ResultsError: both models are known, differ, and `allow_other_model` is False.
+    """
+    if ours.model and reference.model and canonical_model(ours.model) != canonical_model(reference.model):
+        if not allow_other_model:
+            raise ResultsError(
+                f"reference {reference.source} is of model {reference.model} ({reference.model_source}) but the run "
+                f"is of {ours.model} ({ours.model_source}); compare runs of one model, or pass --allow-other-model"
+            )
+        return [f"the run is of {ours.model} but the reference is of {reference.model}: deltas compare two models"]
+    notes = []
+    for side, who in ((ours, "run"), (reference, "reference")):
+        if not side.model:
+            notes.append(f"model of the {who} is {side.model_text()}; not checked against the other side")
+    return notes
+
+
+def choose_benchmark(sets: Sequence[ScoreSet], explicit: str | None) -> tuple[Benchmark, list[str]]:
+    """The benchmark whose tasks define coverage and averages.
+
+    Args:
+        sets: the runs, in order; tables and folders without run.json record none.
+        explicit: `--benchmark NAME` (a conf/benchmark name), which wins.
+
+    Returns:
+        (benchmark, notes). Without `explicit`: the benchmark the runs recorded; when they recorded different ones,
+        the union of their tasks (with a note); when none recorded one, every task any input has (with a note).
+
+    Raises:
+        ConfigError: `explicit` is not a benchmark.
+        ResultsError: no input has a task.
+    """
+    if explicit:
+        return Benchmark.named(explicit), []
+    recorded: dict[tuple[str, ...], tuple[Benchmark, list[str]]] = {}
+    for scores in sets:
+        bench = scores.benchmark
+        if bench is not None:
+            recorded.setdefault(bench.tasks, (bench, []))[1].append(scores.label)
+    if len(recorded) == 1:
+        return next(iter(recorded.values()))[0], []
+    if recorded:
+        parts = "; ".join(f"{b.title}: {', '.join(who)}" for b, who in recorded.values())
+        union = Benchmark.union("union of the runs' benchmarks", recorded, "the runs' run.json")
+        return union, [f"the runs were on different benchmarks ({parts}); averages cover the {len(union.tasks)} tasks"]
+    largest_first = sorted(sets, key=lambda s: -len(s.scores))  # a full table's order (type by type) leads
+    union = Benchmark.union(PRESENT, (s.scores for s in largest_first), "the inputs (none records a benchmark)")
+    if not union.tasks:
+        raise ResultsError("nothing to compare: no input has a task score; pass folders that hold results")
+    return union, [f"no input records its benchmark; averages cover the {len(union.tasks)} {PRESENT}"]
+
+
+def check_shared(ours: ScoreSet, reference: ScoreSet, bench: Benchmark) -> list[str]:
+    """The benchmark tasks scored on both sides, in benchmark order.
+
+    Raises:
+        ResultsError: there is none (a verdict over nothing would say PASS).
+    """
+    shared = [t for t in bench.tasks if t in ours.scores and t in reference.scores]
+    if shared:
+        return shared
+    run_tasks = [t for t in bench.tasks if t in ours.scores] or list(ours.scores)
+    raise ResultsError(
+        f"nothing to compare: no task of benchmark {bench.describe()} has a score on both sides (run: "
+        f"{_names(run_tasks)}; reference {reference.source}: {_names(list(reference.scores))}); pass a reference "
+        "with the run's tasks"
+    )
+
+
+def _names(tasks: list[str], limit: int = 4) -> str:
+    if not tasks:
+        return "none"
+    more = f" and {len(tasks) - limit} more" if len(tasks) > limit else ""
+    return ", ".join(tasks[:limit]) + more
