@@ -22,6 +22,7 @@ from nvembed_eval.errors import ConfigError
 MIN_TORCH = "2.6.0"
 
 _SWEEP_SYNTAX = re.compile(r"^\s*(choice|range|interval|glob|tag|sort|shuffle)\(")
+_REQUIRED_GROUPS = ("model", "benchmark", "instructions", "cache", "paths")  # a run cannot do without them
 _NO_RUN_FLAGS = {"--help", "-h", "--hydra-help", "--version", "-c", "-i", "--shell-completion", "-sc"}
 _HYDRA_FLAGS_WITH_VALUE = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--info", "-i"}
 
@@ -109,6 +110,8 @@ def check_overrides(args: list[str], conf_dir: Path) -> None:
     for key, raw in overrides:
         if key in groups:
             for value in _values(raw):
+                if value == "null" and key in _REQUIRED_GROUPS:
+                    raise ConfigError(f"<{key}=null> needs a {key} config; choose one of: {', '.join(groups[key])}")
                 if value not in groups[key] and value != "null":
                     close = difflib.get_close_matches(value, groups[key], n=3)
                     hint = f"did you mean {', '.join(close)}? " if close else ""

@@ -214,15 +214,9 @@ def expected_provenance(spec: TaskSpec, data: TaskData, encoder: TextEncoder, re
     """What a result of `spec` made by this run would record (tracking.provenance), known before it runs."""
     from nvembed_eval.tracking import make_provenance
 
-    identity = encoder.identity
     return make_provenance(
         task={"name": spec.name, "version": spec.version, "split": spec.split, "subset": spec.subset},
-        model={
-            "name": identity.name,
-            "revision": identity.revision,
-            "knobs": identity.knobs,
-            "identity_key": identity.key(),
-        },
+        model=encoder.identity.record(),
         prefixes={side or "none": resolve_prefix(spec.name, side) for side in ("query", "document", None)},
         data=data.record(),
     )

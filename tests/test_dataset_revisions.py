@@ -26,7 +26,10 @@ SCIFACT_CARD, SCIFACT_MTEB = "0228b52cf27578f30900b9e5271d331663a030d7", "d56462
 @pytest.fixture
 def fake_hub(monkeypatch):
     """mteb's retrieval loader talking to a stand-in hub: records (repo, revision) of every call; a revision listed
-    in `broken` raises the error `datasets` gives for a repository that still needs a loading script."""
+    in `broken` raises the error `datasets` gives for a repository that still needs a loading script. The stand-in is
+    an online hub, so the offline switches CI sets are turned off here."""
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
     calls: list[tuple[str, str]] = []
     broken: set[str] = set()
     tables = {

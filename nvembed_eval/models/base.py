@@ -27,6 +27,10 @@ class ModelIdentity:
     revision: str  # 40-hex hub commit of the loaded snapshot, or "sha256:<16 hex>" over every file a folder loads
     knobs: dict[str, Any] = field(default_factory=dict)
 
+    def record(self) -> dict[str, Any]:
+        """The identity as run.json and every result's provenance record it: name, revision, knobs, identity_key."""
+        return {"name": self.name, "revision": self.revision, "knobs": self.knobs, "identity_key": self.key()}
+
     def key(self) -> str:
         """Stable hex digest over name, revision and knobs."""
         import hashlib

@@ -176,13 +176,13 @@ class RunFolder:
                 continue  # reported by stored_result when the task is planned
             model = ((data.get(PROVENANCE_KEY) or {}) if isinstance(data, dict) else {}).get("model") or {}
             if model.get("identity_key") not in (None, identity.key()):
-                return f"{model.get('name')}@{model.get('revision')} (in {path.name})"
+                return f"{_model_change(model, identity)} (in {path.name})"
         previous = self.record.get("model") or {}
         done = [n for n, e in (self.record.get("tasks") or {}).items() if e.get("status") == "done"]
         if previous.get("identity_key") not in (None, identity.key()) and any(
             self.result_path(n).exists() for n in done
         ):
-            return f"{previous.get('name')}@{previous.get('revision')}"
+            return _model_change(previous, identity)
         return None
 
     def reusable(
@@ -256,12 +256,7 @@ class RunFolder:
                 "overrides": overrides,
                 "versions": package_versions(),
                 "git_revision": git_revision(Path(__file__).resolve().parent),
-                "model": {
-                    "name": identity.name,
-                    "revision": identity.revision,
-                    "knobs": identity.knobs,
-                    "identity_key": identity.key(),
-                },
+                "model": identity.record(),
                 **extra,
             }
         )
@@ -320,6 +315,20 @@ def writing(path: Path) -> Iterator[None]:
             f"cannot write {path} ({exc.strerror or exc}); free disk space, fix the folder's permissions, or choose "
             "another output_dir"
         ) from None
+
+
+def _model_change(stored: dict[str, Any], identity: ModelIdentity) -> str:
+    """What differs between a stored model record and this run's model, e.g. `model.max_seq_length 8 -> 128`."""
+    from nvembed_eval.tracking.provenance import differences, summarize
+
+    now = {
+        "name": identity.name,
+        "revision": identity.revision,
+        "knobs": identity.knobs,
+        "identity_key": identity.key(),
+    }
+    changes = summarize(differences({"model": stored}, {"model": now}))
+    return "; ".join(changes) or f"{stored.get('name')}@{stored.get('revision')}"
 
 
 def _refuse_constant(name: str) -> Any:
