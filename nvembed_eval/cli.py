@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from nvembed_eval.errors import NVEmbedEvalError
+from nvembed_eval.errors import ConfigError, NVEmbedEvalError
 
 log = logging.getLogger("nvembed_eval")
 
@@ -25,6 +25,25 @@ def fail(message: str, code: int = 2) -> None:
     """The CLI's single-line error contract."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
+
+
+def compose_config(overrides: list[str]):
+    """The config `nvembed-eval` would run with these overrides, composed with Hydra's compose API: no Hydra job, so
+    no output folder and no log file (for dry runs and side tools such as `nvembed-eval-probe`).
+
+    Raises:
+        ConfigError: Hydra cannot compose it (bad syntax, unknown key or option); the message is Hydra's first line.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR.resolve()), version_base="1.3"):
+            return compose(config_name=CONFIG_NAME, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"cannot compose the config from {' '.join(overrides)}: {reason}") from None
 
 
 def _run(cfg) -> None:
