@@ -70,16 +70,28 @@ def _run(cfg) -> None:
         fail(str(exc), exc.exit_code)
 
 
+def _print_plan(overrides: list[str]) -> None:
+    """`plan=true`: what the run would encode and cost, from mteb's statistics; no model, no data, nothing written."""
+    from nvembed_eval.models import planned_instruction_template
+    from nvembed_eval.tasks import render_cost_plan
+
+    cfg = compose_config(overrides)
+    print(render_cost_plan(cfg, planned_instruction_template(cfg.model)), end="")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console script. Validates group choices and knobs first, so mistakes cost one line, not a traceback."""
     import hydra
 
     from nvembed_eval.preflight import check_overrides, check_torch
+    from nvembed_eval.tasks import plan_overrides
 
     args = sys.argv[1:] if argv is None else argv
     try:
         check_torch()
         check_overrides(args, CONF_DIR)
+        if (overrides := plan_overrides(args)) is not None:  # plan=true: answered before Hydra makes output_dir
+            return _print_plan(overrides)
     except NVEmbedEvalError as exc:
         fail(str(exc), exc.exit_code)
     if argv is not None:
