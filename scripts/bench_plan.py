@@ -1,6 +1,6 @@
 """Time `nvembed-eval ... plan=true` (goal: under 10 s, no network, no model) and calibrate its characters per token.
 
-    python scripts/bench_plan.py                    # wall time of plan=true for mteb_eng_v1 and retrieval
+    python scripts/bench_plan.py                    # wall time of plan=true for mteb_eng_v1, retrieval and ci
     python scripts/bench_plan.py --calibrate        # NV-Embed's tokenizer on the local MTEB texts (docs/plan.md)
 
 Calibration: the texts of ../shared/data (STSBenchmark, SciFact, Banking77) as mteb feeds them, tokenized with
@@ -13,6 +13,7 @@ import argparse
 import gzip
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,18 +26,21 @@ SHARED = Path(os.environ.get("NVEMBED_SHARED", REPO.parent / "shared"))
 
 def time_plans(repeats: int) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    for args in (["benchmark=mteb_eng_v1", "model=nv_embed_v2"], ["benchmark=retrieval"]):
-        times = []
+    for args in (["benchmark=mteb_eng_v1", "model=nv_embed_v2"], ["benchmark=retrieval"], ["benchmark=ci"]):
+        times, cpu = [], []
         for _ in range(repeats):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             proc = subprocess.run(
                 [sys.executable, "-m", "nvembed_eval", *args, "plan=true"], env=env, capture_output=True, text=True
             )
             times.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             if proc.returncode:
                 raise SystemExit(proc.stderr)
-        print(f"plan=true {' '.join(args)}: median {statistics.median(times):.1f} s over {repeats} runs "
-              f"(min {min(times):.1f}, max {max(times):.1f})")  # fmt: skip
+        print(f"plan=true {' '.join(args)}: median {statistics.median(times):.1f} s wall over {repeats} runs "
+              f"(min {min(times):.1f}, max {max(times):.1f}); CPU {statistics.median(cpu):.1f} s")  # fmt: skip
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 

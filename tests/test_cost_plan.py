@@ -135,4 +135,4 @@ def test_plan_for_minilm_on_eight_gpus(tmp_path):
     assert "prefix template None, max_length unknown" in res.stdout  # MiniLM adds no instructions
     rows = {line.split()[0]: line.split() for line in res.stdout.splitlines() if line.startswith(("SciFact", "STSB"))}
     assert rows["SciFact"][6] == rows["STSBenchmark"][6] == "0"  # no prefix tokens
-    assert re.search(r"this run \(cache on\): [\d.]+ GPU-hours, [\d.]+ h on 8 GPUs", res.stdout)
+    assert re.search(r"this run \(cache on\): [\d.]+ GPU-minutes, [\d.]+ min on 8 GPUs", res.stdout)

@@ -69,7 +69,10 @@ def render_plan(plan: CostPlan, *, tokens_per_second: float, gpus: int, cache_en
 
     def hours(tokens: int) -> str:
         gpu_hours = tokens / tokens_per_second / 3600
-        return f"{gpu_hours:,.2f} GPU-hours, {gpu_hours / gpus:,.2f} h on {gpus} GPU{'s' if gpus > 1 else ''}"
+        if gpu_hours >= 1:
+            return f"{gpu_hours:,.2f} GPU-hours, {gpu_hours / gpus:,.2f} h on {gpus} GPU{'s' if gpus > 1 else ''}"
+        minutes = gpu_hours * 60
+        return f"{minutes:,.1f} GPU-minutes, {minutes / gpus:,.1f} min on {gpus} GPU{'s' if gpus > 1 else ''}"
 
     def total(label: str, texts: int, tokens: int) -> str:
         return f"{label:<30} {_human(texts):>8} texts {_human(tokens):>8} tokens  {hours(tokens)}"
