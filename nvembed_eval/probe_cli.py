@@ -26,11 +26,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("action", choices=("write", "check"), help="write a baseline, or check against one")
     parser.add_argument("baseline", type=Path, help="baseline file (.safetensors)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides as for nvembed-eval, e.g. model=nv_embed_tiny")
-    parser.add_argument("--tolerance", type=float, default=None,
-                        help="max abs difference of L2-normalised embeddings per text; default by dtype "
-                             "(docs/probes.md)")  # fmt: skip
-    parser.add_argument("--allow-other-model", action="store_true",
-                        help="check: compare although the model identity differs from the baseline's")  # fmt: skip
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="max abs difference of L2-normalised embeddings per text; default by dtype (docs/probes.md)",
+    )
+    parser.add_argument(
+        "--allow-other-model",
+        action="store_true",
+        help="check: compare although the model identity differs from the baseline's",
+    )
     parser.add_argument("--worst", type=int, default=10, help="check: how many of the worst texts to list")
     parser.add_argument("--force", action="store_true", help="write: replace an existing baseline")
     return parser

@@ -39,8 +39,10 @@ def time_plans(repeats: int) -> None:
             cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             if proc.returncode:
                 raise SystemExit(proc.stderr)
-        print(f"plan=true {' '.join(args)}: median {statistics.median(times):.1f} s wall over {repeats} runs "
-              f"(min {min(times):.1f}, max {max(times):.1f}); CPU {statistics.median(cpu):.1f} s")  # fmt: skip
+        print(
+            f"plan=true {' '.join(args)}: median {statistics.median(times):.1f} s wall over {repeats} runs "
+            f"(min {min(times):.1f}, max {max(times):.1f}); CPU {statistics.median(cpu):.1f} s"
+        )
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 

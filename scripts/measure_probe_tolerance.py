@@ -72,8 +72,10 @@ def main() -> None:
     args = parser.parse_args()
     probes = load_probe_set()
     threads = torch.get_num_threads()
-    print(f"probe set v{probes.version}, {len(probes.probes)} texts; torch {torch.__version__}, device {args.device}, "
-          f"{threads} threads")  # fmt: skip
+    print(
+        f"probe set v{probes.version}, {len(probes.probes)} texts; torch {torch.__version__}, device {args.device}, "
+        f"{threads} threads"
+    )
     print("| comparison | largest max abs diff | smallest max abs diff | min cosine | texts that moved |")
     print("|---|---:|---:|---:|---:|")
     start = time.perf_counter()

@@ -141,8 +141,17 @@ def _sampled(role: str, stats: dict[str, Any], n: int) -> TextGroup:
     """A random sample of n texts from a group: the mean length times n, never shared with another task."""
     n = min(n, _count(stats))
     mean = stats["average_text_length"]
-    return TextGroup(role, None, n, n, round(n * mean), round(n * mean), stats["min_text_length"],
-                     stats["max_text_length"], shareable=False)  # fmt: skip
+    return TextGroup(
+        role,
+        None,
+        n,
+        n,
+        round(n * mean),
+        round(n * mean),
+        stats["min_text_length"],
+        stats["max_text_length"],
+        shareable=False,
+    )
 
 
 def _classification_train(task: Any, stats: dict[str, Any]) -> TextGroup:

@@ -308,8 +308,11 @@ def render_comparison(cmp: ProbeComparison, baseline: Baseline, current_versions
     """The check report: version changes since the baseline, the k worst texts, and a verdict line."""
     lines = [f"probe set v{cmp.probe_set.version}: {len(cmp.probe_set.probes)} texts; baseline {baseline.path}"]
     lines.append(f"baseline written {baseline.written} on {baseline.device} (batch size {baseline.batch_size})")
-    changed = [f"{n} {baseline.versions.get(n, '?')} -> {v}" for n, v in current_versions.items()
-               if baseline.versions.get(n) != v]  # fmt: skip
+    changed = [
+        f"{n} {baseline.versions.get(n, '?')} -> {v}"
+        for n, v in current_versions.items()
+        if baseline.versions.get(n) != v
+    ]
     lines.append("package changes since the baseline: " + ("; ".join(changed) if changed else "none"))
     lines += ["", f"{'probe':<34} {'tags':<28} {'cosine':>12} {'max abs diff':>13}  text", "-" * 110]
     for i in cmp.worst(k):
