@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from nvembed_eval.errors import NVEmbedEvalError
+from nvembed_eval.errors import ConfigError, NVEmbedEvalError
 from nvembed_eval.logs import FILE_ONLY, attach_run_log
 
 log = logging.getLogger("nvembed_eval")
@@ -27,6 +27,25 @@ def fail(message: str, code: int = 2) -> None:
     """The CLI's single-line error contract."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
+
+
+def compose_config(overrides: list[str]):
+    """The config `nvembed-eval` would run with these overrides, composed with Hydra's compose API: no Hydra job, so
+    no output folder and no log file (for dry runs and side tools such as `nvembed-eval-probe`).
+
+    Raises:
+        ConfigError: Hydra cannot compose it (bad syntax, unknown key or option); the message is Hydra's first line.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR.resolve()), version_base="1.3"):
+            return compose(config_name=CONFIG_NAME, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"cannot compose the config from {' '.join(overrides)}: {reason}") from None
 
 
 def _run(cfg) -> None:
@@ -88,16 +107,28 @@ def _discard_if_empty(run_dir: Path) -> None:
         run_dir.rmdir()
 
 
+def _print_plan(overrides: list[str]) -> None:
+    """`plan=true`: what the run would encode and cost, from mteb's statistics; no model, no data, nothing written."""
+    from nvembed_eval.models import planned_instruction_template
+    from nvembed_eval.tasks import render_cost_plan
+
+    cfg = compose_config(overrides)
+    print(render_cost_plan(cfg, planned_instruction_template(cfg.model)), end="")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console script. Validates group choices and knobs first, so mistakes cost one line, not a traceback."""
     import hydra
 
     from nvembed_eval.preflight import check_output_dir, check_overrides, check_torch
+    from nvembed_eval.tasks import plan_overrides
 
     args = sys.argv[1:] if argv is None else argv
     try:
         check_torch()
         check_overrides(args, CONF_DIR)
+        if (overrides := plan_overrides(args)) is not None:  # plan=true: answered before Hydra makes output_dir
+            return _print_plan(overrides)
         check_output_dir(args)
     except NVEmbedEvalError as exc:
         fail(str(exc), exc.exit_code)

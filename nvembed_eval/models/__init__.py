@@ -6,14 +6,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nvembed_eval.models.base import ModelIdentity, TextEncoder
+from nvembed_eval.models.base import ModelIdentity, TextEncoder, planned_instruction_template
 from nvembed_eval.models.fingerprint import weights_fingerprint
 
 if TYPE_CHECKING:
     from nvembed_eval.models.mteb_adapter import MtebEncoder
     from nvembed_eval.models.nvembed.distributed import init_from_env
 
-__all__ = ["ModelIdentity", "MtebEncoder", "TextEncoder", "init_from_env", "weights_fingerprint"]
+__all__ = [
+    "ModelIdentity",
+    "MtebEncoder",
+    "TextEncoder",
+    "init_from_env",
+    "planned_instruction_template",
+    "weights_fingerprint",
+]
 
 _LAZY = {
     "MtebEncoder": "nvembed_eval.models.mteb_adapter",

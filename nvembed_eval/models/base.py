@@ -6,7 +6,7 @@ Templating (which instruction, which side, which template) happens in `nvembed_e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -72,3 +72,30 @@ class TextEncoder(Protocol):
         """Template applied to an instruction, with `{instruction}` placeholder ("{instruction}" = verbatim); None =
         no instruction is prepended by the harness."""
         ...
+
+
+def planned_instruction_template(model_config: Mapping[str, Any]) -> str | None:
+    """The instruction template a model config would use, told without loading the model (for `plan=true`).
+
+    The adapter class named by the config's `_target_` answers through its static `template_for_config(config)`.
+
+    Raises:
+        ConfigError: the class cannot be imported, or has no `template_for_config`.
+    """
+    import importlib
+
+    from nvembed_eval.errors import ConfigError
+
+    target = str(model_config.get("_target_") or "")
+    module, _, name = target.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        raise ConfigError(f"cannot import the model class <model._target_={target}>; fix the model YAML") from None
+    planner = getattr(cls, "template_for_config", None)
+    if planner is None:
+        raise ConfigError(
+            f"{target} has no template_for_config, so plan=true cannot tell its instruction prefixes without "
+            "loading it; add that static method to the adapter"
+        )
+    return planner(dict(model_config))

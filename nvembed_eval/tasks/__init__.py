@@ -1,7 +1,10 @@
 """Tasks: which tasks a run evaluates (task YAMLs, benchmarks, the embedded smoke tasks), with which instruction on
-each side, and where each task's data comes from (a hub dataset commit, or a local folder read into mteb's task).
+each side, where each task's data comes from (a hub dataset commit, or a local folder read into mteb's task), and
+what a run would cost to encode (`plan=true`, from mteb's descriptive statistics).
 """
 
+from nvembed_eval.tasks.cost_plan import CostPlan, plan_tasks
+from nvembed_eval.tasks.cost_plan_report import plan_overrides, render_cost_plan
 from nvembed_eval.tasks.data_source import TaskData, plan_task_data
 from nvembed_eval.tasks.instructions import InstructionVariant, instruction_for, render_prefix
 from nvembed_eval.tasks.local_data import load_local_task_data
@@ -23,6 +26,7 @@ __all__ = [
     "REVISION_KINDS",
     "SIDES",
     "SMOKE_TASK_NAMES",
+    "CostPlan",
     "InstructionVariant",
     "TaskData",
     "TaskSpec",
@@ -35,7 +39,10 @@ __all__ = [
     "load_hub_data",
     "load_local_task_data",
     "load_task_spec",
+    "plan_overrides",
     "plan_task_data",
+    "plan_tasks",
+    "render_cost_plan",
     "render_prefix",
     "resolve_task_names",
 ]

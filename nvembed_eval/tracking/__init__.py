@@ -1,9 +1,25 @@
-"""Tracking: the run folder and its result files, reading scores from any results folder or table, leaderboard math,
-the regression gate (`nvembed-eval-compare`) and its refusals, sweep reports (`nvembed-eval-report`), the reference
-check and the end-of-run table. (`compare` and `report` are not imported here: `python -m` runs them as scripts.)
+"""Tracking: the run folder and its result files with their provenance, reading scores from any results folder or
+table, leaderboard math, the regression gate (`nvembed-eval-compare`) and its refusals, sweep reports
+(`nvembed-eval-report`), the reference check, the end-of-run table, and the embedding probes (`nvembed-eval-probe`).
+(`compare` and `report` are not imported here: `python -m` runs them as scripts.)
 """
 
 from nvembed_eval.tracking.leaderboard import Benchmark, Leaderboard, benchmark_leaderboard
+from nvembed_eval.tracking.probe import (
+    PROBE_SET_VERSION,
+    Baseline,
+    ProbeComparison,
+    ProbeSet,
+    check_usable,
+    compare_embeddings,
+    default_tolerance,
+    encode_probes,
+    identity_difference,
+    load_probe_set,
+    read_baseline,
+    render_comparison,
+    write_baseline,
+)
 from nvembed_eval.tracking.provenance import differences, make_provenance
 from nvembed_eval.tracking.reference import check_reference
 from nvembed_eval.tracking.run_folder import RunFolder, writing
@@ -11,8 +27,12 @@ from nvembed_eval.tracking.scoring import ScoreSet, TaskScore, load_scores, task
 from nvembed_eval.tracking.summary import RunSummary, TaskOutcome, print_leaderboard, print_run_table
 
 __all__ = [
+    "PROBE_SET_VERSION",
+    "Baseline",
     "Benchmark",
     "Leaderboard",
+    "ProbeComparison",
+    "ProbeSet",
     "RunFolder",
     "RunSummary",
     "ScoreSet",
@@ -20,11 +40,20 @@ __all__ = [
     "TaskScore",
     "benchmark_leaderboard",
     "check_reference",
+    "check_usable",
+    "compare_embeddings",
+    "default_tolerance",
     "differences",
+    "encode_probes",
+    "identity_difference",
+    "load_probe_set",
     "load_scores",
     "make_provenance",
     "print_leaderboard",
     "print_run_table",
+    "read_baseline",
+    "render_comparison",
     "task_score",
+    "write_baseline",
     "writing",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -216,6 +216,11 @@ class NVEmbedEncoder:
         }
         self.identity = ModelIdentity(name=name, revision=revision, knobs=knobs)
         self.stats: dict[str, Any] = {"texts": 0, "tokens": 0, "padded_tokens": 0, "batches": 0, "seconds": 0.0}
+
+    @staticmethod
+    def template_for_config(config: Mapping[str, Any]) -> str:
+        """The instruction template, known without loading weights (`plan=true`): the card's, for every checkpoint."""
+        return INSTRUCTION_TEMPLATE
 
     def instruction_template(self) -> str:
         return INSTRUCTION_TEMPLATE

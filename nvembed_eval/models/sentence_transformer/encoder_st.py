@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,8 +137,13 @@ class SentenceTransformerEncoder:
         self.show_progress = show_progress
         self.stats: dict[str, int] = {"texts": 0, "tokens": 0}
 
+    @staticmethod
+    def template_for_config(config: Mapping[str, Any]) -> str | None:
+        """The instruction template for a config, known without loading the model (`plan=true`)."""
+        return "{instruction} " if config.get("use_instructions") else None
+
     def instruction_template(self) -> str | None:
-        return "{instruction} " if self.use_instructions else None
+        return self.template_for_config({"use_instructions": self.use_instructions})
 
     def encode(
         self,

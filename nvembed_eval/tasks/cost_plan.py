@@ -1,0 +1,296 @@
+"""Cost plan (`plan=true`): what a run would encode, from mteb's descriptive statistics (shipped in the mteb wheel,
+read through `TaskMetadata.descriptive_stats`), without loading a model or any data (docs/plan.md).
+
+Per task: the texts mteb hands the model, the distinct ones the embedding cache encodes, estimated tokens and
+instruction-prefix tokens; across tasks: text groups the cache shares (FEVER and ClimateFEVER's corpus) counted once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from nvembed_eval.errors import ConfigError
+from nvembed_eval.tasks.instructions import instruction_for, render_prefix
+
+if TYPE_CHECKING:
+    from nvembed_eval.tasks.specs import TaskSpec
+
+# NV-Embed-v2's tokenizer on the local STSBenchmark, SciFact and Banking77 texts as mteb feeds them: 3.8 to 4.1
+# characters per token (scripts/bench_plan.py --calibrate; docs/plan.md).
+CHARS_PER_TOKEN = 4.0
+SPECIAL_TOKENS = 2  # <s> ... </s> (NV-Embed), [CLS] ... [SEP] (BERT-style models)
+# Two text groups are taken to be the same texts when their shortest and longest lengths are equal and their distinct
+# count and total length agree within this fraction (FEVER vs ClimateFEVER corpora: 4.6e-6 and 1.9e-5 apart).
+SHARED_REL_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class TextGroup:
+    """Texts of one role in one task that mteb encodes in one call, with one prefix.
+
+    Attributes:
+        role: what the texts are ("documents", "queries", "sentence1", "train (sampled)", ...).
+        side: the prompt type mteb passes ("query", "document") or None for symmetric tasks.
+        texts: how many texts mteb hands the model, duplicates included.
+        unique: how many of them are distinct: what the embedding cache encodes.
+        chars: characters of all `texts`.
+        unique_chars: estimated characters of the distinct texts (their count x the mean length).
+        min_chars, max_chars: shortest and longest text, in characters.
+        shareable: False for samples (classification training texts), which two tasks draw differently.
+    """
+
+    role: str
+    side: str | None
+    texts: int
+    unique: int
+    chars: int
+    unique_chars: int
+    min_chars: int
+    max_chars: int
+    shareable: bool = True
+
+    def matches(self, other: TextGroup) -> bool:
+        """Whether the statistics say the two groups hold the same texts (see SHARED_REL_TOLERANCE)."""
+
+        def close(a: float, b: float) -> bool:
+            return abs(a - b) <= SHARED_REL_TOLERANCE * max(a, b)
+
+        return (
+            self.shareable
+            and other.shareable
+            and (self.min_chars, self.max_chars) == (other.min_chars, other.max_chars)
+            and close(self.unique, other.unique)
+            and close(self.unique_chars, other.unique_chars)
+        )
+
+
+@dataclass
+class GroupCost:
+    """A text group of one task with its prefix and estimated tokens."""
+
+    task: str
+    group: TextGroup
+    prefix: str
+    tokens: int  # all texts, as fed
+    unique_tokens: int  # distinct texts only
+    prefix_tokens: int  # of `unique_tokens`, the instruction prefix's share
+    truncated: bool  # the longest text exceeds max_length: token counts are upper bounds
+    shared_with: str | None = None  # "Task/role" counted instead of this group (cross-task sharing)
+
+
+@dataclass
+class TaskCost:
+    """One task's planned encoding work; `note` says why a task has no figures."""
+
+    name: str
+    type: str
+    groups: list[GroupCost] = field(default_factory=list)
+    note: str | None = None
+
+    def total(self, attr: str) -> int:
+        return sum(getattr(g, attr) for g in self.groups)
+
+    @property
+    def texts(self) -> int:
+        return sum(g.group.texts for g in self.groups)
+
+    @property
+    def unique(self) -> int:
+        return sum(g.group.unique for g in self.groups)
+
+    @property
+    def shared_tokens(self) -> int:
+        """Tokens of this task's groups that another task's identical group already encodes."""
+        return sum(g.unique_tokens for g in self.groups if g.shared_with)
+
+
+@dataclass
+class CostPlan:
+    tasks: list[TaskCost]
+    chars_per_token: float
+    template: str | None
+    max_length: int | None
+
+    @property
+    def covered(self) -> list[TaskCost]:
+        return [t for t in self.tasks if t.groups]
+
+
+def _count(stats: dict[str, Any]) -> int:
+    return round(stats["total_text_length"] / stats["average_text_length"]) if stats["average_text_length"] else 0
+
+
+def _group(role: str, side: str | None, stats: dict[str, Any], texts: int | None = None) -> TextGroup:
+    n = _count(stats) if texts is None else texts
+    unique = min(int(stats["unique_texts"]), n)
+    return TextGroup(
+        role=role,
+        side=side,
+        texts=n,
+        unique=unique,
+        chars=int(stats["total_text_length"]),
+        unique_chars=round(unique * stats["average_text_length"]),
+        min_chars=int(stats["min_text_length"]),
+        max_chars=int(stats["max_text_length"]),
+    )
+
+
+def _sampled(role: str, stats: dict[str, Any], n: int) -> TextGroup:
+    """A random sample of n texts from a group: the mean length times n, never shared with another task."""
+    n = min(n, _count(stats))
+    mean = stats["average_text_length"]
+    return TextGroup(
+        role,
+        None,
+        n,
+        n,
+        round(n * mean),
+        round(n * mean),
+        stats["min_text_length"],
+        stats["max_text_length"],
+        shareable=False,
+    )
+
+
+def _classification_train(task: Any, stats: dict[str, Any]) -> TextGroup:
+    """mteb encodes the union of `n_experiments` draws of `samples_per_label` texts per label (undersampling).
+
+    Each label with c texts contributes c * (1 - (1 - k/c)^E) texts in expectation, k = min(samples_per_label, c).
+    """
+    experiments, per_label = int(task.n_experiments), int(task.samples_per_label)
+    labels = (stats.get("label_statistics") or {}).get("labels") or {}
+    if labels:
+        expected = 0.0
+        for entry in labels.values():
+            c = int(entry["count"])
+            k = min(per_label, c)
+            expected += c * (1 - (1 - k / c) ** experiments) if c else 0
+        n = round(expected)
+    else:  # no per-label counts: the upper bound
+        n = experiments * per_label * int((stats.get("label_statistics") or {}).get("unique_labels") or 1)
+    return _sampled("train (sampled)", stats["text_statistics"], n)
+
+
+def _split_stats(all_stats: dict[str, Any], split: str, subset: str) -> dict[str, Any] | None:
+    entry = all_stats.get(split)
+    if not isinstance(entry, dict):
+        return None
+    per_subset = entry.get("hf_subset_descriptive_stats")
+    if per_subset:
+        return per_subset.get(subset)
+    return entry
+
+
+def text_groups(task: Any, split: str, subset: str) -> list[TextGroup] | str:
+    """The text groups mteb 2.26 encodes for one (non-aggregate) task, or why they cannot be told.
+
+    Args:
+        task: the mteb task object (its class decides what is encoded: all sets for legacy clustering, a fraction
+            for fast clustering, a label-balanced sample of the training split for classification).
+        split, subset: the evaluated split and hf_subset.
+    """
+    md = task.metadata
+    stats = md.descriptive_stats
+    if not stats:
+        return f"no descriptive statistics in mteb for {md.name}"
+    s = _split_stats(stats, split, subset)
+    if s is None:
+        return f"mteb's statistics for {md.name} have no {split}/{subset} entry"
+    kind = str(md.type)
+    if kind in ("Retrieval", "Reranking"):
+        return [
+            _group("queries", "query", s["queries_text_statistics"], s.get("num_queries")),
+            _group("documents", "document", s["documents_text_statistics"], s.get("num_documents")),
+        ]
+    if kind in ("STS", "PairClassification"):
+        return [
+            _group("sentence1", None, s["text1_statistics"], s["num_samples"]),
+            _group("sentence2", None, s["text2_statistics"], s["num_samples"]),
+        ]
+    if kind == "Summarization":
+        return [
+            _group("human summaries", None, s["human_summaries_statistics"]),
+            _group("machine summaries", None, s["machine_summaries_statistics"]),
+        ]
+    if kind == "Classification":
+        train = _split_stats(stats, getattr(task, "train_split", "train"), subset)
+        groups = [_group(split, None, s["text_statistics"], s["num_samples"])]
+        if train is not None:
+            groups.append(_classification_train(task, train))
+        return groups
+    if kind == "Clustering":
+        fraction = getattr(task, "max_fraction_of_documents_to_embed", None)
+        limit = getattr(task, "max_document_to_embed", None)
+        n = int(s["num_samples"])
+        if fraction is None and limit is None:  # legacy clustering: every set, whole
+            return [_group("sentences", None, s["text_statistics"], n)]
+        return [_sampled("sentences (sampled)", s["text_statistics"], int(fraction * n) if fraction else int(limit))]
+    return f"{md.name} is a {kind} task; the cost plan knows the seven MTEB(eng, v1) types"
+
+
+def _cost(task_name: str, group: TextGroup, prefix: str, cpt: float, max_length: int | None) -> GroupCost:
+    prefix_tokens = math.ceil(len(prefix) / cpt) if prefix else 0
+    per_text = SPECIAL_TOKENS + prefix_tokens
+    tokens = group.texts * per_text + round(group.chars / cpt)
+    unique_tokens = group.unique * per_text + round(group.unique_chars / cpt)
+    truncated = max_length is not None and group.max_chars / cpt + per_text > max_length
+    if max_length is not None:  # no text can cost more than max_length tokens
+        tokens, unique_tokens = min(tokens, group.texts * max_length), min(unique_tokens, group.unique * max_length)
+    return GroupCost(task_name, group, prefix, tokens, unique_tokens, group.unique * prefix_tokens, truncated)
+
+
+def plan_tasks(
+    specs: list[TaskSpec],
+    *,
+    variant: str,
+    template: str | None,
+    max_length: int | None,
+    chars_per_token: float = CHARS_PER_TOKEN,
+) -> CostPlan:
+    """Estimate what evaluating `specs` would encode.
+
+    Args:
+        specs: the tasks (aggregates such as CQADupstackRetrieval are summed over their subtasks).
+        variant: `instructions.variant`; decides each side's instruction.
+        template: the model's instruction template ("Instruct: {instruction}\\nQuery: "); None: the model adds no
+            instructions, so no prefix tokens.
+        max_length: the model's token limit, to cap per-text tokens and flag truncation; None when unknown.
+        chars_per_token: characters per token for the estimate.
+
+    Returns:
+        The plan; groups that the statistics show to be identical texts with an identical prefix are marked
+        `shared_with` the first such group, so that a deduplicated total counts them once, as the cache does.
+
+    Raises:
+        ConfigError: chars_per_token is not a positive number.
+    """
+    import mteb
+
+    if not isinstance(chars_per_token, (int, float)) or not chars_per_token > 0:
+        raise ConfigError(f"<plan.chars_per_token={chars_per_token}> must be a positive number, e.g. 4.0")
+    plan = CostPlan([], float(chars_per_token), template, max_length)
+    seen: list[GroupCost] = []
+    for spec in specs:
+        task = mteb.get_task(spec.name)
+        leaves = list(getattr(task.metadata, "tasks", None) or []) or [task]
+        cost = TaskCost(spec.name, spec.type)
+        for leaf in leaves:
+            found = text_groups(leaf, spec.split, spec.subset)
+            if isinstance(found, str):
+                cost.groups, cost.note = [], found
+                break
+            for group in found:
+                instruction = instruction_for(spec, group.side, variant)
+                prefix = render_prefix(instruction, template) if template is not None else ""
+                role = group.role if len(leaves) == 1 else f"{leaf.metadata.name}/{group.role}"
+                gc = _cost(spec.name, replace(group, role=role), prefix, plan.chars_per_token, max_length)
+                twin = next((s for s in seen if s.prefix == prefix and s.group.matches(group)), None)
+                if twin is not None:
+                    gc.shared_with = f"{twin.task}/{twin.group.role}"
+                else:
+                    seen.append(gc)
+                cost.groups.append(gc)
+        plan.tasks.append(cost)
+    return plan
