@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         encode_probes,
         identity_difference,
         load_probe_set,
-        package_versions,
+        probe_versions,
         read_baseline,
         render_comparison,
         write_baseline,
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     cmp = compare_embeddings(probe_set, baseline.embeddings, vectors, tolerance)
     if difference:
         print(f"note: comparing across models ({difference})")
-    print(render_comparison(cmp, baseline, package_versions(), args.worst), end="")
+    print(render_comparison(cmp, baseline, probe_versions(), args.worst), end="")
     return cmp.exit_code
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import importlib.metadata
 import json
 import platform
 from dataclasses import dataclass
@@ -115,15 +114,11 @@ def encode_probes(encoder: TextEncoder, probe_set: ProbeSet, batch_size: int = 3
     return out
 
 
-def package_versions() -> dict[str, str]:
+def probe_versions() -> dict[str, str]:
     """Installed versions of the packages whose changes the probes are meant to catch."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    from nvembed_eval.tracking.provenance import versions
+
+    return {name: version or "not installed" for name, version in versions(PACKAGES).items()}
 
 
 def identity_dict(identity: ModelIdentity) -> dict[str, Any]:
@@ -167,7 +162,7 @@ def write_baseline(
         "probe_ids": json.dumps(probe_set.ids),
         "model_identity": json.dumps(identity_dict(identity), sort_keys=True, default=str),
         "instruction_template": json.dumps(instruction_template),
-        "package_versions": json.dumps(package_versions() | {"python": platform.python_version()}),
+        "package_versions": json.dumps(probe_versions() | {"python": platform.python_version()}),
         "device": device,
         "batch_size": str(batch_size),
         "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
