@@ -253,7 +253,7 @@ def test_leaderboard_of_a_two_task_run_covers_its_own_tasks(tmp_path):
     proc = run_cli(["model=minilm", tasks, "leaderboard=true", f"reference={ref}", f"output_dir={run_dir}"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    assert "benchmark tasks=[NVEvalSmokeSTS,NVEvalSmokeClassification] (2 tasks, from run.json config.tasks)" in out
+    assert "benchmark tasks=[NVEvalSmokeSTS,NVEvalSmokeClassification] (2 tasks, from run.json benchmark)" in out
     average = next(line for line in out.splitlines() if line.startswith("| Average |"))
     assert "(2 tasks) | 87.50 (2 tasks) |" in average and "/7" not in out and "n/a" not in average
     assert "1 reference task is not in this run's benchmark" in out
