@@ -119,6 +119,7 @@ def run_evaluation(
     settings = RunSettings.from_config(cfg)
     check_reference(cfg)  # an unusable reference= (missing file, bad table) stops the run before any task
     specs = resolve_specs(cfg)
+    benchmark = benchmark_record(cfg, specs)  # every task of the benchmark, whether or not its data is here
     planned = plan_task_data(
         specs, data_dir=settings.data_dir, dataset_revision=settings.dataset_revision, explicit=bool(cfg.get("tasks"))
     )
@@ -152,7 +153,7 @@ def run_evaluation(
                 config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
                 overrides=overrides,
                 identity=encoder.identity,
-                benchmark=benchmark_record(cfg, specs),
+                benchmark=benchmark,
             )
             folder.write_model_meta(bridge.mteb_model_meta.model_dump(mode="json", exclude={"loader"}))
             if on_accept is not None:
@@ -223,7 +224,8 @@ def expected_provenance(spec: TaskSpec, data: TaskData, encoder: TextEncoder, re
 
 
 def benchmark_record(cfg: DictConfig, specs: list[TaskSpec]) -> dict[str, Any]:
-    """run.json's `benchmark`: the name the run's tasks came from ("tasks" for an ad-hoc list) and the tasks run."""
+    """run.json's `benchmark`: the name the run's tasks came from ("tasks" for an ad-hoc list) and all its tasks,
+    including those a partial data_dir or offline cache cannot serve (coverage is counted against them)."""
     name = "tasks" if cfg.get("tasks") else str((cfg.get("benchmark") or {}).get("name", "tasks"))
     return {"name": name, "tasks": [spec.name for spec in specs]}
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from clirun import DATA, load_run, main_scores, run_cli
-from hubcache import SCIFACT_MTEB, hub_env
+from hubcache import SCIFACT_CARD, SCIFACT_MTEB, hub_env
 
 PUBLISHED = {row["task"]: float(row["score"]) for row in csv.DictReader((DATA / "published_minilm.csv").open())}
 
@@ -138,4 +138,8 @@ def test_hub_path_reproduces_the_data_dir_scores_exactly(minilm_run, minilm_hub_
     assert round(hub["STSBenchmark"], 4) == 82.0325 and round(hub["SciFact"], 3) == 64.508
     assert round(hub["Banking77Classification"], 4) == 80.0422
     scifact = load_run(minilm_hub_run[0])["tasks"]["SciFact"]["provenance"]["data"]
-    assert (scifact["revision"], scifact["verified"]) == (SCIFACT_MTEB[1], True)
+    assert (scifact["revision"], scifact["loaded_revision"], scifact["verified"]) == (
+        SCIFACT_CARD[1],
+        SCIFACT_MTEB[1],
+        True,
+    )

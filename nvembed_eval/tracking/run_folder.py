@@ -103,10 +103,10 @@ class RunFolder:
         lock_path = self.run_dir / LOCK_FILE
         lock_existed = lock_path.exists()
         lock = FileLock(str(lock_path), timeout=0)
+        with writing(self.run_dir):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         try:
-            with writing(self.run_dir):
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-                lock.acquire()
+            lock.acquire()  # filelock's Timeout is an OSError: it must not pass through `writing`
         except Timeout:
             raise OutputLockedError(
                 f"another nvembed-eval run is writing {self.run_dir}; wait for it to finish or choose another "
