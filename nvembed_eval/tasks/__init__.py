@@ -3,6 +3,13 @@ each side, and where each task's data comes from (a hub dataset commit, or a loc
 """
 
 from nvembed_eval.tasks.data_source import TaskData, plan_task_data
+from nvembed_eval.tasks.fidelity import (
+    DIVERGENCES,
+    describe_divergences,
+    divergent_total,
+    fidelity_record,
+    reranking_divergences,
+)
 from nvembed_eval.tasks.instructions import InstructionVariant, instruction_for, render_prefix
 from nvembed_eval.tasks.local_data import load_local_task_data
 from nvembed_eval.tasks.revisions import build_mteb_task, load_hub_data
@@ -20,6 +27,7 @@ from nvembed_eval.tasks.specs import (
 )
 
 __all__ = [
+    "DIVERGENCES",
     "REVISION_KINDS",
     "SIDES",
     "SMOKE_TASK_NAMES",
@@ -30,6 +38,9 @@ __all__ = [
     "benchmark_tasks",
     "build_mteb_task",
     "conf_dir",
+    "describe_divergences",
+    "divergent_total",
+    "fidelity_record",
     "instruction_for",
     "list_task_specs",
     "load_hub_data",
@@ -37,5 +48,6 @@ __all__ = [
     "load_task_spec",
     "plan_task_data",
     "render_prefix",
+    "reranking_divergences",
     "resolve_task_names",
 ]

@@ -4,13 +4,14 @@ check and the end-of-run table. (`compare` and `report` are not imported here: `
 """
 
 from nvembed_eval.tracking.leaderboard import Benchmark, Leaderboard, benchmark_leaderboard
-from nvembed_eval.tracking.provenance import differences, make_provenance
+from nvembed_eval.tracking.provenance import FIDELITY_KEY, differences, make_provenance
 from nvembed_eval.tracking.reference import check_reference
 from nvembed_eval.tracking.run_folder import RunFolder, writing
 from nvembed_eval.tracking.scoring import ScoreSet, TaskScore, load_scores, task_score
 from nvembed_eval.tracking.summary import RunSummary, TaskOutcome, print_leaderboard, print_run_table
 
 __all__ = [
+    "FIDELITY_KEY",
     "Benchmark",
     "Leaderboard",
     "RunFolder",
