@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError, NVEmbedEvalError, OutputLockedError
 from nvembed_eval.settings import RunSettings
-from nvembed_eval.tracking import RunFolder, RunSummary, TaskOutcome, check_reference
+from nvembed_eval.tracking import FIDELITY_KEY, RunFolder, RunSummary, TaskOutcome, check_reference
 
 if TYPE_CHECKING:
     from mteb import TaskResult
@@ -114,7 +114,7 @@ def run_evaluation(
     from omegaconf import OmegaConf
 
     from nvembed_eval.models import MtebEncoder
-    from nvembed_eval.tasks import plan_task_data
+    from nvembed_eval.tasks import fidelity_record, plan_task_data
 
     settings = RunSettings.from_config(cfg)
     check_reference(cfg)  # an unusable reference= (missing file, bad table) stops the run before any task
@@ -169,6 +169,7 @@ def run_evaluation(
             start = time.perf_counter()
             cache_before = _cache_counters(encoder)
             data.load()
+            fidelity = fidelity_record(data.task)  # mteb 1 vs 2 definitions, counted before mteb filters the data
             model_result = mteb.evaluate(
                 bridge,
                 data.task,
@@ -188,6 +189,8 @@ def run_evaluation(
                 "loaded_revision": result.dataset_revision,
                 **({"verified": data.verified} if data.source == "hub" else {}),
             }
+            if fidelity is not None:
+                provenance[FIDELITY_KEY] = fidelity
             entry: dict[str, Any] = {
                 "identity_key": encoder.identity.key(),
                 "wall_seconds": round(time.perf_counter() - start, 3),
@@ -199,6 +202,7 @@ def run_evaluation(
                 "dataset_revision": result.dataset_revision,
                 "dataset_revision_source": data.revision_source if data.source == "hub" else data.source,
                 "task_version": spec.version,
+                **({"fidelity": fidelity} if fidelity is not None else {}),
                 "provenance": provenance,
             }
             if primary:

@@ -6,6 +6,13 @@ what a run would cost to encode (`plan=true`, from mteb's descriptive statistics
 from nvembed_eval.tasks.cost_plan import CostPlan, plan_tasks
 from nvembed_eval.tasks.cost_plan_report import plan_overrides, render_cost_plan
 from nvembed_eval.tasks.data_source import TaskData, plan_task_data
+from nvembed_eval.tasks.fidelity import (
+    DIVERGENCES,
+    describe_divergences,
+    divergent_total,
+    fidelity_record,
+    reranking_divergences,
+)
 from nvembed_eval.tasks.instructions import InstructionVariant, instruction_for, render_prefix
 from nvembed_eval.tasks.local_data import load_local_task_data
 from nvembed_eval.tasks.revisions import build_mteb_task, load_hub_data
@@ -23,6 +30,7 @@ from nvembed_eval.tasks.specs import (
 )
 
 __all__ = [
+    "DIVERGENCES",
     "REVISION_KINDS",
     "SIDES",
     "SMOKE_TASK_NAMES",
@@ -34,6 +42,9 @@ __all__ = [
     "benchmark_tasks",
     "build_mteb_task",
     "conf_dir",
+    "describe_divergences",
+    "divergent_total",
+    "fidelity_record",
     "instruction_for",
     "list_task_specs",
     "load_hub_data",
@@ -44,5 +55,6 @@ __all__ = [
     "plan_tasks",
     "render_cost_plan",
     "render_prefix",
+    "reranking_divergences",
     "resolve_task_names",
 ]

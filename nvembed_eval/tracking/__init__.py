@@ -21,13 +21,14 @@ from nvembed_eval.tracking.probe import (
     render_comparison,
     write_baseline,
 )
-from nvembed_eval.tracking.provenance import differences, make_provenance
+from nvembed_eval.tracking.provenance import FIDELITY_KEY, differences, make_provenance
 from nvembed_eval.tracking.reference import check_reference
 from nvembed_eval.tracking.run_folder import RunFolder, writing
 from nvembed_eval.tracking.scoring import ScoreSet, TaskScore, load_scores, task_score
 from nvembed_eval.tracking.summary import RunSummary, TaskOutcome, print_leaderboard, print_run_table
 
 __all__ = [
+    "FIDELITY_KEY",
     "PROBE_SET_VERSION",
     "Baseline",
     "Benchmark",

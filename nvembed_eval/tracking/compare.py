@@ -13,6 +13,7 @@ from enum import Enum
 from pathlib import Path
 
 from nvembed_eval.errors import NVEmbedEvalError
+from nvembed_eval.tracking.fidelity_flags import evaluator_flags
 from nvembed_eval.tracking.gate import check_shared, check_tolerance, choose_benchmark, model_notes
 from nvembed_eval.tracking.leaderboard import Benchmark, Leaderboard, benchmark_leaderboard
 from nvembed_eval.tracking.outputs import default_out, emit
@@ -104,6 +105,7 @@ def _flags(task: str, ours: ScoreSet, reference: ScoreSet) -> tuple[str, ...]:
             flags.append(f"dataset revision differs (ours {a[:8]}, reference {b[:8]})")
     if mine and spec.has_instruction and not spec.instruction_verified and _used_instruction(ours, task):
         flags.append(f"unverified instruction ({spec.instruction_source})")
+    flags.extend(evaluator_flags(spec.type, task, ours, reference))
     for side in (ours, reference):
         if task in side.notes:
             flags.append(f"{side.label}: {side.notes[task]}")

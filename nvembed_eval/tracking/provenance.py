@@ -18,6 +18,10 @@ SCORE_PINS = ("mteb", "scikit-learn", "scipy", "pytrec-eval-terrier")
 RECORDED_VERSIONS = (*SCORE_PINS, "numpy", "torch", "transformers", "sentence-transformers", "datasets")
 # Keys of the data record that describe, but do not determine, the data (where it sat, why that commit).
 DATA_INFO_KEYS = frozenset({"path", "revision_source", "loaded_revision", "verified"})
+# Section the runner adds once the data is loaded: where the 2024 evaluators (mteb 1.x) and mteb 2.x define this
+# task's score differently (tasks.reranking_divergences). It describes the data and is never compared: the data's
+# content is (data.sha256 / data.revision).
+FIDELITY_KEY = "fidelity"
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,8 @@ def differences(stored: dict[str, Any], expected: dict[str, Any]) -> list[FieldD
     """The fields that determine a result's value and differ between `stored` and `expected`.
 
     Compared: format, task version/split/subset, model identity key, every prefix, the data record (except
-    `DATA_INFO_KEYS`) and the `SCORE_PINS` versions. The model's name, revision and knobs are reported instead of
-    its identity key when they differ, so the message says what changed.
+    `DATA_INFO_KEYS`) and the `SCORE_PINS` versions; never the `FIDELITY_KEY` section. The model's name, revision
+    and knobs are reported instead of its identity key when they differ, so the message says what changed.
     """
     out: list[FieldDiff] = []
 

@@ -6,6 +6,7 @@ math is in nvembed_eval.tracking.leaderboard and re-exported here.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from nvembed_eval.tracking.leaderboard import Leaderboard as Leaderboard
 from nvembed_eval.tracking.leaderboard import benchmark_leaderboard as benchmark_leaderboard
 from nvembed_eval.tracking.leaderboard import format_leaderboard as format_leaderboard
 from nvembed_eval.tracking.leaderboard import leaderboard as leaderboard
+from nvembed_eval.tracking.provenance import PROVENANCE_KEY
 
 if TYPE_CHECKING:
     from mteb import TaskResult
@@ -80,6 +82,7 @@ class ScoreSet:
     run_info: dict[str, Any] = field(default_factory=dict)  # run.json of a harness run folder
     model: str | None = None  # hub id of the model the scores are of; None = unknown
     model_source: str = "unknown"  # where `model` was read (run.json, model_meta.json, a table's model column, ...)
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> its result file's provenance record
 
     @property
     def values(self) -> dict[str, float]:
@@ -189,6 +192,13 @@ def read_task_result(path: Path) -> TaskResult:
         raise ResultsError(f"cannot read results file {path} ({exc.strerror}); check the path") from None
 
 
+def _provenance_record(path: Path) -> dict[str, Any] | None:
+    """The `nvembed_eval` provenance record of a result file mteb has already read (None for plain mteb results)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    record = data.get(PROVENANCE_KEY) if isinstance(data, dict) else None
+    return record if isinstance(record, dict) else None
+
+
 def _spec(name: str, path: Path) -> TaskSpec:
     from nvembed_eval.tasks import load_task_spec
 
@@ -292,6 +302,9 @@ def _score_files(root: Path, files: list[Path], label: str | None) -> ScoreSet:
                 f"duplicate results for task {name}: {seen[name]} and {path}; keep one (point at one model/revision)"
             )
         seen[name] = path
+        record = _provenance_record(path)
+        if record is not None:
+            out.provenance[name] = record
         spec = _spec(name, path)
         score = score_task_result(result, spec, path)
         (out.subtask_scores if name in parents else out.scores)[name] = score

@@ -85,6 +85,7 @@ def print_leaderboard(summary: RunSummary, cfg: DictConfig) -> None:
     """
     from nvembed_eval.tracking.compare import compare
     from nvembed_eval.tracking.compare_render import render_markdown, write_outputs
+    from nvembed_eval.tracking.fidelity_flags import run_flags
     from nvembed_eval.tracking.gate import choose_benchmark
     from nvembed_eval.tracking.leaderboard import benchmark_leaderboard, format_leaderboard
     from nvembed_eval.tracking.reference import check_reference
@@ -102,6 +103,8 @@ def print_leaderboard(summary: RunSummary, cfg: DictConfig) -> None:
         )
         print(f"Leaderboard of {ours.label} over benchmark {bench.describe()}; {why}:")
         print(format_leaderboard(benchmark_leaderboard(ours.values, bench)))
+        for flag in run_flags(ours):
+            print(f"flag: {flag}")
         return
     # An explicit reference= is the user's choice even for another model; the output says so (compare's notes).
     comparison = compare(ours, reference, benchmark=bench, allow_other_model=True)

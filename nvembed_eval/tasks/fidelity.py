@@ -1,0 +1,144 @@
+"""Where the 2024 leaderboard's reranking evaluator (mteb 1.x) and mteb 2.x define a task's score differently, counted
+on the loaded task data before anything is encoded (docs/fidelity.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mteb import AbsTask
+
+# Each kind of query on which the two evaluators disagree by definition, not by arithmetic. Sources: mteb 1.12
+# RerankingEvaluator (drops samples without a positive or a negative, scores AP with scikit-learn over the candidates
+# it holds) and mteb 2.26 AbsTaskRetrieval + pytrec_eval (scores every query with qrels, AP over all judged-relevant
+# documents, ties ordered by document id, descending).
+DIVERGENCES: dict[str, str] = {
+    "no_negative_candidate": "every candidate is judged relevant: mteb 1 drops the query, mteb 2 scores it (AP 1)",
+    "no_relevant_candidate": "no candidate is judged relevant: mteb 1 drops the query, mteb 2 scores it (AP 0)",
+    "relevant_outside_candidates": (
+        "a judged-relevant document is not among the candidates: mteb 2 counts it against recall, mteb 1 never sees it"
+    ),
+    "duplicate_candidate_texts": (
+        "two candidates have the same text, hence the same score: the two versions break such ties differently"
+    ),
+}
+EXAMPLES = 3  # query ids kept per kind, to find them in the data
+
+log = logging.getLogger(__name__)
+
+
+def fidelity_record(task: AbsTask) -> dict[str, Any] | None:
+    """The `fidelity` section of a result's provenance and run.json entry, counted on the loaded data before
+    `mteb.evaluate` (which filters it); logs a warning when mteb 1.x and 2.x definitions differ on some query.
+
+    Returns:
+        {"reranking": `reranking_divergences(task)`} for a reranking task, else None.
+    """
+    divergences = reranking_divergences(task)
+    if divergences is None:
+        return None
+    if divergent_total(divergences):
+        log.warning(
+            "%s: %s; its score is not comparable with an mteb 1.x one there (docs/fidelity.md)",
+            task.metadata.name,
+            describe_divergences(divergences),
+        )
+    return {"reranking": divergences}
+
+
+def reranking_divergences(task: AbsTask) -> dict[str, Any] | None:
+    """Count the queries of a loaded reranking task on which mteb 1.x and mteb 2.x scores differ by definition.
+
+    The queries counted are those mteb 2.x evaluates: in the split's queries and with at least one qrels line. A
+    document is judged relevant when its qrels score is > 0 (trec_eval's rule); a candidate without a qrels line is
+    a negative. Texts are compared as mteb 2.x encodes a document: title and text joined by a space, stripped.
+
+    Args:
+        task: an mteb task after `load_data` (or this project's local loader), narrowed to the splits and subsets
+            the run evaluates.
+
+    Returns:
+        None when the task has no candidate lists (`top_ranked`), i.e. is not a reranking task. Else
+        {"queries": n, <kind>: count for each kind of `DIVERGENCES`, "examples": {kind: [query ids]}} summed over
+        the evaluated subsets and splits; `examples` holds up to `EXAMPLES` ids of each non-zero kind. A query may
+        count under several kinds.
+    """
+    splits = list(_splits(task))
+    if not splits or any(split.get("top_ranked") is None for split in splits):
+        return None
+    counts = dict.fromkeys(DIVERGENCES, 0)
+    examples: dict[str, list[str]] = {}
+    total = 0
+    for split in splits:
+        relevant_docs: Mapping[str, Mapping[str, Any]] = split["relevant_docs"]
+        top_ranked: Mapping[str, list[str]] = split["top_ranked"]
+        evaluated = [str(q) for q in split["queries"]["id"] if relevant_docs.get(str(q))]
+        wanted = {str(d) for q in evaluated for d in top_ranked.get(q, ())}
+        texts = _document_texts(split["corpus"], wanted)
+        for qid in evaluated:
+            total += 1
+            candidates = [str(d) for d in top_ranked.get(qid, ())]
+            relevant = {str(d) for d, score in relevant_docs[qid].items() if score > 0}
+            kinds = _kinds(candidates, relevant, texts)
+            for kind in kinds:
+                counts[kind] += 1
+                if len(examples.setdefault(kind, [])) < EXAMPLES:
+                    examples[kind].append(qid)
+    return {"queries": total, **counts, "examples": examples}
+
+
+def divergent_total(record: Mapping[str, Any] | None) -> int:
+    """Queries counted under any kind of a `reranking_divergences` record (a query counted twice adds twice)."""
+    return sum(int(record.get(kind) or 0) for kind in DIVERGENCES) if record else 0
+
+
+def describe_divergences(record: Mapping[str, Any]) -> str:
+    """One line for logs and flags, e.g. "mteb 1/2 reranking definitions differ on 3 of 300 queries (no negative
+    candidate 2, duplicate candidate texts 1)"."""
+    parts = [f"{kind.replace('_', ' ')} {record[kind]}" for kind in DIVERGENCES if record.get(kind)]
+    affected = divergent_total(record)
+    return (
+        f"mteb 1/2 reranking definitions differ on {affected} of {record.get('queries', '?')} queries "
+        f"({', '.join(parts)})"
+    )
+
+
+def _kinds(candidates: list[str], relevant: set[str], texts: Mapping[str, str]) -> list[str]:
+    kinds = []
+    if candidates and all(d in relevant for d in candidates):
+        kinds.append("no_negative_candidate")
+    if not relevant.intersection(candidates):
+        kinds.append("no_relevant_candidate")
+    if relevant.difference(candidates):
+        kinds.append("relevant_outside_candidates")
+    candidate_texts = [texts.get(d, f"\0{d}") for d in candidates]  # an id absent from the corpus ties with nothing
+    if len(set(candidate_texts)) < len(candidate_texts):
+        kinds.append("duplicate_candidate_texts")
+    return kinds
+
+
+def _document_texts(corpus: Any, wanted: set[str]) -> dict[str, str]:
+    """Candidate id -> the text mteb 2.x encodes for it (title and text joined by a space, as its dataloader does)."""
+    ids = [str(i) for i in corpus["id"]]
+    bodies = corpus["text"]
+    titles = corpus["title"] if "title" in corpus.column_names else [""] * len(ids)
+    return {
+        i: f"{title} {body}".strip() if title else str(body)
+        for i, title, body in zip(ids, titles, bodies, strict=True)
+        if i in wanted
+    }
+
+
+def _splits(task: AbsTask) -> Iterable[Mapping[str, Any]]:
+    """The evaluated split dicts of a retrieval-style task ({subset: {split: RetrievalSplitData}})."""
+    dataset = getattr(task, "dataset", None)
+    if not isinstance(dataset, Mapping):
+        return
+    for subset in task.hf_subsets:
+        for split in task.eval_splits:
+            data = (dataset.get(subset) or {}).get(split) if isinstance(dataset.get(subset), Mapping) else None
+            if isinstance(data, Mapping) and "top_ranked" in data and "relevant_docs" in data:
+                yield data
