@@ -5,7 +5,7 @@ each side, and where each task's data comes from (a hub dataset commit, or a loc
 from nvembed_eval.tasks.data_source import TaskData, plan_task_data
 from nvembed_eval.tasks.instructions import InstructionVariant, instruction_for, render_prefix
 from nvembed_eval.tasks.local_data import load_local_task_data
-from nvembed_eval.tasks.revisions import build_mteb_task, load_hub_data
+from nvembed_eval.tasks.revisions import build_mteb_task, hub_leaves, load_hub_data
 from nvembed_eval.tasks.smoke import SMOKE_TASK_NAMES
 from nvembed_eval.tasks.specs import (
     REVISION_KINDS,
@@ -30,6 +30,7 @@ __all__ = [
     "benchmark_tasks",
     "build_mteb_task",
     "conf_dir",
+    "hub_leaves",
     "instruction_for",
     "list_task_specs",
     "load_hub_data",
