@@ -18,7 +18,7 @@ import numpy as np
 
 from nvembed_eval.errors import NVEmbedEvalError
 
-RESAMPLES = 2000  # seed-to-seed wobble of the 95% endpoints is small against the width (docs/significance.md)
+RESAMPLES = 2000  # endpoints move by ~1% of the interval width between seeds (docs/significance.md)
 CONFIDENCE = 0.95
 SEED = 0
 BLOCK_CELLS = 2_000_000  # resamples x items per block: bounds memory (~16 MB per float64 matrix)
