@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError, NVEmbedEvalError, OutputLockedError
 from nvembed_eval.settings import RunSettings
-from nvembed_eval.tracking import FIDELITY_KEY, RunFolder, RunSummary, TaskOutcome, check_reference
+from nvembed_eval.tracking import (
+    FIDELITY_KEY,
+    RunFolder,
+    RunSummary,
+    TaskOutcome,
+    check_reference,
+    prediction_folder,
+    write_items,
+)
 
 if TYPE_CHECKING:
     from mteb import TaskResult
@@ -170,16 +178,19 @@ def run_evaluation(
             cache_before = _cache_counters(encoder)
             data.load()
             fidelity = fidelity_record(data.task)  # mteb 1 vs 2 definitions, counted before mteb filters the data
-            model_result = mteb.evaluate(
-                bridge,
-                data.task,
-                cache=None,
-                encode_kwargs={"batch_size": settings.batch_size},
-                overwrite_strategy="always",
-                co2_tracker=False,
-                show_progress_bar=False,
-            )
-            result = model_result.task_results[0]
+            with prediction_folder(run_dir, keep=bool(cfg.get("save_predictions")), enabled=primary) as predictions:
+                model_result = mteb.evaluate(
+                    bridge,
+                    data.task,
+                    cache=None,
+                    encode_kwargs={"batch_size": settings.batch_size},
+                    overwrite_strategy="always",
+                    co2_tracker=False,
+                    show_progress_bar=False,
+                    prediction_folder=predictions,
+                )
+                result = model_result.task_results[0]
+                items = write_items(data, spec, predictions, run_dir, result)  # per-item data for the gate
             stats = bridge.task_stats.get(spec.name)
             sub_stats = [bridge.task_stats[s] for s in spec.subtasks or () if s in bridge.task_stats]
             provenance = expected[spec.name]
@@ -205,6 +216,8 @@ def run_evaluation(
                 **({"fidelity": fidelity} if fidelity is not None else {}),
                 "provenance": provenance,
             }
+            if items is not None:
+                provenance["items"] = items  # run.json and the result file: the items file's path and sha256
             if primary:
                 path = folder.write_result(result, entry, provenance)
                 log.info("%s: wrote %s", spec.name, path)

@@ -117,6 +117,14 @@ def test_ci_gate_against_committed_baseline(minilm_run, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     junit = (out / "compare.junit.xml").read_text()
     assert 'tests="3"' in junit and 'failures="0"' in junit
+    # Both sides carry per-item data (items/): the default gate (both) judged every task with its paired interval.
+    rows = {r["task"]: r for r in csv.DictReader((out / "compare.csv").open())}
+    assert {t: r["interval"] for t, r in rows.items()} == {
+        "STSBenchmark": "bootstrap over 1379 pairs",
+        "SciFact": "bootstrap over 300 queries",
+        "Banking77Classification": "t interval over 10 experiments",
+    }
+    assert all(r["judged_by"] == "tolerance and noise" for r in rows.values())
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from nvembed_eval.tasks.fidelity import (
 )
 from nvembed_eval.tasks.instructions import InstructionVariant, instruction_for, render_prefix
 from nvembed_eval.tasks.local_data import load_local_task_data
-from nvembed_eval.tasks.revisions import build_mteb_task, load_hub_data
+from nvembed_eval.tasks.revisions import build_mteb_task, hub_leaves, load_hub_data
 from nvembed_eval.tasks.smoke import SMOKE_TASK_NAMES
 from nvembed_eval.tasks.specs import (
     REVISION_KINDS,
@@ -45,6 +45,7 @@ __all__ = [
     "describe_divergences",
     "divergent_total",
     "fidelity_record",
+    "hub_leaves",
     "instruction_for",
     "list_task_specs",
     "load_hub_data",

@@ -1,9 +1,10 @@
 """Tracking: the run folder and its result files with their provenance, reading scores from any results folder or
-table, leaderboard math, the regression gate (`nvembed-eval-compare`) and its refusals, sweep reports
-(`nvembed-eval-report`), the reference check, the end-of-run table, and the embedding probes (`nvembed-eval-probe`).
-(`compare` and `report` are not imported here: `python -m` runs them as scripts.)
+table, leaderboard math, the regression gate (`nvembed-eval-compare`) and its refusals, per-item data and its
+intervals, sweep reports (`nvembed-eval-report`), the reference check, the end-of-run table, and the embedding
+probes (`nvembed-eval-probe`). (`compare` and `report` are not imported here: `python -m` runs them as scripts.)
 """
 
+from nvembed_eval.tracking.items import prediction_folder, write_items
 from nvembed_eval.tracking.leaderboard import Benchmark, Leaderboard, benchmark_leaderboard
 from nvembed_eval.tracking.probe import (
     PROBE_SET_VERSION,
@@ -51,6 +52,7 @@ __all__ = [
     "load_probe_set",
     "load_scores",
     "make_provenance",
+    "prediction_folder",
     "print_leaderboard",
     "print_run_table",
     "probe_versions",
@@ -58,5 +60,6 @@ __all__ = [
     "render_comparison",
     "task_score",
     "write_baseline",
+    "write_items",
     "writing",
 ]

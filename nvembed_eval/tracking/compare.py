@@ -1,23 +1,26 @@
-"""The regression gate: per-task scores of a run against a published table or a baseline run, with tolerance.
+"""The regression gate: per-task scores of a run against a published table or a baseline run, judged by tolerance,
+by noise (intervals from per-item data, docs/significance.md), or by both.
 
-Exit codes: 0 nothing regressed beyond tolerance, 1 something did, 2 unusable input or a comparison that cannot mean
-what it says (docs/bad_input.md).
+Exit codes: 0 nothing regressed, 1 something did, 2 unusable input or a comparison that cannot mean what it says
+(docs/bad_input.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
 from nvembed_eval.errors import NVEmbedEvalError
+from nvembed_eval.tracking.bootstrap import check_settings
 from nvembed_eval.tracking.fidelity_flags import evaluator_flags
-from nvembed_eval.tracking.gate import check_shared, check_tolerance, choose_benchmark, model_notes
+from nvembed_eval.tracking.gate import check_noise_gate, check_shared, check_tolerance, choose_benchmark, model_notes
 from nvembed_eval.tracking.leaderboard import Benchmark, Leaderboard, benchmark_leaderboard
 from nvembed_eval.tracking.outputs import default_out, emit
 from nvembed_eval.tracking.scoring import ScoreSet, load_scores
+from nvembed_eval.tracking.significance import DEFAULT_GATE, Gate, Noise, NoiseSettings, side_items, task_noise
 
 DEFAULT_TOLERANCE = 0.5  # points on the 0-100 scale
 
@@ -45,6 +48,17 @@ class Row:
     delta: float | None
     status: Status
     flags: tuple[str, ...]
+    noise: Noise = field(default_factory=Noise)
+    basis: str = ""  # what judged it: "tolerance", "noise" or "tolerance and noise" ("" when not judged)
+
+    def interval_note(self, gate: Gate) -> str:
+        """How the row's interval was made, or why it has none (and that tolerance judged it alone)."""
+        n = self.noise
+        if n.delta is not None:
+            return n.method + (f"; {n.why}" if n.why else "")
+        if self.judged and gate is not Gate.tolerance and n.why:
+            return f"tolerance only: {n.why}"
+        return n.why or ""
 
     @property
     def judged(self) -> bool:
@@ -63,6 +77,13 @@ class Comparison:
     ours_board: Leaderboard
     reference_board: Leaderboard
     notes: tuple[str, ...] = ()  # warnings the outputs must carry (other model, unknown model, benchmark choice)
+    gate: Gate = DEFAULT_GATE
+    settings: NoiseSettings = field(default_factory=NoiseSettings)
+
+    @property
+    def tolerance_only(self) -> list[Row]:
+        """Judged tasks the gate wanted to judge by noise but that lack a paired interval: judged by tolerance."""
+        return [r for r in self.rows if r.judged and self.gate is not Gate.tolerance and r.basis == "tolerance"]
 
     @property
     def failures(self) -> list[Row]:
@@ -114,16 +135,26 @@ def _flags(task: str, ours: ScoreSet, reference: ScoreSet) -> tuple[str, ...]:
     return tuple(flags)
 
 
-def _status(a: float | None, b: float | None, in_benchmark: bool, tolerance: float) -> Status:
+def _status(
+    a: float | None, b: float | None, in_benchmark: bool, tolerance: float, gate: Gate, noise: Noise
+) -> tuple[Status, str]:
+    """The row's status and what judged it. Without a paired interval every gate judges by tolerance (significant
+    refuses such comparisons before this)."""
     if not in_benchmark:
-        return Status.outside
+        return Status.outside, ""
     if b is None:
-        return Status.no_reference
+        return Status.no_reference, ""
     if a is None:
-        return Status.missing
-    if a - b < -tolerance:
-        return Status.regression
-    return Status.improvement if a - b > tolerance else Status.ok
+        return Status.missing, ""
+    beyond = (a - b < -tolerance, a - b > tolerance)
+    interval = noise.delta
+    if gate is Gate.tolerance or interval is None:
+        down, up, basis = *beyond, "tolerance"
+    elif gate is Gate.significant:
+        down, up, basis = interval.high < 0, interval.low > 0, "noise"
+    else:
+        down, up, basis = beyond[0] and interval.high < 0, beyond[1] and interval.low > 0, "tolerance and noise"
+    return (Status.regression if down else Status.improvement if up else Status.ok), basis
 
 
 def compare(
@@ -133,29 +164,39 @@ def compare(
     benchmark: str | Benchmark | None = None,
     two_sided: bool = False,
     allow_other_model: bool = False,
+    gate: Gate = DEFAULT_GATE,
+    settings: NoiseSettings | None = None,
 ) -> Comparison:
     """Compare two score sets task by task, or refuse.
 
     Args:
         ours: the results under test.
         reference: published table or baseline results.
-        tolerance: allowed drop in points (0-100 scale); a task regresses when ours < reference - tolerance.
+        tolerance: allowed drop in points (0-100 scale); by tolerance a task regresses when ours < reference -
+            tolerance.
         benchmark: tasks that define coverage, averages and which tasks are judged; None takes the run's own
             (its run.json), else the reference's, else every task either side has (gate.choose_benchmark).
-        two_sided: also fail on improvements beyond tolerance.
+        two_sided: also fail on improvements (beyond tolerance, noise, or both, as the gate says).
         allow_other_model: compare although both sides name different models (the outputs then say so).
+        gate: tolerance; significant (the paired interval of ours - reference lies below 0); both (the drop is
+            beyond tolerance and the interval lies below 0; a task without per-item data on both sides is judged by
+            tolerance alone and flagged).
+        settings: resamples, confidence level and seed of the intervals (default `NoiseSettings()`).
 
     Returns:
         The Comparison; `exit_code` is 1 when a judged task failed, else 0. Tasks without a score on one side, or
         outside the benchmark, never fail and never count as 0.
 
     Raises:
-        ConfigError: non-finite or negative tolerance; unknown benchmark name.
-        ResultsError: the models differ (without `allow_other_model`); no benchmark task has a score on both sides.
+        ConfigError: non-finite or negative tolerance; unknown benchmark name; resamples or confidence out of range.
+        ResultsError: the models differ (without `allow_other_model`); no benchmark task has a score on both sides;
+            `gate=significant` while a judged task has no paired interval.
     """
     from nvembed_eval.tasks import load_task_spec
 
     check_tolerance(tolerance)
+    settings = settings or NoiseSettings()
+    check_settings(settings.resamples, settings.confidence)
     notes = model_notes(ours, reference, allow_other_model)
     if isinstance(benchmark, Benchmark):
         bench, bench_notes = benchmark, []
@@ -172,9 +213,16 @@ def compare(
         a = ours.scores[task].value if task in ours.scores else None
         b = reference.scores[task].value if task in reference.scores else None
         delta = a - b if a is not None and b is not None else None
-        status = _status(a, b, task in bench.tasks, tolerance)
-        rows.append(Row(task, load_task_spec(task).type, a, b, delta, status, _flags(task, ours, reference)))
+        noise = Noise()
+        if a is not None:
+            noise = task_noise(task, side_items(ours, task), side_items(reference, task), settings)
+        status, basis = _status(a, b, task in bench.tasks, tolerance, gate, noise)
+        rows.append(
+            Row(task, load_task_spec(task).type, a, b, delta, status, _flags(task, ours, reference), noise, basis)
+        )
     rows.sort(key=lambda r: not r.judged)  # stable: shared tasks first, each group in benchmark order
+    if gate is Gate.significant:
+        check_noise_gate([(r.task, r.noise.why or "") for r in rows if r.judged and r.noise.delta is None])
     return Comparison(
         ours,
         reference,
@@ -185,6 +233,8 @@ def compare(
         benchmark_leaderboard(ours.values, bench),
         benchmark_leaderboard(reference.values, bench),
         tuple(notes + bench_notes),
+        gate,
+        settings,
     )
 
 
@@ -194,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     Examples:
         nvembed-eval-compare outputs/2025-01-01_12-00-00 --reference results/published/nv_embed_v2.csv
         nvembed-eval-compare outputs/run --reference results/baselines/minilm --tolerance 0.01 --out ci/compare
+        nvembed-eval-compare outputs/ckpt-2000 --reference outputs/ckpt-1000 --gate significant
     """
     from nvembed_eval.tracking.compare_render import render_markdown, write_outputs
 
@@ -205,12 +256,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--benchmark", default=None, help="conf/benchmark name (default: the run's own)")
     parser.add_argument("--two-sided", action="store_true", help="also fail on improvements beyond tolerance")
     parser.add_argument("--allow-other-model", action="store_true", help="compare runs of two different models")
+    parser.add_argument(
+        "--gate",
+        type=Gate,
+        choices=list(Gate),
+        default=DEFAULT_GATE,
+        help="what fails a task: its drop exceeds the tolerance, its paired interval lies below 0 (significant), "
+        "or both (default; tolerance alone where a side has no per-item data); docs/significance.md",
+    )
+    parser.add_argument("--confidence", type=float, default=NoiseSettings.confidence, help="interval level (0.95)")
+    parser.add_argument("--resamples", type=int, default=NoiseSettings.resamples, help="bootstrap resamples (2000)")
+    parser.add_argument("--seed", type=int, default=NoiseSettings.seed, help="bootstrap seed (0)")
     args = parser.parse_args(argv)
     try:
         check_tolerance(args.tolerance)  # before any file is read
+        check_settings(args.resamples, args.confidence)
+        settings = NoiseSettings(args.resamples, args.confidence, args.seed)
         ours = load_scores(args.results)
         reference = load_scores(args.reference)
-        cmp = compare(ours, reference, args.tolerance, args.benchmark, args.two_sided, args.allow_other_model)
+        cmp = compare(
+            ours, reference, args.tolerance, args.benchmark, args.two_sided, args.allow_other_model, args.gate, settings
+        )
         out = args.out or default_out([args.results], "compare")
         written = write_outputs(cmp, out)
     except NVEmbedEvalError as exc:

@@ -1,4 +1,5 @@
-"""The gate's outputs: markdown (shared tasks first, the rest counted), CSV (every row), JUnit XML, a labelled PNG."""
+"""The gate's outputs: markdown (shared tasks first, the rest counted), CSV (every row), JUnit XML, a labelled PNG;
+each delta with its interval where both sides have per-item data."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from nvembed_eval.tracking.compare import Comparison, Row, Status
 from nvembed_eval.tracking.outputs import publish
+from nvembed_eval.tracking.significance import Gate, Interval
 
 OUTPUT_NAMES = ("compare.md", "compare.csv", "compare.junit.xml", "compare_deltas.png")
 
@@ -20,6 +22,42 @@ def _num(value: float | None, signed: bool = False) -> str:
         return "—"
     value = round(value, 2) + 0.0  # no "-0.00"
     return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def _span(interval: Interval | None, signed: bool = False) -> str:
+    return "" if interval is None else f" [{_num(interval.low, signed)}, {_num(interval.high, signed)}]"
+
+
+def _with_interval(value: float | None, interval: Interval | None, signed: bool = False) -> str:
+    return _num(value, signed) + ("" if value is None else _span(interval, signed))
+
+
+def gate_line(cmp: Comparison) -> str:
+    """What fails a task under this comparison's gate, and which tasks fell back to tolerance."""
+    level = f"{cmp.settings.confidence:.0%}"
+    rule = {
+        Gate.tolerance: f"a drop of more than {cmp.tolerance:.2f} points",
+        Gate.significant: f"a {level} paired interval of the delta entirely below 0",
+        Gate.both: f"a drop of more than {cmp.tolerance:.2f} points whose {level} paired interval lies below 0",
+    }[cmp.gate]
+    mirror = " (and on the mirror-image improvement)" if cmp.two_sided else ""
+    line = f"Gate {cmp.gate}: a task fails on {rule}{mirror}."
+    if cmp.gate is not Gate.tolerance:
+        line += f" Intervals: {cmp.settings.describe()} (docs/significance.md)."
+    fallback = cmp.tolerance_only
+    if fallback:
+        line += (
+            f" {len(fallback)} task(s) without per-item data on both sides are judged by tolerance alone: "
+            f"{', '.join(r.task for r in fallback)}."
+        )
+    return line
+
+
+def verdict(cmp: Comparison) -> str:
+    if not cmp.failures:
+        return "PASS"
+    bases = sorted({r.basis for r in cmp.failures})
+    return f"FAIL: {len(cmp.failures)} task(s) beyond {' or '.join(bases)}"
 
 
 def _paired_delta(cmp: Comparison, members: Sequence[str]) -> str:
@@ -57,13 +95,14 @@ def render_markdown(cmp: Comparison) -> str:
     from nvembed_eval.tasks import load_task_spec
 
     tasks = cmp.benchmark.tasks
-    verdict = f"FAIL: {len(cmp.failures)} task(s) beyond tolerance" if cmp.failures else "PASS"
     judged = sum(r.judged for r in cmp.rows)
     lines = [
         f"# {cmp.ours.label} vs {cmp.reference.label}",
         "",
-        f"{verdict} ({judged} task{'s' if judged != 1 else ''} judged; tolerance {cmp.tolerance:.2f} points"
-        f"{', two-sided' if cmp.two_sided else ''}; benchmark {cmp.benchmark.describe()}).",
+        f"{verdict(cmp)} ({judged} task{'s' if judged != 1 else ''} judged; tolerance {cmp.tolerance:.2f} points"
+        f"{', two-sided' if cmp.two_sided else ''}; benchmark {cmp.benchmark.describe()}; gate {cmp.gate}).",
+        "",
+        gate_line(cmp),
         "",
         f"Models: run {cmp.ours.model_text()}; reference {cmp.reference.model_text()}.",
     ]
@@ -79,12 +118,19 @@ def render_markdown(cmp: Comparison) -> str:
             f"| {mine.name} | {mine.value_text()} ({mine.coverage()}) | {theirs.value_text()} ({theirs.coverage()}) "
             f"| {_paired_delta(cmp, members)} |"
         )
-    lines += ["", "| task | type | ours | reference | delta | status | flags |", "|---|---|---|---|---|---|---|"]
+    level = f"{cmp.settings.confidence:.0%}"
+    lines += [
+        "",
+        f"| task | type | ours [{level}] | reference [{level}] | delta [{level} paired] | status | flags |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in shown_rows(cmp):
         status = f"**{r.status}**" if r in cmp.failures else str(r.status)
+        noise = r.noise
         lines.append(
-            f"| {r.task} | {r.type} | {_num(r.ours)} | {_num(r.reference)} | {_num(r.delta, True)} | {status} "
-            f"| {'; '.join(r.flags)} |"
+            f"| {r.task} | {r.type} | {_with_interval(r.ours, noise.ours)} | "
+            f"{_with_interval(r.reference, noise.reference)} | {_with_interval(r.delta, noise.delta, True)} | "
+            f"{status} | {'; '.join(r.flags)} |"
         )
     return "\n".join([*lines, "", *count_lines(cmp)]).rstrip() + "\n"
 
@@ -92,11 +138,34 @@ def render_markdown(cmp: Comparison) -> str:
 def render_csv(cmp: Comparison) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["task", "type", "ours", "reference", "delta", "status", "failed", "flags"])
+    writer.writerow(
+        [
+            "task", "type", "ours", "ours_low", "ours_high", "reference", "reference_low", "reference_high",
+            "delta", "delta_low", "delta_high", "interval", "status", "judged_by", "failed", "flags",
+        ]
+    )  # fmt: skip
     for r in cmp.rows:
-        cells = [("" if v is None else f"{v:.4f}") for v in (r.ours, r.reference, r.delta)]
-        writer.writerow([r.task, r.type, *cells, r.status.value, int(r in cmp.failures), "; ".join(r.flags)])
+        n = r.noise
+        cells = [
+            ("" if v is None else f"{v:.4f}")
+            for v in (r.ours, *_ends(n.ours), r.reference, *_ends(n.reference), r.delta, *_ends(n.delta))
+        ]
+        note = r.interval_note(cmp.gate)
+        writer.writerow([r.task, r.type, *cells, note, r.status, r.basis, int(r in cmp.failures), "; ".join(r.flags)])
     return buffer.getvalue()
+
+
+def _ends(interval: Interval | None) -> tuple[float | None, float | None]:
+    return (None, None) if interval is None else (interval.low, interval.high)
+
+
+def _judgement(cmp: Comparison, r: Row) -> str:
+    """E.g. "delta -1.20 [-2.10, -0.31] (95% paired, bootstrap over 300 queries), tolerance 0.50, gate both"."""
+    note = r.interval_note(cmp.gate)
+    level = f"{cmp.settings.confidence:.0%} paired, " if r.noise.delta else ""
+    interval = f"{_span(r.noise.delta, True)} ({level}{note})" if note else ""
+    basis = f" (judged by {r.basis})" if r.basis else ""
+    return f"delta {_num(r.delta, True)}{interval}, tolerance {cmp.tolerance:.2f}, gate {cmp.gate}{basis}"
 
 
 def render_junit(cmp: Comparison) -> bytes:
@@ -117,20 +186,20 @@ def render_junit(cmp: Comparison) -> bytes:
             failure = ET.SubElement(
                 case,
                 "failure",
-                message=f"{r.task}: ours {_num(r.ours)} vs reference {_num(r.reference)} "
-                f"(delta {_num(r.delta, True)}, tolerance {cmp.tolerance:.2f})",
+                message=f"{r.task}: ours {_num(r.ours)} vs reference {_num(r.reference)} ({_judgement(cmp, r)})",
                 type=r.status.name,
             )
             failure.text = "; ".join(r.flags)
         elif not r.judged:
             ET.SubElement(case, "skipped", message=f"{r.status.value}: not judged")
-        elif r.flags:
-            ET.SubElement(case, "system-out").text = "; ".join(r.flags)
+        else:
+            ET.SubElement(case, "system-out").text = "; ".join([_judgement(cmp, r), *r.flags])
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
 
 
 def render_plot(cmp: Comparison, path: Path) -> None:
-    """Bar plot of per-task deltas (ours - reference) with the tolerance band; each bar labelled with its delta."""
+    """Bar plot of per-task deltas (ours - reference) with the tolerance band and, where both sides have per-item
+    data, the paired interval as an error bar; each bar labelled with its delta."""
     from matplotlib.figure import Figure
 
     shown = [r for r in cmp.rows if r.judged]
@@ -142,6 +211,21 @@ def render_plot(cmp: Comparison, path: Path) -> None:
         [r.delta for r in shown],
         color=[colours.get(r.status, "tab:gray") for r in shown],
     )
+    with_interval = [(k, r) for k, r in enumerate(shown) if r.noise.delta is not None]
+    if with_interval:
+        below = [max(0.0, r.delta - r.noise.delta.low) for _, r in with_interval]  # type: ignore[operator,union-attr]
+        above = [max(0.0, r.noise.delta.high - r.delta) for _, r in with_interval]  # type: ignore[operator,union-attr]
+        ax.errorbar(
+            [k for k, _ in with_interval],
+            [r.delta for _, r in with_interval],
+            yerr=[below, above],
+            fmt="none",
+            ecolor="black",
+            elinewidth=1,
+            capsize=3,
+            label=f"{cmp.settings.confidence:.0%} paired interval",
+        )
+        ax.legend(fontsize=7, loc="best")
     ax.bar_label(bars, labels=[_num(r.delta, True) for r in shown], fontsize=7, padding=2)
     ax.set_xticks(range(len(shown)), [r.task for r in shown], rotation=90, fontsize=7)
     for bound in (-cmp.tolerance, cmp.tolerance):
@@ -150,7 +234,8 @@ def render_plot(cmp: Comparison, path: Path) -> None:
     ax.margins(y=0.15)  # room for the labels
     ax.set_ylabel("delta (points)")
     ax.set_title(
-        f"{cmp.ours.label} - {cmp.reference.label} (tolerance ±{cmp.tolerance:.2f}; {len(shown)} shared tasks)",
+        f"{cmp.ours.label} - {cmp.reference.label} (gate {cmp.gate}, tolerance ±{cmp.tolerance:.2f}; "
+        f"{len(shown)} shared tasks, {len(with_interval)} with intervals)",
         fontsize=9,
     )
     fig.savefig(path, dpi=110)

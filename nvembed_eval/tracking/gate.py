@@ -1,6 +1,6 @@
 """The gate's refusals: a comparison that cannot mean what it says stops with one line (exit 2) instead of a verdict.
-Tolerance, models and benchmark of both sides; the scale rule lives with the readers (tables, scoring). Every refusal
-is listed in docs/bad_input.md.
+Tolerance, models and benchmark of both sides, per-item data for `--gate significant`; the scale rule lives with the
+readers (tables, scoring). Every refusal is listed in docs/bad_input.md.
 """
 
 from __future__ import annotations
@@ -100,6 +100,26 @@ def check_shared(ours: ScoreSet, reference: ScoreSet, bench: Benchmark) -> list[
         f"nothing to compare: no task of benchmark {bench.describe()} has a score on both sides (run: "
         f"{_names(run_tasks)}; reference {reference.source}: {_names(list(reference.scores))}); pass a reference "
         "with the run's tasks"
+    )
+
+
+def check_noise_gate(unpaired: list[tuple[str, str]]) -> None:
+    """`--gate significant` judges every task by its paired interval; it never falls back to tolerance.
+
+    Args:
+        unpaired: (task, why) of each judged task without a paired interval.
+
+    Raises:
+        ResultsError: there is such a task (judging it by tolerance instead would answer another question).
+    """
+    if not unpaired:
+        return
+    task, why = unpaired[0]
+    more = f" and {len(unpaired) - 1} more task(s)" if len(unpaired) > 1 else ""
+    raise ResultsError(
+        f"--gate significant needs per-item data on both sides of every judged task; {task} has none ({why}){more}; "
+        "pass --gate both (tolerance judges such tasks, flagged) or --gate tolerance, or compare run folders whose "
+        "results have items/"
     )
 
 

@@ -47,6 +47,8 @@ METRIC_ALIASES: dict[str, tuple[str, ...]] = {
 
 # Files a results folder may hold that are not TaskResults.
 NON_RESULT_FILES = frozenset({"run.json", "model_meta.json"})
+# Folders of a harness run folder (next to its run.json) that hold no TaskResults: per-item data, mteb's predictions.
+RUN_SIDE_FOLDERS = frozenset({"items", "predictions"})
 MAX_DEPTH = 3  # <dir>/X.json, <run>/results/X.json, <cache>/results/<model>/<revision>/X.json
 # mteb stores every leaderboard metric as a fraction in [-1, 1]; a stored value outside it is on another scale.
 FRACTION_LIMIT = 1.0 + 1e-9
@@ -158,7 +160,8 @@ def hydra_job_dirs(path: Path) -> list[Path]:
 
 
 def find_result_files(root: Path) -> list[Path]:
-    """TaskResult JSON candidates up to three levels below `root`; skips run.json, model_meta.json, dot-folders."""
+    """TaskResult JSON candidates up to three levels below `root`; skips run.json, model_meta.json, dot-folders and a
+    run folder's `items/` and `predictions/`."""
     found: list[Path] = []
 
     def walk(folder: Path, depth: int) -> None:
@@ -166,7 +169,7 @@ def find_result_files(root: Path) -> list[Path]:
             if child.name.startswith("."):
                 continue
             if child.is_dir():
-                if depth < MAX_DEPTH:
+                if depth < MAX_DEPTH and not (child.name in RUN_SIDE_FOLDERS and (folder / "run.json").is_file()):
                     walk(child, depth + 1)
             elif (
                 child.suffix == ".json"
