@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError, NVEmbedEvalError, OutputLockedError
-from nvembed_eval.settings import RunSettings
+from nvembed_eval.settings import RunSettings, task_list
 from nvembed_eval.tracking import RunFolder, RunSummary, TaskOutcome
 
 if TYPE_CHECKING:
@@ -26,14 +26,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PREDICTIONS_DIR = "predictions"  # save_predictions=true: mteb's per-query / per-pair predictions, one file per task
+
 
 def resolve_specs(cfg: DictConfig) -> list[TaskSpec]:
-    """Task specs from `tasks=[...]` (wins) or the benchmark's list, validated against mteb's registry."""
-    from nvembed_eval.tasks import load_task_spec, resolve_task_names
+    """Task specs from `tasks=[...]` (wins) or the benchmark's list (a harness YAML's `tasks:`, or for
+    `benchmark=mteb` the task list of mteb's benchmark `benchmark.name`), validated against mteb's registry."""
+    from nvembed_eval.tasks import load_task_spec, mteb_benchmark, resolve_task_names
 
-    explicit = list(cfg.tasks) if cfg.get("tasks") else None
-    benchmark_tasks = list(cfg.benchmark.tasks) if cfg.get("benchmark") else []
-    names = resolve_task_names(explicit, benchmark_tasks)
+    explicit = task_list("tasks", cfg.get("tasks"))
+    benchmark = cfg.get("benchmark") or {}
+    if explicit or benchmark.get("tasks"):
+        benchmark_tasks = list(benchmark.get("tasks") or [])
+    else:
+        benchmark_tasks = list(mteb_benchmark(str(benchmark.name)).tasks)
+    names = resolve_task_names(list(explicit) if explicit else None, benchmark_tasks)
     if not names:
         raise ConfigError("no tasks selected; pass tasks=[TaskName,...] or benchmark=<name>")
     return [load_task_spec(name) for name in names]
@@ -119,7 +126,7 @@ def run_evaluation(
     settings = RunSettings.from_config(cfg)
     specs = resolve_specs(cfg)
     planned = plan_task_data(
-        specs, data_dir=settings.data_dir, dataset_revision=settings.dataset_revision, explicit=bool(cfg.get("tasks"))
+        specs, data_dir=settings.data_dir, dataset_revision=settings.dataset_revision, explicit=bool(settings.tasks)
     )
     specs = [spec for spec in specs if spec.name in planned]
     if isinstance(settings.overwrite, frozenset) and settings.overwrite - set(planned):
@@ -157,9 +164,13 @@ def run_evaluation(
             if on_accept is not None:
                 on_accept(run_dir)
 
-        for spec in specs:
+        predictions = run_dir / PREDICTIONS_DIR if settings.save_predictions else None
+        for number, spec in enumerate(specs, 1):
+            log.info("[%d/%d] %s (%s)", number, len(specs), spec.name, spec.type)
             if spec.name in reuse:
                 note = " (kept by trust_existing=true; no provenance)" if reuse[spec.name] else ""
+                if predictions is not None:
+                    note += f"; no predictions for kept tasks (overwrite=[{spec.name}] recomputes it)"
                 log.info("%s: result made with the same settings exists in %s, kept%s", spec.name, run_dir, note)
                 summary.outcomes.append(TaskOutcome(spec, _read_result(folder.result_path(spec.name)), True))
                 continue
@@ -167,14 +178,17 @@ def run_evaluation(
             start = time.perf_counter()
             cache_before = _cache_counters(encoder)
             data.load()
+            if predictions is not None and primary:
+                clear_predictions(predictions, data.task)  # mteb merges into an existing file; a rerun starts afresh
             model_result = mteb.evaluate(
                 bridge,
                 data.task,
                 cache=None,
-                encode_kwargs={"batch_size": settings.batch_size},
+                encode_kwargs={"batch_size": settings.batch_size, "show_progress_bar": settings.progress},
                 overwrite_strategy="always",
                 co2_tracker=False,
-                show_progress_bar=False,
+                show_progress_bar=settings.progress,
+                prediction_folder=predictions if primary else None,
             )
             result = model_result.task_results[0]
             stats = bridge.task_stats.get(spec.name)
@@ -199,6 +213,8 @@ def run_evaluation(
                 "task_version": spec.version,
                 "provenance": provenance,
             }
+            if predictions is not None:
+                entry["predictions"] = prediction_files(run_dir, predictions, data.task)
             if primary:
                 path = folder.write_result(result, entry, provenance)
                 log.info("%s: wrote %s", spec.name, path)
@@ -228,9 +244,35 @@ def expected_provenance(spec: TaskSpec, data: TaskData, encoder: TextEncoder, re
 
 
 def benchmark_record(cfg: DictConfig, specs: list[TaskSpec]) -> dict[str, Any]:
-    """run.json's `benchmark`: the name the run's tasks came from ("tasks" for an ad-hoc list) and the tasks run."""
-    name = "tasks" if cfg.get("tasks") else str((cfg.get("benchmark") or {}).get("name", "tasks"))
+    """run.json's `benchmark`: the name the run's tasks came from ("tasks" for an ad-hoc list; mteb's own name for
+    `benchmark=mteb`, an alias resolved) and the tasks run."""
+    from nvembed_eval.tasks import mteb_benchmark
+
+    benchmark = cfg.get("benchmark") or {}
+    if task_list("tasks", cfg.get("tasks")):
+        name = "tasks"
+    elif benchmark.get("tasks"):
+        name = str(benchmark.get("name", "tasks"))
+    else:
+        name = mteb_benchmark(str(benchmark.name)).name
     return {"name": name, "tasks": [spec.name for spec in specs]}
+
+
+def prediction_files(run_dir: Path, folder: Path, task: Any) -> list[str]:
+    """The files mteb wrote for `task` (`<name>_predictions.json`, one per subtask of an aggregate), relative to
+    the run folder."""
+    from nvembed_eval.tasks import hub_leaves
+
+    paths = [folder / leaf.prediction_file_name for leaf in hub_leaves(task)]
+    return [str(p.relative_to(run_dir)) for p in paths if p.is_file()]
+
+
+def clear_predictions(folder: Path, task: Any) -> None:
+    """Remove the predictions of `task` left by an earlier or killed run (mteb would merge into them)."""
+    from nvembed_eval.tasks import hub_leaves
+
+    for leaf in hub_leaves(task):
+        (folder / leaf.prediction_file_name).unlink(missing_ok=True)
 
 
 def cache_max_bytes(cfg: DictConfig) -> int | None:

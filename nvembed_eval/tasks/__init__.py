@@ -1,18 +1,19 @@
-"""Tasks: which tasks a run evaluates (task YAMLs, benchmarks, the embedded smoke tasks), with which instruction on
-each side, and where each task's data comes from (a hub dataset commit, or a local folder read into mteb's task).
-"""
+"""Tasks: which tasks a run evaluates (task YAMLs, benchmarks of this harness or mteb's, the embedded smoke tasks),
+with which instruction on each side, and where each task's data comes from (a hub dataset commit, or a local folder
+read into mteb's task)."""
 
+from nvembed_eval.tasks.benchmarks import MtebBenchmark, benchmark_tasks, harness_benchmarks, mteb_benchmark
 from nvembed_eval.tasks.data_source import TaskData, plan_task_data
 from nvembed_eval.tasks.instructions import InstructionVariant, instruction_for, render_prefix
 from nvembed_eval.tasks.local_data import load_local_task_data
-from nvembed_eval.tasks.revisions import build_mteb_task, load_hub_data
+from nvembed_eval.tasks.revisions import build_mteb_task, hub_leaves, load_hub_data
 from nvembed_eval.tasks.smoke import SMOKE_TASK_NAMES
 from nvembed_eval.tasks.specs import (
     REVISION_KINDS,
     SIDES,
     TaskSpec,
     TaskType,
-    benchmark_tasks,
+    check_name,
     conf_dir,
     list_task_specs,
     load_task_spec,
@@ -24,17 +25,22 @@ __all__ = [
     "SIDES",
     "SMOKE_TASK_NAMES",
     "InstructionVariant",
+    "MtebBenchmark",
     "TaskData",
     "TaskSpec",
     "TaskType",
     "benchmark_tasks",
     "build_mteb_task",
+    "check_name",
     "conf_dir",
+    "harness_benchmarks",
+    "hub_leaves",
     "instruction_for",
     "list_task_specs",
     "load_hub_data",
     "load_local_task_data",
     "load_task_spec",
+    "mteb_benchmark",
     "plan_task_data",
     "render_prefix",
     "resolve_task_names",

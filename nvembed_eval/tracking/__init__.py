@@ -3,11 +3,18 @@ the regression gate (`nvembed-eval-compare`), sweep reports (`nvembed-eval-repor
 """
 
 from nvembed_eval.tracking.compare import Comparison, compare
-from nvembed_eval.tracking.leaderboard import Leaderboard, benchmark_leaderboard
+from nvembed_eval.tracking.leaderboard import Leaderboard, benchmark_leaderboard, leaderboard
 from nvembed_eval.tracking.provenance import differences, make_provenance
 from nvembed_eval.tracking.run_folder import RunFolder, writing
 from nvembed_eval.tracking.scoring import ScoreSet, TaskScore, load_scores, task_score
-from nvembed_eval.tracking.summary import RunSummary, TaskOutcome, print_leaderboard, print_run_table
+from nvembed_eval.tracking.summary import (
+    RunSummary,
+    TaskOutcome,
+    print_leaderboard,
+    print_run_table,
+    reference_table,
+    summary_rows,
+)
 
 __all__ = [
     "Comparison",
@@ -20,10 +27,13 @@ __all__ = [
     "benchmark_leaderboard",
     "compare",
     "differences",
+    "leaderboard",
     "load_scores",
     "make_provenance",
     "print_leaderboard",
     "print_run_table",
+    "reference_table",
+    "summary_rows",
     "task_score",
     "writing",
 ]

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nvembed_eval.errors import ResultsError
+
 if TYPE_CHECKING:
     from mteb import TaskResult
     from omegaconf import DictConfig
@@ -36,15 +38,32 @@ PUBLISHED_BY_MODEL = {
 
 
 def reference_table(cfg: DictConfig) -> Path | None:
-    """The published table to compare against: `cfg.reference` (a CSV path), or for `auto` the table shipped for
-    the model's name; None when there is none."""
+    """The published table to compare against: `cfg.reference` (a CSV path, or the name of a table shipped with the
+    package such as `nv_embed_v2`), or for `auto` the table shipped for the model's name; None when there is none.
+
+    Shipped tables are read from `cfg.paths.published_dir`, or when that is null from the package itself
+    (nvembed_eval.resources), so a run from any folder finds them.
+
+    Raises:
+        ResultsError: `reference` names no shipped table (lists them).
+    """
+    from nvembed_eval.resources import bundled_dir
+
     reference = cfg.get("reference", "auto")
     if reference in (None, "null", "none"):
         return None
+    folder = cfg.paths.get("published_dir")
+    published = Path(str(folder)) if folder else bundled_dir("published")
     if reference == "auto":
         stem = PUBLISHED_BY_MODEL.get(str(cfg.model.get("name", "")))
-        return Path(str(cfg.paths.published_dir)) / stem if stem else None
-    return Path(str(reference))
+        return published / stem if stem else None
+    text = str(reference)
+    if "/" in text or Path(text).suffix:
+        return Path(text)
+    if not (published / f"{text}.csv").is_file():
+        shipped = ", ".join(sorted(p.stem for p in published.glob("*.csv")))
+        raise ResultsError(f"<reference={text}> is no published table; use one of: {shipped}, or a CSV path")
+    return published / f"{text}.csv"
 
 
 def published_scores(cfg: DictConfig) -> dict[str, float]:
@@ -65,26 +84,47 @@ def format_table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
-def print_run_table(summary: RunSummary, cfg: DictConfig) -> None:
+def summary_rows(summary: RunSummary, cfg: DictConfig) -> list[dict[str, object]]:
+    """One row per task of the run: task, type, split, subset, metric, score and published (0-100, None when there
+    is none), delta (score - published) and resumed (kept from an earlier run)."""
     from nvembed_eval.tracking.scoring import task_score
 
     published = published_scores(cfg)
-    rows = []
+    rows: list[dict[str, object]] = []
     for outcome in summary.outcomes:
         spec = outcome.spec
         ours = task_score(outcome.result, spec)
         ref = published.get(spec.name)
+        delta = ours - ref if ref is not None and ours is not None else None
         rows.append(
-            [
-                spec.name,
-                spec.type,
-                spec.metric,
-                f"{ours:.2f}" if ours is not None else "n/a",
-                f"{ref:.2f}" if ref is not None else "",
-                f"{round(ours - ref, 2) + 0.0:+.2f}" if ref is not None and ours is not None else "",  # no "-0.00"
-                "resumed" if outcome.skipped else "",
-            ]
+            {
+                "task": spec.name,
+                "type": spec.type,
+                "split": spec.split,
+                "subset": spec.subset,
+                "metric": spec.metric,
+                "score": ours,
+                "published": ref,
+                "delta": delta,
+                "resumed": outcome.skipped,
+            }
         )
+    return rows
+
+
+def print_run_table(summary: RunSummary, cfg: DictConfig) -> None:
+    rows = [
+        [
+            row["task"],
+            row["type"],
+            row["metric"],
+            f"{row['score']:.2f}" if row["score"] is not None else "n/a",
+            f"{row['published']:.2f}" if row["published"] is not None else "",
+            f"{round(row['delta'], 2) + 0.0:+.2f}" if row["delta"] is not None else "",  # + 0.0: no "-0.00"
+            "resumed" if row["resumed"] else "",
+        ]
+        for row in summary_rows(summary, cfg)
+    ]
     print(f"\nResults in {summary.run_dir}")
     print(format_table(rows, ["task", "type", "metric", "score", "published", "delta", "note"]))
 
