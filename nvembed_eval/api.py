@@ -339,8 +339,8 @@ def leaderboard(path: str | Path, benchmark: str | None = None) -> pd.DataFrame:
 
     scores = load_scores(path)
     recorded = scores.run_info.get("benchmark") or {}
-    if benchmark is None and recorded.get("name") not in (None, "tasks") and recorded.get("tasks"):
-        name, tasks = str(recorded["name"]), [str(t) for t in recorded["tasks"]]
+    if benchmark is None and recorded.get("tasks"):  # the run's own: its whole task list ("tasks": an ad-hoc list)
+        name, tasks = str(recorded.get("name") or "tasks"), [str(t) for t in recorded["tasks"]]
     else:
         name = benchmark or "mteb_eng_v1"
         tasks = benchmark_tasks(name)

@@ -21,6 +21,14 @@ log = logging.getLogger("nvembed_eval")
 CONFIG_NAME = "eval"
 
 
+def __getattr__(name: str) -> Path:
+    if name == "CONF_DIR":  # the bundled config tree (nvembed_eval.resources.conf_dir), resolved on first use
+        from nvembed_eval.resources import conf_dir
+
+        return conf_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def fail(message: str, code: int = 2) -> None:
     """The CLI's single-line error contract."""
     print(f"error: {message}", file=sys.stderr)

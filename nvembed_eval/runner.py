@@ -125,6 +125,7 @@ def run_evaluation(
 
     settings = RunSettings.from_config(cfg)
     specs = resolve_specs(cfg)
+    benchmark = benchmark_record(cfg, [spec.name for spec in specs])  # every task, also those without data here
     planned = plan_task_data(
         specs, data_dir=settings.data_dir, dataset_revision=settings.dataset_revision, explicit=bool(settings.tasks)
     )
@@ -158,7 +159,7 @@ def run_evaluation(
                 config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
                 overrides=overrides,
                 identity=encoder.identity,
-                benchmark=benchmark_record(cfg, specs),
+                benchmark=benchmark,
             )
             folder.write_model_meta(bridge.mteb_model_meta.model_dump(mode="json", exclude={"loader"}))
             if on_accept is not None:
@@ -243,9 +244,10 @@ def expected_provenance(spec: TaskSpec, data: TaskData, encoder: TextEncoder, re
     )
 
 
-def benchmark_record(cfg: DictConfig, specs: list[TaskSpec]) -> dict[str, Any]:
+def benchmark_record(cfg: DictConfig, tasks: list[str]) -> dict[str, Any]:
     """run.json's `benchmark`: the name the run's tasks came from ("tasks" for an ad-hoc list; mteb's own name for
-    `benchmark=mteb`, an alias resolved) and the tasks run."""
+    `benchmark=mteb`, an alias resolved) and its whole resolved task list, the leaderboard's denominators (a run
+    that serves 3 of them from local data still records all of them: its coverage is 3 of N)."""
     from nvembed_eval.tasks import mteb_benchmark
 
     benchmark = cfg.get("benchmark") or {}
@@ -255,7 +257,7 @@ def benchmark_record(cfg: DictConfig, specs: list[TaskSpec]) -> dict[str, Any]:
         name = str(benchmark.get("name", "tasks"))
     else:
         name = mteb_benchmark(str(benchmark.name)).name
-    return {"name": name, "tasks": [spec.name for spec in specs]}
+    return {"name": name, "tasks": list(tasks)}
 
 
 def prediction_files(run_dir: Path, folder: Path, task: Any) -> list[str]:
