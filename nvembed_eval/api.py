@@ -135,12 +135,13 @@ def job_config(full: DictConfig) -> tuple[DictConfig, DictConfig, Path]:
 
 def check_config(cfg: DictConfig) -> RunSettings:
     """The checks that need the composed config but no mteb, torch or model import, so a bad value costs one line
-    and leaves nothing on disk: the root settings, task names and the data folder.
+    and leaves nothing on disk: the root settings, task names, the data folder and the reference table.
 
     Raises:
         NVEmbedEvalError: the first problem found.
     """
     from nvembed_eval.tasks import check_name
+    from nvembed_eval.tracking import reference_table
 
     settings = RunSettings.from_config(cfg)
     for name in settings.tasks or ():
@@ -148,6 +149,12 @@ def check_config(cfg: DictConfig) -> RunSettings:
     if settings.data_dir is not None and not settings.data_dir.is_dir():
         raise DataError(
             f"data_dir {settings.data_dir} does not exist; point data_dir= at a folder of <TaskName>/ folders"
+        )
+    table = reference_table(cfg)  # a wrong name is refused here, not after the run
+    if table is not None and not table.is_file():
+        raise ConfigError(
+            f"<reference={cfg.get('reference')}>: no such table {table}; give a CSV path, a shipped table's name, "
+            "auto or null"
         )
     return settings
 
