@@ -32,18 +32,22 @@ PREDICTIONS_DIR = "predictions"  # save_predictions=true: mteb's per-query / per
 def resolve_specs(cfg: DictConfig) -> list[TaskSpec]:
     """Task specs from `tasks=[...]` (wins) or the benchmark's list (a harness YAML's `tasks:`, or for
     `benchmark=mteb` the task list of mteb's benchmark `benchmark.name`), validated against mteb's registry."""
-    from nvembed_eval.tasks import load_task_spec, mteb_benchmark, resolve_task_names
+    from nvembed_eval.tasks import has_task_yaml, load_task_spec, mteb_benchmark, resolve_task_names
 
     explicit = task_list("tasks", cfg.get("tasks"))
     benchmark = cfg.get("benchmark") or {}
+    named = None
     if explicit or benchmark.get("tasks"):
         benchmark_tasks = list(benchmark.get("tasks") or [])
     else:
-        benchmark_tasks = list(mteb_benchmark(str(benchmark.name)).tasks)
+        named = mteb_benchmark(str(benchmark.name))
+        benchmark_tasks = list(named.tasks)
     names = resolve_task_names(list(explicit) if explicit else None, benchmark_tasks)
     if not names:
         raise ConfigError("no tasks selected; pass tasks=[TaskName,...] or benchmark=<name>")
-    return [load_task_spec(name) for name in names]
+    if named is None:
+        return [load_task_spec(name) for name in names]
+    return [named.align(load_task_spec(name), has_task_yaml(name)) for name in names]
 
 
 def build_encoder(cfg: DictConfig) -> TextEncoder:

@@ -13,7 +13,7 @@ import nvembed_eval
 from nvembed_eval.errors import ConfigError
 from nvembed_eval.resources import conf_dir
 from nvembed_eval.runner import resolve_specs
-from nvembed_eval.tasks import benchmark_tasks, mteb_benchmark
+from nvembed_eval.tasks import MtebBenchmark, benchmark_tasks, load_task_spec, mteb_benchmark
 
 V2 = "MTEB(eng, v2)"
 
@@ -90,3 +90,15 @@ def test_named_benchmark_mistakes_fail_in_one_line_and_create_nothing(tmp_path, 
     result = run_cli([*args, f"output_dir={run_dir}"], tmp_path)
     assert result.returncode == 2 and result.error_line.startswith("error: ") and fragment in result.error_line
     assert not (tmp_path / "out").exists()
+
+
+def test_specs_follow_the_benchmarks_split_and_subset(caplog):
+    v2 = mteb_benchmark(V2)
+    assert all(len(splits) == len(subsets) == 1 for splits, subsets in v2.scopes.values())
+    spec = load_task_spec("STS22.v2")  # from mteb's metadata
+    own = MtebBenchmark("own", ("STS22.v2", "STSBenchmark"), "", {"STS22.v2": (("test",), ("de",))})
+    assert (own.align(spec, has_yaml=False).split, own.align(spec, has_yaml=False).subset) == ("test", "de")
+    several = MtebBenchmark("several", ("STSBenchmark",), "", {"STSBenchmark": (("test",), ("default", "x"))})
+    yaml_spec = load_task_spec("STSBenchmark")
+    assert several.align(yaml_spec, has_yaml=True) == yaml_spec  # a YAML spec is never changed ...
+    assert "this harness scores split test, subset default only" in caplog.text  # ... but the difference is said

@@ -4,12 +4,16 @@ mteb name (`MTEB(eng, v2)`, `MTEB(eng, v1)` and their aliases), whose task list 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 from nvembed_eval.errors import ConfigError
-from nvembed_eval.tasks.specs import check_name, conf_dir, read_yaml
+from nvembed_eval.tasks.specs import TaskSpec, check_name, conf_dir, read_yaml
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -20,11 +24,33 @@ class MtebBenchmark:
         name: mteb's name (an alias given by the user is resolved to it).
         tasks: mteb task names, in mteb's order.
         description: mteb's description (markdown).
+        scopes: task name -> (splits, subsets) the benchmark evaluates it on.
     """
 
     name: str
     tasks: tuple[str, ...]
     description: str
+    scopes: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+
+    def align(self, spec: TaskSpec, has_yaml: bool) -> TaskSpec:
+        """`spec` on the split and subset this benchmark scores: a spec built from mteb's metadata takes the
+        benchmark's when it names exactly one of each; otherwise a difference is logged (this harness scores one
+        split and one subset per task)."""
+        splits, subsets = self.scopes.get(spec.name, ((spec.split,), (spec.subset,)))
+        if (spec.split, spec.subset) == (splits[0], subsets[0]) and len(splits) == len(subsets) == 1:
+            return spec
+        if not has_yaml and len(splits) == len(subsets) == 1:
+            return dataclasses.replace(spec, split=splits[0], subset=subsets[0])
+        log.warning(
+            "%s: %s evaluates split(s) %s, subset(s) %s; this harness scores split %s, subset %s only",
+            spec.name,
+            self.name,
+            ",".join(splits),
+            ",".join(subsets),
+            spec.split,
+            spec.subset,
+        )
+        return spec
 
 
 def harness_benchmarks() -> dict[str, list[str]]:
@@ -74,7 +100,8 @@ def mteb_benchmark(name: str, key: str = "benchmark.name") -> MtebBenchmark:
         )
     benchmark = mteb.get_benchmark(known[name])
     tasks = tuple(dict.fromkeys(task.metadata.name for task in benchmark.tasks))
-    return MtebBenchmark(benchmark.name, tasks, str(benchmark.description or ""))
+    scopes = {task.metadata.name: (tuple(task.eval_splits), tuple(task.hf_subsets)) for task in benchmark.tasks}
+    return MtebBenchmark(benchmark.name, tasks, str(benchmark.description or ""), scopes)
 
 
 def benchmark_tasks(name: str) -> list[str]:

@@ -210,6 +210,11 @@ def _yaml_spec(name: str) -> TaskSpec | None:
     return _spec_from_mapping(read_yaml(path), path)
 
 
+def has_task_yaml(name: str) -> bool:
+    """Whether `conf/task/<name>.yaml` exists (the task has this harness's own spec)."""
+    return task_yaml_path(name).is_file()
+
+
 def list_task_specs() -> dict[str, TaskSpec]:
     """Every task YAML under `conf/task/` (the 56 plus any smoke tasks), by name."""
     folder = conf_dir() / "task"
