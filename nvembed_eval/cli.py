@@ -72,8 +72,9 @@ def _precheck(line) -> tuple[Path, bool]:
     from nvembed_eval.preflight import nearest_existing
 
     overrides = [o.input_line for o in line.overrides]
-    cli_dirs = [d for d in line.config_dirs if not any(o.key_or_group == "hydra.searchpath" for o in line.overrides)]
-    if line.plain:
+    searchpath = any(o.key_or_group == "hydra.searchpath" for o in line.overrides)
+    cli_dirs = [] if searchpath else line.config_dirs  # --config-dir: the same folders as a search path override
+    if line.plain and not (searchpath and "--config-dir" in line.raw_flags):
         extra = [search_path_override(cli_dirs)] if cli_dirs else []
         cfg, _hydra, run_dir = job_config(compose_config([*overrides, *extra]))
         return nearest_existing(run_dir), check_config(cfg).progress

@@ -55,7 +55,8 @@ class CommandLine:
     multirun: bool = False
     no_run: bool = False  # help, --cfg, --info, shell completion: nothing is evaluated or written
     help_only: bool = False  # help, version, shell completion: the overrides are not even composed
-    flags: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # flags other than -m and --config-dir
+    raw_flags: set[str] = field(default_factory=set)  # every flag given, long names for -m/-cd
 
     @property
     def plain(self) -> bool:
@@ -82,6 +83,7 @@ def parse_command_line(args: list[str]) -> CommandLine:
         arg = queue.pop(0)
         flag, has_inline, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
         if arg.startswith("-"):
+            line.raw_flags.add({"-cd": "--config-dir", "-m": "--multirun"}.get(flag, flag))
             line.no_run = line.no_run or flag in NO_RUN_FLAGS
             line.multirun = line.multirun or flag in _MULTIRUN_FLAGS
             if flag not in _PLAIN_FLAGS | _MULTIRUN_FLAGS:
@@ -236,6 +238,11 @@ def check_overrides(args: list[str], conf_dir: Path) -> CommandLine:
                 f"<{override.input_line}> gives several values: write {key}=[{values}] for a list, "
                 f"or add -m to sweep over them"
             )
+        if key in groups and override.value() is None and not override.is_delete():
+            # Hydra refuses a null group choice with a traceback (ValueError in its defaults list)
+            if _default_choice(conf_dir, key) in (None, "null"):
+                raise ConfigError(f"<{key}=null> is the default already; leave {key}= out")
+            raise ConfigError(f"<{key}=null> needs a {key} config; pick one of conf/{key}/: {', '.join(groups[key])}")
         if key in groups:
             for value in _choices(override):
                 if value not in groups[key] and value != "null":
