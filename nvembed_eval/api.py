@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError, DataError, NVEmbedEvalError
-from nvembed_eval.logs import attach_run_log, console_logging, detach_run_log, route_library_logs
+from nvembed_eval.logs import FILE_ONLY, attach_run_log, console_logging, detach_run_log, route_library_logs
 from nvembed_eval.preflight import check_output_dir, check_overrides, check_torch, nearest_existing
 from nvembed_eval.resources import conf_dir
 from nvembed_eval.settings import RunSettings
@@ -191,8 +191,10 @@ def execute(cfg: DictConfig, hydra_cfg: DictConfig, run_dir: Path, overrides: li
             log.info("compiling the model with torch.compile (model.compile=true): its first batches wait for it")
         init_from_env()  # several ranks under torchrun: encoding is split across them
         return run_evaluation(cfg, run_dir, overrides, on_accept=accept)
-    except NVEmbedEvalError:
-        if not accepted:
+    except NVEmbedEvalError as exc:
+        if accepted:
+            log.error("%s", exc, extra={FILE_ONLY: True})  # the run log records why it stopped
+        else:
             discard_created(run_dir, keep)
         raise
     finally:

@@ -8,15 +8,11 @@ Examples:
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
 
 from nvembed_eval.errors import NVEmbedEvalError
-from nvembed_eval.logs import FILE_ONLY
-
-log = logging.getLogger("nvembed_eval")
 
 CONFIG_NAME = "eval"
 
@@ -56,7 +52,6 @@ def _run(cfg, keep: Path) -> None:
     except NVEmbedEvalError as exc:
         from nvembed_eval.api import discard_created
 
-        log.error("%s", exc, extra={FILE_ONLY: True})
         discard_created(run_dir, keep)  # only when empty: an accepted run's folder is never empty
         fail(str(exc), exc.exit_code)
 

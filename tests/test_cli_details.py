@@ -157,3 +157,19 @@ def test_published_columns_fill_from_any_folder(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=away, env=env, capture_output=True, text=True, check=True)
     path = out.stdout.strip()
     assert os.path.isfile(path) and path.endswith("all_minilm_l6_v2.csv") and not path.startswith(str(away))
+
+
+def test_an_error_after_acceptance_is_in_the_run_log_once_on_the_console(tmp_path):
+    """Data found unusable once the run is accepted (one STS pair): one console line, and the run log says why."""
+    import gzip
+
+    folder = tmp_path / "data" / "STSBenchmark"
+    folder.mkdir(parents=True)
+    with gzip.open(folder / "test.jsonl.gz", "wt") as handle:
+        handle.write(json.dumps({"sentence1": "a cat", "sentence2": "a cat sat", "score": 4.0}) + "\n")
+    run_dir = tmp_path / "run"
+    result = run_cli(["tasks=STSBenchmark", f"data_dir={folder.parent}", f"output_dir={run_dir}"], tmp_path)
+    assert result.returncode == 2 and "has 1 pair" in result.error_line
+    message = result.error_line.removeprefix("error: ")
+    assert result.stderr.count(message) == 1
+    assert message in (run_dir / "nvembed-eval.log").read_text()
