@@ -5,11 +5,16 @@ the run's full log in `<run_dir>/nvembed-eval.log`, opened only once the run is 
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 LOG_FILE = "nvembed-eval.log"
 FILE_ONLY = "nvembed_file_only"  # `extra={FILE_ONLY: True}`: goes to the run log, never to the console
 _FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+# Libraries that print through a stderr handler of their own (unfiltered, not in the run log) and show progress bars.
+_OWN_HANDLERS = ("transformers", "datasets", "huggingface_hub")
 
 
 class ConsoleFilter(logging.Filter):
@@ -48,3 +53,56 @@ def attach_run_log(run_dir: Path) -> Path:
     root.addHandler(handler)
     logging.captureWarnings(True)  # Python warnings too (py.warnings logger), deduplicated on the console
     return path
+
+
+def detach_run_log(path: Path) -> None:
+    """Close and remove the run log handler of `path` (the Python API runs several runs in one process)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == Path(path).absolute():
+            root.removeHandler(handler)
+            handler.close()
+
+
+def route_library_logs(progress: bool = False) -> None:
+    """Send transformers', datasets' and huggingface_hub's messages through the root logger (the quiet console and
+    the run log) instead of their own stderr handlers, and hide their progress bars unless `progress` is true."""
+    import datasets
+    import huggingface_hub.utils
+    import transformers.utils.logging
+
+    for name in _OWN_HANDLERS:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:  # the library's default handler, not one a user added
+                logger.removeHandler(handler)
+        logger.propagate = True
+    if progress:
+        datasets.enable_progress_bars()
+        huggingface_hub.utils.enable_progress_bars()
+        transformers.utils.logging.enable_progress_bar()
+    else:
+        datasets.disable_progress_bars()
+        huggingface_hub.utils.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
+
+
+@contextmanager
+def console_logging() -> Iterator[None]:
+    """The CLI's quiet console for the Python API: when the process has not configured logging (a notebook, a
+    script), this harness's INFO lines and every warning go to stderr, each once, for the duration of a run."""
+    root = logging.getLogger()
+    if root.handlers:  # the caller configured logging; leave it alone
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
+    handler.addFilter(ConsoleFilter())
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

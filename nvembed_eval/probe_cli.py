@@ -44,14 +44,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _build_bare_encoder(overrides: list[str]):
     """The model `nvembed-eval` would build for these overrides, without the embedding cache in front of it."""
-    from nvembed_eval.cli import CONF_DIR, compose_config
+    from nvembed_eval.api import job_only_config
     from nvembed_eval.preflight import check_overrides, check_torch
+    from nvembed_eval.resources import conf_dir
     from nvembed_eval.runner import build_encoder
 
     check_torch()
-    check_overrides(overrides, CONF_DIR)
+    check_overrides(overrides, conf_dir())
     # Appended last so that no override can turn the cache back on: a cached vector would hide the change.
-    cfg = compose_config([*overrides, "cache.enabled=false"])
+    cfg = job_only_config([*overrides, "cache.enabled=false"])
     encoder = build_encoder(cfg)
     return getattr(encoder, "encoder", encoder), cfg  # CachedEncoder.encoder: the wrapped model adapter
 

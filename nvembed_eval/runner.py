@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError, NVEmbedEvalError, OutputLockedError
-from nvembed_eval.settings import RunSettings
+from nvembed_eval.settings import RunSettings, task_list
 from nvembed_eval.tracking import (
     FIDELITY_KEY,
     RunFolder,
@@ -36,15 +36,24 @@ log = logging.getLogger(__name__)
 
 
 def resolve_specs(cfg: DictConfig) -> list[TaskSpec]:
-    """Task specs from `tasks=[...]` (wins) or the benchmark's list, validated against mteb's registry."""
-    from nvembed_eval.tasks import load_task_spec, resolve_task_names
+    """Task specs from `tasks=[...]` (wins) or the benchmark's list (a harness YAML's `tasks:`, or for
+    `benchmark=mteb` the task list of mteb's benchmark `benchmark.name`), validated against mteb's registry."""
+    from nvembed_eval.tasks import has_task_yaml, load_task_spec, mteb_benchmark, resolve_task_names
 
-    explicit = list(cfg.tasks) if cfg.get("tasks") else None
-    benchmark_tasks = list(cfg.benchmark.tasks) if cfg.get("benchmark") else []
-    names = resolve_task_names(explicit, benchmark_tasks)
+    explicit = task_list("tasks", cfg.get("tasks"))
+    benchmark = cfg.get("benchmark") or {}
+    named = None
+    if explicit or benchmark.get("tasks"):
+        benchmark_tasks = list(benchmark.get("tasks") or [])
+    else:
+        named = mteb_benchmark(str(benchmark.name))
+        benchmark_tasks = list(named.tasks)
+    names = resolve_task_names(list(explicit) if explicit else None, benchmark_tasks)
     if not names:
         raise ConfigError("no tasks selected; pass tasks=[TaskName,...] or benchmark=<name>")
-    return [load_task_spec(name) for name in names]
+    if named is None:
+        return [load_task_spec(name) for name in names]
+    return [named.align(load_task_spec(name), has_task_yaml(name)) for name in names]
 
 
 def build_encoder(cfg: DictConfig) -> TextEncoder:
@@ -127,9 +136,9 @@ def run_evaluation(
     settings = RunSettings.from_config(cfg)
     check_reference(cfg)  # an unusable reference= (missing file, bad table) stops the run before any task
     specs = resolve_specs(cfg)
-    benchmark = benchmark_record(cfg, specs)  # every task of the benchmark, whether or not its data is here
+    benchmark = benchmark_record(cfg, [spec.name for spec in specs])  # every task, also those without data here
     planned = plan_task_data(
-        specs, data_dir=settings.data_dir, dataset_revision=settings.dataset_revision, explicit=bool(cfg.get("tasks"))
+        specs, data_dir=settings.data_dir, dataset_revision=settings.dataset_revision, explicit=bool(settings.tasks)
     )
     specs = [spec for spec in specs if spec.name in planned]
     if isinstance(settings.overwrite, frozenset) and settings.overwrite - set(planned):
@@ -167,9 +176,12 @@ def run_evaluation(
             if on_accept is not None:
                 on_accept(run_dir)
 
-        for spec in specs:
+        for number, spec in enumerate(specs, 1):
+            log.info("[%d/%d] %s (%s)", number, len(specs), spec.name, spec.type)
             if spec.name in reuse:
                 note = " (kept by trust_existing=true; no provenance)" if reuse[spec.name] else ""
+                if settings.save_predictions:
+                    note += f"; no predictions for kept tasks (overwrite=[{spec.name}] recomputes it)"
                 log.info("%s: result made with the same settings exists in %s, kept%s", spec.name, run_dir, note)
                 summary.outcomes.append(TaskOutcome(spec, _read_result(folder.result_path(spec.name)), True))
                 continue
@@ -178,19 +190,27 @@ def run_evaluation(
             cache_before = _cache_counters(encoder)
             data.load()
             fidelity = fidelity_record(data.task)  # mteb 1 vs 2 definitions, counted before mteb filters the data
-            with prediction_folder(run_dir, keep=bool(cfg.get("save_predictions")), enabled=primary) as predictions:
+            # mteb's predictions feed the per-item data (a scratch folder, or <run>/predictions with save_predictions)
+            with prediction_folder(run_dir, keep=settings.save_predictions, enabled=primary) as predictions:
+                if predictions is not None and settings.save_predictions:
+                    clear_predictions(predictions, data.task)  # mteb merges into an existing file; start afresh
                 model_result = mteb.evaluate(
                     bridge,
                     data.task,
                     cache=None,
-                    encode_kwargs={"batch_size": settings.batch_size},
+                    encode_kwargs={"batch_size": settings.batch_size, "show_progress_bar": settings.progress},
                     overwrite_strategy="always",
                     co2_tracker=False,
-                    show_progress_bar=False,
+                    show_progress_bar=settings.progress,
                     prediction_folder=predictions,
                 )
                 result = model_result.task_results[0]
                 items = write_items(data, spec, predictions, run_dir, result)  # per-item data for the gate
+                kept = (
+                    prediction_files(run_dir, predictions, data.task)
+                    if predictions is not None and settings.save_predictions
+                    else None
+                )
             stats = bridge.task_stats.get(spec.name)
             sub_stats = [bridge.task_stats[s] for s in spec.subtasks or () if s in bridge.task_stats]
             provenance = expected[spec.name]
@@ -218,6 +238,8 @@ def run_evaluation(
             }
             if items is not None:
                 provenance["items"] = items  # run.json and the result file: the items file's path and sha256
+            if kept is not None:
+                entry["predictions"] = kept
             if primary:
                 path = folder.write_result(result, entry, provenance)
                 log.info("%s: wrote %s", spec.name, path)
@@ -240,11 +262,37 @@ def expected_provenance(spec: TaskSpec, data: TaskData, encoder: TextEncoder, re
     )
 
 
-def benchmark_record(cfg: DictConfig, specs: list[TaskSpec]) -> dict[str, Any]:
-    """run.json's `benchmark`: the name the run's tasks came from ("tasks" for an ad-hoc list) and all its tasks,
-    including those a partial data_dir or offline cache cannot serve (coverage is counted against them)."""
-    name = "tasks" if cfg.get("tasks") else str((cfg.get("benchmark") or {}).get("name", "tasks"))
-    return {"name": name, "tasks": [spec.name for spec in specs]}
+def benchmark_record(cfg: DictConfig, tasks: list[str]) -> dict[str, Any]:
+    """run.json's `benchmark`: the name the run's tasks came from ("tasks" for an ad-hoc list; mteb's own name for
+    `benchmark=mteb`, an alias resolved) and its whole resolved task list, the leaderboard's denominators (a run
+    that serves 3 of them from local data still records all of them: its coverage is 3 of N)."""
+    from nvembed_eval.tasks import mteb_benchmark
+
+    benchmark = cfg.get("benchmark") or {}
+    if task_list("tasks", cfg.get("tasks")):
+        name = "tasks"
+    elif benchmark.get("tasks"):
+        name = str(benchmark.get("name", "tasks"))
+    else:
+        name = mteb_benchmark(str(benchmark.name)).name
+    return {"name": name, "tasks": list(tasks)}
+
+
+def prediction_files(run_dir: Path, folder: Path, task: Any) -> list[str]:
+    """The files mteb wrote for `task` (`<name>_predictions.json`, one per subtask of an aggregate), relative to
+    the run folder."""
+    from nvembed_eval.tasks import hub_leaves
+
+    paths = [folder / leaf.prediction_file_name for leaf in hub_leaves(task)]
+    return [str(p.relative_to(run_dir)) for p in paths if p.is_file()]
+
+
+def clear_predictions(folder: Path, task: Any) -> None:
+    """Remove the predictions of `task` left by an earlier or killed run (mteb would merge into them)."""
+    from nvembed_eval.tasks import hub_leaves
+
+    for leaf in hub_leaves(task):
+        (folder / leaf.prediction_file_name).unlink(missing_ok=True)
 
 
 def cache_max_bytes(cfg: DictConfig) -> int | None:

@@ -58,6 +58,18 @@ def task_selection(key: str, value: Any) -> bool | frozenset[str]:
     raise ConfigError(f"<{key}={_show(value)}> must be true, false or a list of task names, e.g. {key}=[SciFact]")
 
 
+def task_list(key: str, value: Any) -> tuple[str, ...] | None:
+    """`tasks`: null, one task name (`tasks=SciFact`) or a list of names (`tasks=[SciFact,NFCorpus]`)."""
+    value = _plain(value)
+    if value is None or value == []:
+        return None
+    if isinstance(value, str) and value.strip():
+        return (value.strip(),)
+    if isinstance(value, list | tuple) and all(isinstance(v, str) and v.strip() for v in value):
+        return tuple(v.strip() for v in value)
+    raise ConfigError(f"<{key}={_show(value)}> must be a task name or a list of them, e.g. {key}=[SciFact,NFCorpus]")
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """The checked root settings of one run."""
@@ -71,6 +83,9 @@ class RunSettings:
     leaderboard: bool
     cache_enabled: bool
     cache_max_bytes: int | None
+    tasks: tuple[str, ...] | None = None
+    save_predictions: bool = False
+    progress: bool = False
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> RunSettings:
@@ -86,6 +101,13 @@ class RunSettings:
                 raise ConfigError(
                     f"<{group}={_show(cfg.get(group))}> needs a {group} config; pick one of conf/{group}/"
                 )
+        tasks = task_list("tasks", cfg.get("tasks"))
+        benchmark = cfg["benchmark"]
+        if not tasks and not benchmark.get("tasks") and _missing(benchmark, "name"):
+            raise ConfigError(
+                """benchmark=mteb needs the mteb benchmark's name, e.g. 'benchmark.name="MTEB(eng, v2)"' """
+                "(nvembed-eval-list benchmarks --all lists them)"
+            )
         data_dir = cfg.get("data_dir")
         if data_dir is not None and (not isinstance(data_dir, str) or not data_dir.strip()):
             raise ConfigError(f"<data_dir={_show(data_dir)}> must be a folder path or null")
@@ -104,7 +126,19 @@ class RunSettings:
             cache_max_bytes=None
             if max_size is None
             else parse_size(max_size, "cache.max_size", hint=", or null for no cap"),
+            tasks=tasks,
+            save_predictions=boolean("save_predictions", cfg.get("save_predictions", False)),
+            progress=boolean("progress", cfg.get("progress", False)),
         )
+
+
+def _missing(node: Any, key: str) -> bool:
+    """True when `node.key` is absent or Hydra's mandatory `???`."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(node, DictConfig):
+        return key not in node or OmegaConf.is_missing(node, key) or node[key] is None
+    return node.get(key) in (None, "???")
 
 
 def _plain(value: Any) -> Any:

@@ -40,3 +40,18 @@ def hf_home(tmp_path_factory, shared_dir) -> Path:
     model_commit(home, *TINY_MODEL, model_folder_files(tiny))
     model_set_ref(home, *TINY_MODEL)
     return home
+
+
+@pytest.fixture(scope="session")
+def embedding_cache(tmp_path_factory) -> Path:
+    """One embedding cache for the tests that encode the same real task with MiniLM (README API example, named mteb
+    benchmarks): the first encodes STSBenchmark, the others read it back."""
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
+@pytest.fixture(scope="session")
+def sts_only_data(tmp_path_factory, shared_dir) -> Path:
+    """A data_dir holding only STSBenchmark (a link to ../shared/data/STSBenchmark): a benchmark run covers 1 task."""
+    root = tmp_path_factory.mktemp("sts-only")
+    (root / "STSBenchmark").symlink_to(shared_dir / "data" / "STSBenchmark")
+    return root

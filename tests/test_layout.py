@@ -12,6 +12,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nvembed_eval"
 ROOMS = ("tasks", "models", "cache", "tracking")
+# resources: where the bundled data lives; api: the CLI's run for Python (cli-level); listing: nvembed-eval-list;
 # probe_cli: the `nvembed-eval-probe` console script, glue like cli (it builds the model as the runner does).
 TOP_LEVEL = {
     "__init__",
@@ -25,6 +26,9 @@ TOP_LEVEL = {
     "logs",
     "settings",
     "probe_cli",
+    "resources",
+    "api",
+    "listing",
 }
 
 # What each unit may import from this package. `runner` joins the rooms; `cli` is the Hydra glue on top.
@@ -34,17 +38,34 @@ ALLOWED: dict[str, set[str]] = {
     "atomic": set(),
     "hashing": set(),
     "logs": set(),
-    "__init__": set(),
+    "resources": {"errors"},  # the bundled conf/, instructions/, published/ folders, for every unit
+    "__init__": {"api"},  # lazy attributes: nvembed_eval.evaluate, .load_results, .leaderboard
     "preflight": {"errors"},
     "settings": {"errors", "cache"},
     # rooms
-    "tasks": {"errors", "atomic", "hashing"},
+    "tasks": {"errors", "atomic", "hashing", "resources"},
     "models": {"errors", "atomic", "hashing"},
     "cache": {"errors", "atomic", "models"},
-    "tracking": {"errors", "atomic", "tasks", "models"},
+    "tracking": {"errors", "atomic", "resources", "tasks", "models"},
     # the loop that joins the rooms, and the Hydra glue on top
     "runner": {"errors", "atomic", "settings", "tasks", "models", "cache", "tracking"},
-    "cli": {"errors", "atomic", "logs", "settings", "preflight", "runner", "tasks", "models", "cache", "tracking"},
+    "cli": {
+        "errors",
+        "atomic",
+        "logs",
+        "settings",
+        "preflight",
+        "resources",
+        "api",
+        "runner",
+        "tasks",
+        "models",
+        "cache",
+    }
+    | {"tracking"},
+    # the Python API: the CLI's run without the command line; listing: the registries, read only
+    "api": {"errors", "atomic", "logs", "settings", "preflight", "resources", "runner", "tasks", "models", "tracking"},
+    "listing": {"errors", "resources", "tasks", "models"},
     "__main__": {"cli"},
     "probe_cli": {"errors", "cli", "preflight", "runner", "tracking"},  # composes with cli, builds with the runner
 }

@@ -1,8 +1,10 @@
-"""Tasks: which tasks a run evaluates (task YAMLs, benchmarks, the embedded smoke tasks), with which instruction on
-each side, where each task's data comes from (a hub dataset commit, or a local folder read into mteb's task), and
-what a run would cost to encode (`plan=true`, from mteb's descriptive statistics).
+"""Tasks: which tasks a run evaluates (task YAMLs, benchmarks of this harness or mteb's, the embedded smoke
+tasks), with which instruction on each side, where each task's data comes from (a hub dataset commit, or a local
+folder read into mteb's task), and what a run would cost to encode (`plan=true`, from mteb's descriptive
+statistics).
 """
 
+from nvembed_eval.tasks.benchmarks import MtebBenchmark, benchmark_tasks, harness_benchmarks, mteb_benchmark
 from nvembed_eval.tasks.cost_plan import CostPlan, plan_tasks
 from nvembed_eval.tasks.cost_plan_report import plan_overrides, render_cost_plan
 from nvembed_eval.tasks.data_source import TaskData, plan_task_data
@@ -22,8 +24,9 @@ from nvembed_eval.tasks.specs import (
     SIDES,
     TaskSpec,
     TaskType,
-    benchmark_tasks,
+    check_name,
     conf_dir,
+    has_task_yaml,
     list_task_specs,
     load_task_spec,
     resolve_task_names,
@@ -36,21 +39,26 @@ __all__ = [
     "SMOKE_TASK_NAMES",
     "CostPlan",
     "InstructionVariant",
+    "MtebBenchmark",
     "TaskData",
     "TaskSpec",
     "TaskType",
     "benchmark_tasks",
     "build_mteb_task",
+    "check_name",
     "conf_dir",
     "describe_divergences",
     "divergent_total",
     "fidelity_record",
+    "harness_benchmarks",
+    "has_task_yaml",
     "hub_leaves",
     "instruction_for",
     "list_task_specs",
     "load_hub_data",
     "load_local_task_data",
     "load_task_spec",
+    "mteb_benchmark",
     "plan_overrides",
     "plan_task_data",
     "plan_tasks",

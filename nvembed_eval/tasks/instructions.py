@@ -43,10 +43,11 @@ class InstructionVariant(str, Enum):
 
 
 def instructions_dir() -> Path:
-    """Top-level `instructions/` folder: NV-Embed-v2's instructions.json and the Table-7 stand-in table."""
-    import nvembed_eval
+    """The bundled `instructions/` folder (the checkout's top-level one, shipped inside the wheel): NV-Embed-v2's
+    instructions.json and the Table-7 stand-in table."""
+    from nvembed_eval.resources import bundled_dir
 
-    return Path(nvembed_eval.__file__).resolve().parents[1] / "instructions"
+    return bundled_dir("instructions")
 
 
 NV_INSTRUCTIONS_FILE = "nv_embed_v2_instructions.json"

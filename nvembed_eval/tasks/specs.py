@@ -10,7 +10,6 @@ import difflib
 import importlib
 import importlib.util
 import logging
-import os
 import re
 from dataclasses import dataclass, field, fields
 from enum import Enum
@@ -92,13 +91,10 @@ REQUIRED_KEYS = ("name", "type", "split", "subset", "metric")
 
 
 def conf_dir() -> Path:
-    """The config root: `$NVEMBED_EVAL_CONF` if set (as for the CLI), else `<repo>/conf`."""
-    override = os.environ.get("NVEMBED_EVAL_CONF")
-    if override:
-        return Path(override)
-    import nvembed_eval
+    """The config root: `$NVEMBED_EVAL_CONF` if set (as for the CLI), else the bundled `conf/` (resources.py)."""
+    from nvembed_eval.resources import conf_dir as bundled_conf
 
-    return Path(nvembed_eval.__file__).resolve().parents[1] / "conf"
+    return bundled_conf()
 
 
 # mteb task and benchmark names: letters, digits and `_ - . ( ) , +` and spaces ("MTEB(eng, v2)"), never a path.
@@ -126,7 +122,7 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _parsed: dict[tuple[str, int, int], Any] = {}  # (path, mtime, size) -> parsed YAML; specs are rebuilt per call
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     if key not in _parsed:
@@ -211,7 +207,12 @@ def _yaml_spec(name: str) -> TaskSpec | None:
     path = task_yaml_path(name)
     if not path.is_file():
         return None
-    return _spec_from_mapping(_read_yaml(path), path)
+    return _spec_from_mapping(read_yaml(path), path)
+
+
+def has_task_yaml(name: str) -> bool:
+    """Whether `conf/task/<name>.yaml` exists (the task has this harness's own spec)."""
+    return task_yaml_path(name).is_file()
 
 
 def list_task_specs() -> dict[str, TaskSpec]:
@@ -219,7 +220,7 @@ def list_task_specs() -> dict[str, TaskSpec]:
     folder = conf_dir() / "task"
     specs: dict[str, TaskSpec] = {}
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
-        specs[path.stem] = _spec_from_mapping(_read_yaml(path), path)
+        specs[path.stem] = _spec_from_mapping(read_yaml(path), path)
     return specs
 
 
@@ -379,22 +380,3 @@ def resolve_task_names(tasks: list[str] | None, benchmark_tasks: list[str]) -> l
             raise _not_found(name, requested, key)
         resolved.append(name)
     return resolved
-
-
-def benchmark_tasks(name: str) -> list[str]:
-    """The `tasks:` list of `conf/benchmark/<name>.yaml`.
-
-    Raises:
-        ConfigError: no such benchmark (lists the available ones) or the file has no task list.
-    """
-    check_name(name, "benchmark")
-    folder = conf_dir() / "benchmark"
-    path = folder / f"{name}.yaml"
-    if not path.is_file():
-        available = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
-        raise ConfigError(f"unknown benchmark <benchmark={name}>; choose one of: {', '.join(available) or 'none'}")
-    data = _read_yaml(path)
-    tasks = data.get("tasks") if isinstance(data, dict) else None
-    if not isinstance(tasks, list) or not tasks:
-        raise ConfigError(f"{path} has no 'tasks:' list; add the mteb task names")
-    return [str(t) for t in tasks]

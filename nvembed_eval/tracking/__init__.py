@@ -5,7 +5,7 @@ probes (`nvembed-eval-probe`). (`compare` and `report` are not imported here: `p
 """
 
 from nvembed_eval.tracking.items import prediction_folder, write_items
-from nvembed_eval.tracking.leaderboard import Benchmark, Leaderboard, benchmark_leaderboard
+from nvembed_eval.tracking.leaderboard import Benchmark, Leaderboard, benchmark_leaderboard, leaderboard
 from nvembed_eval.tracking.probe import (
     PROBE_SET_VERSION,
     Baseline,
@@ -26,7 +26,13 @@ from nvembed_eval.tracking.provenance import FIDELITY_KEY, differences, make_pro
 from nvembed_eval.tracking.reference import check_reference
 from nvembed_eval.tracking.run_folder import RunFolder, writing
 from nvembed_eval.tracking.scoring import ScoreSet, TaskScore, load_scores, task_score
-from nvembed_eval.tracking.summary import RunSummary, TaskOutcome, print_leaderboard, print_run_table
+from nvembed_eval.tracking.summary import (
+    RunSummary,
+    TaskOutcome,
+    print_leaderboard,
+    print_run_table,
+    summary_rows,
+)
 
 __all__ = [
     "FIDELITY_KEY",
@@ -49,6 +55,7 @@ __all__ = [
     "differences",
     "encode_probes",
     "identity_difference",
+    "leaderboard",
     "load_probe_set",
     "load_scores",
     "make_provenance",
@@ -58,6 +65,7 @@ __all__ = [
     "probe_versions",
     "read_baseline",
     "render_comparison",
+    "summary_rows",
     "task_score",
     "write_baseline",
     "write_items",

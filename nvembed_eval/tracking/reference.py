@@ -40,15 +40,36 @@ def published_table_for(model: str, published_dir: Path) -> Path | None:
     return found[0] if found else None
 
 
+def published_dir(cfg: DictConfig) -> Path:
+    """The folder of published tables: `paths.published_dir`, or when that is null the tables shipped inside the
+    package (results/published/ of the checkout), so a run from any folder or an installed wheel finds them."""
+    from nvembed_eval.resources import bundled_dir
+
+    folder = (cfg.get("paths") or {}).get("published_dir")
+    return Path(str(folder)).expanduser() if folder else bundled_dir("published")
+
+
 def reference_table(cfg: DictConfig) -> Path | None:
-    """The reference of a run config: `reference=<path>`; for `auto`, the table in `paths.published_dir` of the
-    model's name (`model.name`); None for `reference=null`, or `auto` without such a table."""
+    """The reference of a run config: `reference=<path>`, or the name of a shipped table (`reference=nv_embed_v2`);
+    for `auto`, the table in the published folder (`published_dir`) whose model is `model.name`; None for
+    `reference=null`, or `auto` without such a table.
+
+    Raises:
+        ResultsError: a bare name that is no shipped table (the message lists them).
+    """
     reference = cfg.get("reference", "auto")
     if reference in NO_REFERENCE:
         return None
+    published = published_dir(cfg)
     if reference == "auto":
-        return published_table_for(str(cfg.model.get("name") or ""), Path(str(cfg.paths.published_dir)))
-    return Path(str(reference)).expanduser()
+        return published_table_for(str(cfg.model.get("name") or ""), published)
+    text = str(reference)
+    if "/" in text or Path(text).suffix or text.startswith("~"):
+        return Path(text).expanduser()
+    if not (published / f"{text}.csv").is_file():
+        shipped = ", ".join(sorted(p.stem for p in published.glob("*.csv")))
+        raise ResultsError(f"<reference={text}> is no published table; use one of: {shipped}, or a CSV path")
+    return published / f"{text}.csv"
 
 
 def _planned_tasks(cfg: DictConfig) -> list[str]:

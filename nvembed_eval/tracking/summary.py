@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from nvembed_eval.tasks import TaskSpec
+    from nvembed_eval.tracking.scoring import ScoreSet
 
 
 @dataclass
@@ -38,6 +39,34 @@ def format_table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
+def summary_rows(summary: RunSummary, reference: ScoreSet | None) -> list[dict[str, object]]:
+    """One row per task of the run: task, type, split, subset, metric, score and published (0-100, None when there
+    is none), delta (score - published) and resumed (kept from an earlier run)."""
+    from nvembed_eval.tracking.scoring import task_score
+
+    published = reference.values if reference is not None else {}
+    rows: list[dict[str, object]] = []
+    for outcome in summary.outcomes:
+        spec = outcome.spec
+        ours = task_score(outcome.result, spec)
+        ref = published.get(spec.name)
+        delta = ours - ref if ref is not None and ours is not None else None
+        rows.append(
+            {
+                "task": spec.name,
+                "type": spec.type,
+                "split": spec.split,
+                "subset": spec.subset,
+                "metric": spec.metric,
+                "score": ours,
+                "published": ref,
+                "delta": delta,
+                "resumed": outcome.skipped,
+            }
+        )
+    return rows
+
+
 def print_run_table(summary: RunSummary, cfg: DictConfig) -> None:
     """Task, type, metric, score (0-100), the reference's score and the delta, one row per task of the run.
 
@@ -46,26 +75,20 @@ def print_run_table(summary: RunSummary, cfg: DictConfig) -> None:
     """
     from nvembed_eval.tracking.origin import canonical_model
     from nvembed_eval.tracking.reference import check_reference
-    from nvembed_eval.tracking.scoring import task_score
 
     reference = check_reference(cfg)
-    published = reference.values if reference is not None else {}
-    rows = []
-    for outcome in summary.outcomes:
-        spec = outcome.spec
-        ours = task_score(outcome.result, spec)
-        ref = published.get(spec.name)
-        rows.append(
-            [
-                spec.name,
-                spec.type,
-                spec.metric,
-                f"{ours:.2f}" if ours is not None else "n/a",
-                f"{ref:.2f}" if ref is not None else "",
-                f"{round(ours - ref, 2) + 0.0:+.2f}" if ref is not None and ours is not None else "",  # no "-0.00"
-                "resumed" if outcome.skipped else "",
-            ]
-        )
+    rows = [
+        [
+            row["task"],
+            row["type"],
+            row["metric"],
+            f"{row['score']:.2f}" if row["score"] is not None else "n/a",
+            f"{row['published']:.2f}" if row["published"] is not None else "",
+            f"{round(row['delta'], 2) + 0.0:+.2f}" if row["delta"] is not None else "",  # + 0.0: no "-0.00"
+            "resumed" if row["resumed"] else "",
+        ]
+        for row in summary_rows(summary, reference)
+    ]
     print(f"\nResults in {summary.run_dir}")
     if reference is not None:
         model = str(cfg.model.get("name") or "")

@@ -1,0 +1,192 @@
+"""`nvembed-eval-list`: what a run can name — tasks, benchmarks, models and instructions — from this harness's
+configs and mteb's registries, each with a short description.
+
+Examples:
+    nvembed-eval-list tasks --type Retrieval
+    nvembed-eval-list tasks --benchmark "MTEB(eng, v2)"
+    nvembed-eval-list tasks --all --type STS         # every mteb task of a type, not only this harness's YAMLs
+    nvembed-eval-list benchmarks
+    nvembed-eval-list models --all                   # plus mteb's model registry (model=mteb model.name=...)
+    nvembed-eval-list instructions --type Retrieval
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from nvembed_eval.errors import ConfigError, NVEmbedEvalError
+from nvembed_eval.resources import conf_dir
+
+WIDTH = 90  # characters of description per row
+
+
+def short(text: str | None, width: int = WIDTH) -> str:
+    """The first sentence of `text` on one line (markdown links reduced to their text), cut to `width`."""
+    text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", " ".join((text or "").split()))
+    sentence = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+    return sentence if len(sentence) <= width else sentence[: width - 3].rstrip() + "..."
+
+
+def yaml_header(path: Path) -> str:
+    """The description a config YAML opens with: its leading comment lines, up to the first example command."""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#") or line.startswith("#   "):
+            break
+        lines.append(line.lstrip("#").strip())
+    return " ".join(lines)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() for cells in [header, *rows]
+    ]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def _check_type(task_type: str | None) -> None:
+    if task_type is None:
+        return
+    from typing import get_args
+
+    from mteb.abstasks.task_metadata import TaskType
+
+    valid = get_args(TaskType)
+    if task_type not in valid:
+        close = difflib.get_close_matches(task_type, valid, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ConfigError(f"unknown task type <--type {task_type}>; {hint}mteb's types: {', '.join(valid)}")
+
+
+def list_tasks(task_type: str | None, everything: bool, benchmark: str | None) -> str:
+    """This harness's task YAMLs (or a benchmark's tasks, or with `everything` mteb's whole registry)."""
+    import mteb
+
+    from nvembed_eval.tasks import benchmark_tasks, list_task_specs, load_task_spec, resolve_task_names
+
+    _check_type(task_type)
+    specs = list_task_specs()
+    resolve_task_names(list(specs)[:1], [])  # registers the embedded smoke tasks into mteb
+    if benchmark is not None:
+        names = benchmark_tasks(benchmark)
+    elif everything:
+        names = sorted({*specs, *(t.metadata.name for t in mteb.get_tasks())})
+    else:
+        names = list(specs)
+    rows = []
+    for name in names:
+        spec = specs.get(name)
+        task = mteb.get_task(name)
+        kind = spec.type if spec else str(task.metadata.type)
+        if task_type is not None and kind != task_type:
+            continue
+        source = "yaml" if spec else "mteb"
+        metric = spec.metric if spec else (load_task_spec(name).metric if benchmark else str(task.metadata.main_score))
+        rows.append([name, kind, metric, source, short(task.metadata.description, 70)])
+    footer = (
+        f"\n{len(rows)} tasks. yaml: conf/task/<Name>.yaml (instructions, published scores); mteb: mteb's metadata."
+    )
+    return _table(rows, ["task", "type", "metric", "config", "description"]) + footer
+
+
+def list_benchmarks() -> str:
+    """This harness's benchmark YAMLs, then every benchmark of mteb's registry."""
+    import mteb
+
+    from nvembed_eval.tasks import harness_benchmarks
+
+    folder = conf_dir() / "benchmark"
+    rows = [
+        [f"benchmark={name}", str(len(tasks)), short(yaml_header(folder / f"{name}.yaml"))]
+        for name, tasks in harness_benchmarks().items()
+    ]
+    rows += [
+        [f'"{b.name}"', str(len(b.tasks)), short(b.description)]
+        for b in sorted(mteb.get_benchmarks(), key=lambda b: b.name)
+    ]
+    return (
+        _table(rows, ["benchmark", "tasks", "description"])
+        + """\nmteb's (quoted names): nvembed-eval benchmark=mteb 'benchmark.name="MTEB(eng, v2)"'"""
+    )
+
+
+def list_models(everything: bool) -> str:
+    """This harness's model configs; with `everything`, mteb's model registry too (for `model=mteb`)."""
+    folder = conf_dir() / "model"
+    rows = [[f"model={p.stem}", short(yaml_header(p))] for p in sorted(folder.glob("*.yaml"))]
+    text = _table(rows, ["model", "description"])
+    if not everything:
+        return text + "\nmteb's model registry: nvembed-eval-list models --all"
+    import mteb
+
+    metas = sorted(mteb.get_model_metas(), key=lambda m: m.name or "")
+    registry = [
+        [m.name or "", f"{m.n_parameters / 1e6:,.0f}M" if m.n_parameters else "", getattr(m.loader, "__name__", "")]
+        for m in metas
+    ]
+    return (
+        text
+        + "\n\n"
+        + _table(registry, ["model=mteb model.name=", "parameters", "mteb loader"])
+        + "\nmodel=mteb runs the sentence-transformers-loaded ones (docs/models.md)."
+    )
+
+
+def list_instructions(task_type: str | None) -> str:
+    """The instruction variants, then each task's instructions under `instructions=nv_embed_v2` with provenance."""
+    from nvembed_eval.tasks import list_task_specs
+
+    _check_type(task_type)
+    folder = conf_dir() / "instructions"
+    variants = [[f"instructions={p.stem}", short(yaml_header(p))] for p in sorted(folder.glob("*.yaml"))]
+    rows = []
+    for spec in list_task_specs().values():
+        if task_type is not None and spec.type != task_type:
+            continue
+        verified = "yes" if spec.instruction_verified else "no"
+        query, document = spec.instructions.get("query"), spec.instructions.get("document")
+        rows.append([spec.name, spec.type, short(query, 60) or "-", short(document, 30) or "-", verified])
+    return (
+        _table(variants, ["variant", "description"])
+        + "\n\nnv_embed_v2 instructions per task (conf/task/<Name>.yaml):\n"
+        + _table(rows, ["task", "type", "query", "document", "verified"])
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script `nvembed-eval-list`. Exit 0, or 2 with one `error:` line."""
+    parser = argparse.ArgumentParser(
+        prog="nvembed-eval-list",
+        description="List what nvembed-eval can run: tasks, benchmarks, models, instructions.",
+        epilog=__doc__.split("Examples:", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("what", choices=["tasks", "benchmarks", "models", "instructions"])
+    parser.add_argument("--type", dest="task_type", help="only tasks of this mteb task type, e.g. Retrieval")
+    parser.add_argument("--all", dest="everything", action="store_true", help="include mteb's whole registry")
+    parser.add_argument("--benchmark", help="tasks: the tasks of this benchmark (harness or mteb name)")
+    args = parser.parse_args(argv)
+    try:
+        if args.what == "tasks":
+            text = list_tasks(args.task_type, args.everything, args.benchmark)
+        elif args.what == "benchmarks":
+            text = list_benchmarks()
+        elif args.what == "models":
+            text = list_models(args.everything)
+        else:
+            text = list_instructions(args.task_type)
+    except NVEmbedEvalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

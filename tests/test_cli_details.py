@@ -1,0 +1,175 @@
+"""What a researcher expects of the command line, through the real entry point: a bare task name, the `task=` slip,
+a quiet console with a task counter and the full log on disk, each error once, no folder from a failed start,
+predictions kept for error analysis, help, shell completion and their own configs on top."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from clirun import REPO, isolated_env, load_run, run_cli
+
+from nvembed_eval.tracking import load_scores
+
+
+@pytest.fixture(scope="module")
+def predictions_run(tmp_path_factory):
+    """`tasks=NVEvalSmokeRetrieval` (a bare name) with save_predictions=true."""
+    tmp = tmp_path_factory.mktemp("predictions")
+    run_dir = tmp / "run"
+    result = run_cli(["tasks=NVEvalSmokeRetrieval", "save_predictions=true", f"output_dir={run_dir}"], tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
+def test_a_bare_task_name_is_one_task(predictions_run):
+    run_dir, result = predictions_run
+    assert sorted(p.name for p in (run_dir / "results").iterdir()) == ["NVEvalSmokeRetrieval.json"]
+    assert load_run(run_dir)["benchmark"] == {"name": "tasks", "tasks": ["NVEvalSmokeRetrieval"]}
+    assert "| NVEvalSmokeRetrieval | Retrieval | ndcg_at_10 | 100.00 |" in result.stdout
+
+
+def test_console_is_quiet_with_a_task_counter_and_the_log_has_everything(predictions_run):
+    run_dir, result = predictions_run
+    assert "[1/1] NVEvalSmokeRetrieval (Retrieval)" in result.stderr
+    assert "it/s]" not in result.stderr and "Batches" not in result.stderr  # no progress bars by default
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == len(set(lines))  # every console line once
+    assert all("[nvembed_eval" in line or "WARNING" in line or "ERROR" in line for line in lines), lines
+    log = (run_dir / "nvembed-eval.log").read_text()
+    assert "[1/1] NVEvalSmokeRetrieval" in log and "[mteb." in log  # the libraries' INFO lines are in the file
+
+
+def test_predictions_are_kept_recorded_and_never_read_as_results(predictions_run):
+    run_dir, _ = predictions_run
+    path = run_dir / "predictions" / "NVEvalSmokeRetrieval_predictions.json"
+    predictions = json.loads(path.read_text())
+    per_query = predictions["default"]["test"]
+    assert len(per_query) == 24 and all(isinstance(docs, dict) and docs for docs in per_query.values())
+    assert load_run(run_dir)["tasks"]["NVEvalSmokeRetrieval"]["predictions"] == [
+        "predictions/NVEvalSmokeRetrieval_predictions.json"
+    ]
+    assert sorted(load_scores(run_dir).scores) == ["NVEvalSmokeRetrieval"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["task=SciFact"], "error: there is no key <task=SciFact>; the task list is tasks, e.g. tasks=[SciFact]"),
+        (["+task=SciFact"], "error: there is no key <+task=SciFact>; the task list is tasks, e.g. tasks=[SciFact]"),
+        (
+            ["tasks=SciFact,NFCorpus"],
+            "error: <tasks=SciFact,NFCorpus> gives several values: write tasks=[SciFact,NFCorpus] for a list, "
+            "or add -m to sweep over them",
+        ),
+        (["batch_size=0"], "error: <batch_size=0> must be a positive integer, e.g. 32"),
+        (["tasks=[../model/minilm]"], "error: <tasks=../model/minilm> is not a task or benchmark name"),
+        (["data_dir=/nonexistent/data"], "error: data_dir /nonexistent/data does not exist"),
+        (["reference=nv_embed_v3"], "error: <reference=nv_embed_v3> is no published table; use one of: all_minilm"),
+        (["reference=/nonexistent/table.csv"], "error: <reference=/nonexistent/table.csv>: no such table"),
+    ],
+)
+def test_a_failed_start_prints_one_error_and_creates_no_folder(tmp_path, args, expected):
+    out = tmp_path / "out"
+    result = run_cli([*args, f"output_dir={out}/a/run"], tmp_path)
+    assert result.returncode == 2
+    assert result.error_line.startswith(expected), result.stderr[-2000:]
+    assert result.stderr.count(result.error_line.removeprefix("error: ")) == 1  # printed once, no log echo
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_compile_says_so_before_the_first_batches(tmp_path):
+    # refused after planning (overwrite names no task of the run), so no model is built or compiled
+    args = ["model=nv_embed_tiny", "model.compile=true", "tasks=[NVEvalSmokeSTS]", "overwrite=[SciFact]"]
+    result = run_cli([*args, f"output_dir={tmp_path / 'run'}"], tmp_path)
+    assert result.returncode == 2 and "overwrite=[SciFact]" in result.error_line
+    assert "compiling the model with torch.compile (model.compile=true)" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_help_describes_the_tool_with_examples_and_every_group(tmp_path):
+    result = run_cli(["--help"], tmp_path)
+    assert result.returncode == 0
+    for text in ("Examples:", "nvembed-eval model=minilm benchmark=smoke", "Main keys:", "save_predictions=true"):
+        assert text in result.stdout
+    for group in ("model", "benchmark", "instructions", "cache", "experiment", "hydra/launcher"):
+        options = sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
+        line = next(line for line in result.stdout.splitlines() if line.strip().startswith(f"{group}="))
+        assert all(option in line for option in options), (group, options, line)
+
+
+def test_shell_completion_installs_and_completes(tmp_path):
+    installed = run_cli(["-sc", "install=bash"], tmp_path)
+    assert installed.returncode == 0 and "complete" in installed.stdout, installed.stderr[-2000:]
+    query = subprocess.run(
+        [sys.executable, "-m", "nvembed_eval", "-sc", "query=bash"],
+        cwd=REPO,
+        env={**isolated_env(tmp_path), "COMP_LINE": "nvembed-eval benchmark=mteb_"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert query.returncode == 0 and query.stdout.split() == ["benchmark=mteb_eng_v1"], query.stderr[-2000:]
+
+
+def test_a_users_config_folder_composes_on_top(tmp_path):
+    mine = tmp_path / "my_conf" / "model"
+    mine.mkdir(parents=True)
+    (mine / "short_minilm.yaml").write_text("defaults:\n  - minilm\n  - _self_\nmax_seq_length: 64\n")
+    for args, length in (
+        (
+            [
+                "--config-dir",
+                str(tmp_path / "my_conf"),
+                "model=short_minilm",
+                "model.max_seq_length=32",
+                "--cfg",
+                "job",
+            ],
+            32,
+        ),
+        ([f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]", "model=short_minilm", "--cfg", "job"], 64),
+    ):
+        result = run_cli(args, tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert (
+            f"max_seq_length: {length}" in result.stdout
+            and "name: sentence-transformers/all-MiniLM-L6-v2" in result.stdout
+        )
+    wrong = run_cli(["--config-dir", str(tmp_path / "my_conf"), "model=short_minilmm"], tmp_path)
+    assert "did you mean short_minilm" in wrong.error_line
+
+
+def test_published_columns_fill_from_any_folder(tmp_path):
+    """The published tables are found through the package, not the working folder."""
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    env = {k: v for k, v in isolated_env(tmp_path).items() if k != "NVEMBED_EVAL_ROOT"}
+    code = (
+        "from omegaconf import OmegaConf; from nvembed_eval.tracking.summary import reference_table; "
+        "cfg = OmegaConf.create({'reference': 'auto', 'paths': {'published_dir': None}, "
+        "'model': {'name': 'sentence-transformers/all-MiniLM-L6-v2'}}); print(reference_table(cfg))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=away, env=env, capture_output=True, text=True, check=True)
+    path = out.stdout.strip()
+    assert os.path.isfile(path) and path.endswith("all_minilm_l6_v2.csv") and not path.startswith(str(away))
+
+
+def test_an_error_after_acceptance_is_in_the_run_log_once_on_the_console(tmp_path):
+    """Data found unusable once the run is accepted (one STS pair): one console line, and the run log says why."""
+    import gzip
+
+    folder = tmp_path / "data" / "STSBenchmark"
+    folder.mkdir(parents=True)
+    with gzip.open(folder / "test.jsonl.gz", "wt") as handle:
+        handle.write(json.dumps({"sentence1": "a cat", "sentence2": "a cat sat", "score": 4.0}) + "\n")
+    run_dir = tmp_path / "run"
+    result = run_cli(["tasks=STSBenchmark", f"data_dir={folder.parent}", f"output_dir={run_dir}"], tmp_path)
+    assert result.returncode == 2 and "has 1 pair" in result.error_line
+    message = result.error_line.removeprefix("error: ")
+    assert result.stderr.count(message) == 1
+    assert message in (run_dir / "nvembed-eval.log").read_text()
