@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nvembed_eval.errors import NVEmbedEvalError  # what the API raises for any refusal (light: no imports)
+
 if TYPE_CHECKING:
     from nvembed_eval.api import EvalResult, evaluate, leaderboard, load_results
 
 __version__ = "0.1.0"
-__all__ = ["EvalResult", "__version__", "evaluate", "leaderboard", "load_results"]
+__all__ = ["EvalResult", "NVEmbedEvalError", "__version__", "evaluate", "leaderboard", "load_results"]
 
 _API = {"EvalResult", "evaluate", "leaderboard", "load_results"}
 

@@ -232,6 +232,8 @@ def discard_created(run_dir: Path, keep: Path) -> None:
     while folder != keep and keep in folder.parents:
         try:
             folder.rmdir()
+        except FileNotFoundError:
+            pass  # already gone (the run folder's lock removes an empty folder it made): go on to its parent
         except OSError:
             return
         folder = folder.parent

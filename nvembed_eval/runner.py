@@ -243,6 +243,7 @@ def run_evaluation(
             if primary:
                 path = folder.write_result(result, entry, provenance)
                 log.info("%s: wrote %s", spec.name, path)
+                result = _read_result(path)  # the stored numbers, so a fresh run shows what a resumed one will
             summary.outcomes.append(TaskOutcome(spec, result, False))
             data.release()
     if primary and settings.cache_max_bytes is not None and cfg.cache.enabled:

@@ -13,8 +13,9 @@ import yaml
 from clirun import REPO
 
 import nvembed_eval
+from nvembed_eval import NVEmbedEvalError
 from nvembed_eval.api import to_overrides
-from nvembed_eval.errors import ConfigError, NVEmbedEvalError
+from nvembed_eval.errors import ConfigError
 
 
 def readme_api_example() -> str:

@@ -69,7 +69,12 @@ def test_predictions_are_kept_recorded_and_never_read_as_results(predictions_run
         (["tasks=[../model/minilm]"], "error: <tasks=../model/minilm> is not a task or benchmark name"),
         (["data_dir=/nonexistent/data"], "error: data_dir /nonexistent/data does not exist"),
         (["reference=nv_embed_v3"], "error: <reference=nv_embed_v3> is no published table; use one of: all_minilm"),
-        (["reference=/nonexistent/table.csv"], "error: <reference=/nonexistent/table.csv>: no such table"),
+        (
+            ["reference=/nonexistent/table.csv"],
+            "error: reference=/nonexistent/table.csv does not exist; pass an existing score table",
+        ),
+        # refused after Hydra made the run folder and its parents (the model cannot load): they are removed too
+        (["model.path=org/none", "tasks=[NVEvalSmokeSTS]"], "error: <model.path='org/none'> (revision main) could not"),
     ],
 )
 def test_a_failed_start_prints_one_error_and_creates_no_folder(tmp_path, args, expected):
