@@ -268,9 +268,16 @@ def evaluate(
     """
     import pandas as pd
 
+    from nvembed_eval.tasks import plan_overrides
     from nvembed_eval.tracking import check_reference, summary_rows
 
     args = to_overrides(overrides)
+    if plan_overrides(args) is not None:  # also refuses plan=maybe, as the CLI does
+        raise ConfigError(
+            "plan=true is the command line's dry run (nvembed-eval ... plan=true prints the cost plan); "
+            "evaluate() runs the evaluation: drop plan"
+        )
+    args = [f"plan.enabled={a.partition('=')[2]}" if a.partition("=")[0] == "plan" else a for a in args]
     if output_dir is not None:
         if any(a.split("=", 1)[0].lstrip("+") == "output_dir" for a in args):
             raise ConfigError("output_dir is given twice (in overrides and as output_dir=); give it once")

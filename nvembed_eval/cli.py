@@ -73,20 +73,65 @@ def _precheck(line) -> tuple[Path, bool]:
         extra = [search_path_override(cli_dirs)] if cli_dirs else []
         cfg, _hydra, run_dir = job_config(compose_config([*overrides, *extra]))
         return nearest_existing(run_dir), check_config(cfg).progress
+    if line.multirun and not line.flags and not (searchpath and "--config-dir" in line.raw_flags):
+        _check_sweep(line.overrides, [search_path_override(cli_dirs)] if cli_dirs else [])
     given = [o for o in line.overrides if o.key_or_group == "output_dir" and not o.is_sweep_override()]
     root = Path(str(given[-1].value())) if given else Path(os.environ.get("NVEMBED_EVAL_ROOT", ".")) / "outputs"
     progress = any(o.key_or_group == "progress" and o.value() is True for o in line.overrides)
     return nearest_existing(root.expanduser().absolute()), progress
 
 
+MAX_SWEEP_CHECKS = 64  # composed configs checked before a sweep starts (each ~0.1 s)
+
+
+def _check_sweep(overrides: list, extra: list[str]) -> None:
+    """`-m`: check every swept value before the first job runs (Hydra would run the good jobs, then fail the bad
+    one). Each value is composed once, with the other swept keys at their first value; range/glob sweeps, which
+    Hydra expands itself, are left to each job's own check.
+
+    Raises:
+        NVEmbedEvalError: the first value that a single run would refuse (its one-line message).
+    """
+    from nvembed_eval.api import check_config, compose_config, job_config
+
+    def values(override) -> list[str]:
+        if not override.is_sweep_override():
+            return [override.input_line.split("=", 1)[1]]
+        try:
+            return list(override.sweep_string_iterator())
+        except Exception:  # range/interval/glob: no plain list of strings
+            return []
+
+    keys = [o.input_line.split("=", 1)[0] for o in overrides]
+    options = [values(o) for o in overrides]
+    if any(not v for v in options):
+        return
+    first = [v[0] for v in options]
+    checked = 0
+    for position, choices in enumerate(options):
+        for value in choices[1:] if position else choices:
+            combo = [*first[:position], value, *first[position + 1 :]]
+            cfg, _hydra, _run_dir = job_config(
+                compose_config([f"{k}={v}" for k, v in zip(keys, combo, strict=True)] + extra)
+            )
+            check_config(cfg)
+            checked += 1
+            if checked >= MAX_SWEEP_CHECKS:
+                return
+
+
 def _print_plan(overrides: list[str]) -> None:
     """`plan=true`: what the run would encode and cost, from mteb's statistics; no model, no data, nothing written."""
     from nvembed_eval.api import job_only_config
     from nvembed_eval.models import planned_instruction_template
+    from nvembed_eval.runner import resolve_specs
+    from nvembed_eval.settings import RunSettings
     from nvembed_eval.tasks import render_cost_plan
 
     cfg = job_only_config(overrides)
-    print(render_cost_plan(cfg, planned_instruction_template(cfg.model)), end="")
+    RunSettings.from_config(cfg)  # the same value checks as a run (plan.gpus, model knobs, ...)
+    specs = resolve_specs(cfg)  # tasks=, the benchmark's list, or a named mteb benchmark's
+    print(render_cost_plan(cfg, planned_instruction_template(cfg.model), specs), end="")
 
 
 def main(argv: list[str] | None = None) -> None:

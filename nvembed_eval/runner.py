@@ -17,6 +17,7 @@ from nvembed_eval.errors import ConfigError, NVEmbedEvalError, OutputLockedError
 from nvembed_eval.settings import RunSettings, task_list
 from nvembed_eval.tracking import (
     FIDELITY_KEY,
+    PREDICTIONS_SUBDIR,
     RunFolder,
     RunSummary,
     TaskOutcome,
@@ -69,7 +70,8 @@ def build_encoder(cfg: DictConfig) -> TextEncoder:
         # Hydra wraps the adapter's own one-line error (bad knob value, missing checkpoint file); surface it.
         if isinstance(exc.__cause__, NVEmbedEvalError):
             raise exc.__cause__ from None
-        raise
+        reason = " ".join(str(exc.__cause__ or exc).split())[:300]
+        raise ConfigError(f"cannot build model={cfg.model.get('name')}: {reason}; check the model.* values") from None
     cache_cfg = cfg.cache
     return CachedEncoder(
         encoder,
@@ -179,21 +181,27 @@ def run_evaluation(
         for number, spec in enumerate(specs, 1):
             log.info("[%d/%d] %s (%s)", number, len(specs), spec.name, spec.type)
             if spec.name in reuse:
-                note = " (kept by trust_existing=true; no provenance)" if reuse[spec.name] else ""
+                why = (
+                    "a result without a provenance record is kept (trust_existing=true): what made it is unknown"
+                    if reuse[spec.name]
+                    else "a result made with the same settings is kept"
+                )
                 if settings.save_predictions:
-                    note += f"; no predictions for kept tasks (overwrite=[{spec.name}] recomputes it)"
-                log.info("%s: result made with the same settings exists in %s, kept%s", spec.name, run_dir, note)
+                    why += f"; no predictions for kept tasks (overwrite=[{spec.name}] recomputes it)"
+                log.info("%s: %s (%s)", spec.name, why, run_dir)
+                if reuse[spec.name] and primary:
+                    folder.record_trusted(spec.name)
                 summary.outcomes.append(TaskOutcome(spec, _read_result(folder.result_path(spec.name)), True))
                 continue
             data = planned[spec.name]
             start = time.perf_counter()
             cache_before = _cache_counters(encoder)
             data.load()
+            if primary:  # the old predictions belong to the result this task replaces (mteb would merge into them)
+                clear_predictions(run_dir / PREDICTIONS_SUBDIR, data.task)
             fidelity = fidelity_record(data.task)  # mteb 1 vs 2 definitions, counted before mteb filters the data
             # mteb's predictions feed the per-item data (a scratch folder, or <run>/predictions with save_predictions)
             with prediction_folder(run_dir, keep=settings.save_predictions, enabled=primary) as predictions:
-                if predictions is not None and settings.save_predictions:
-                    clear_predictions(predictions, data.task)  # mteb merges into an existing file; start afresh
                 model_result = mteb.evaluate(
                     bridge,
                     data.task,
@@ -214,12 +222,18 @@ def run_evaluation(
             stats = bridge.task_stats.get(spec.name)
             sub_stats = [bridge.task_stats[s] for s in spec.subtasks or () if s in bridge.task_stats]
             provenance = expected[spec.name]
-            provenance["data"] = {
-                **provenance["data"],
-                "revision_source": data.revision_source if data.source == "hub" else data.source,
-                "loaded_revision": result.dataset_revision,
-                **({"verified": data.verified} if data.source == "hub" else {}),
-            }
+            if data.source == "hub":
+                provenance["data"] = {
+                    **provenance["data"],
+                    "revision_source": data.revision_source,
+                    "loaded_revision": result.dataset_revision,
+                    "verified": data.verified,
+                }
+            else:
+                # mteb's TaskResult names its task's hub commit, which local data did not come from: record the
+                # content fingerprint instead, so every reader (compare, leaderboards) sees local data as such.
+                provenance["data"] = {**provenance["data"], "revision_source": data.source}
+                result.dataset_revision = f"{data.source}:sha256:{provenance['data']['sha256'][:16]}"
             if fidelity is not None:
                 provenance[FIDELITY_KEY] = fidelity
             entry: dict[str, Any] = {

@@ -70,6 +70,71 @@ def task_list(key: str, value: Any) -> tuple[str, ...] | None:
     raise ConfigError(f"<{key}={_show(value)}> must be a task name or a list of them, e.g. {key}=[SciFact,NFCorpus]")
 
 
+# The model knobs the bundled model configs share (conf/model/*.yaml), by kind. A knob not listed here (a user's own
+# model family) is left to its adapter.
+MODEL_BOOLEANS = (
+    "normalize",
+    "use_instructions",
+    "show_progress",
+    "allow_pickle",
+    "mask_instruction",
+    "bidirectional",
+    "compile",
+    "create_tiny_if_missing",
+)
+MODEL_COUNTS = ("max_seq_length", "max_length", "token_budget")  # positive integers, or null for the model's own
+MODEL_TEXTS = ("name", "path", "revision")  # non-empty text, or null
+MODEL_CHOICES = {
+    "dtype": ("auto", "float32", "bfloat16", "float16"),
+    "pooling": ("latent", "mean", "last_token"),
+    "attn_implementation": ("sdpa", "eager", "varlen", "flash_attention_2"),
+}
+
+
+def check_model_knobs(model: Mapping[str, Any]) -> None:
+    """Check the shared model knobs' values (types and choices) before the model is built, so `max_seq_length=0`
+    or `normalize=maybe` is one line and not a record of a setting that never took effect.
+
+    Raises:
+        ConfigError: the first invalid knob (`<model.knob=value>` and what is valid).
+    """
+    for knob in MODEL_BOOLEANS:
+        if model.get(knob) is not None:
+            boolean(f"model.{knob}", model.get(knob))
+    for knob in MODEL_COUNTS:
+        positive_int(f"model.{knob}", model.get(knob), nullable=True)
+    for knob in MODEL_TEXTS:
+        value = model.get(knob)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(f"<model.{knob}={_show(value)}> must be text (a name, path or revision) or null")
+    for knob, choices in MODEL_CHOICES.items():
+        if knob in model:
+            choice(f"model.{knob}", model.get(knob), choices)
+    if model.get("progress") is not None:
+        boolean("model.progress", model.get("progress"))
+
+
+def check_plan(plan: Any) -> None:
+    """Check `plan:` (conf/eval.yaml): `enabled` true/false, `gpus` a positive integer, `tokens_per_second` and
+    `chars_per_token` finite positive numbers within sane bounds.
+
+    Raises:
+        ConfigError: the first invalid value.
+    """
+    import math
+
+    if not isinstance(plan, Mapping):
+        raise ConfigError(f"<plan={_show(plan)}> must be true or false (plan=true prints the cost plan)")
+    boolean("plan.enabled", plan.get("enabled", False))
+    positive_int("plan.gpus", plan.get("gpus", 1))
+    bounds = {"tokens_per_second": (1e-3, 1e9), "chars_per_token": (0.1, 100.0)}
+    for key, (low, high) in bounds.items():
+        value = plan.get(key)
+        number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if number is None or not math.isfinite(number) or not low <= number <= high:
+            raise ConfigError(f"<plan.{key}={_show(value)}> must be a positive number, from {low:g} to {high:g}")
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """The checked root settings of one run."""
@@ -101,6 +166,9 @@ class RunSettings:
                 raise ConfigError(
                     f"<{group}={_show(cfg.get(group))}> needs a {group} config; pick one of conf/{group}/"
                 )
+        check_model_knobs(cfg["model"])
+        if "plan" in cfg:
+            check_plan(cfg.get("plan"))
         tasks = task_list("tasks", cfg.get("tasks"))
         benchmark = cfg["benchmark"]
         if not tasks and not benchmark.get("tasks") and _missing(benchmark, "name"):

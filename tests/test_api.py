@@ -93,6 +93,13 @@ def test_leaderboard_of_an_ad_hoc_run_counts_its_own_tasks(readme_run):
         (["model=minilmm"], r"did you mean minilm"),
         (["tasks=SciFact,NFCorpus"], r"write tasks=\[SciFact,NFCorpus\] for a list"),
         ({"benchmark": "mteb"}, r"benchmark=mteb needs the mteb benchmark's name"),
+        # a dry run never evaluates; a value that is no boolean is refused as on the command line
+        ({"tasks": "NVEvalSmokeSTS", "plan": True}, r"plan=true is the command line's dry run"),
+        ({"tasks": "NVEvalSmokeSTS", "plan": "maybe"}, r"<plan=maybe> must be true or false"),
+        # model knobs are checked before the model is built: nothing recorded for a setting that took no effect
+        ({"tasks": "NVEvalSmokeSTS", "model.max_seq_length": 0}, r"<model.max_seq_length=0> must be a positive"),
+        ({"tasks": "NVEvalSmokeSTS", "model.normalize": "maybe"}, r"<model.normalize=maybe> must be true or false"),
+        ({"model": "mteb", "model.name": 42}, r"<model.name=42> must be text"),
     ],
 )
 def test_evaluate_refuses_what_the_cli_refuses_and_writes_nothing(tmp_path, overrides, message):

@@ -178,3 +178,18 @@ def test_an_error_after_acceptance_is_in_the_run_log_once_on_the_console(tmp_pat
     message = result.error_line.removeprefix("error: ")
     assert result.stderr.count(message) == 1
     assert message in (run_dir / "nvembed-eval.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("sweep", "expected"),
+    [
+        ("batch_size=8,0", "error: <batch_size=0> must be a positive integer, e.g. 32"),
+        ("model.max_seq_length=16,abc", "error: <model.max_seq_length=abc> must be a positive integer or null"),
+    ],
+)
+def test_a_sweep_with_one_bad_value_is_refused_before_its_first_job(tmp_path, sweep, expected):
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", "model=minilm", "tasks=[NVEvalSmokeSTS]", sweep, f"hydra.sweep.dir={sweep_dir}"]
+    result = run_cli(args, tmp_path)
+    assert result.returncode == 2 and result.error_line.startswith(expected), result.stderr[-2000:]
+    assert not sweep_dir.exists()  # no job ran, no multirun.yaml was written

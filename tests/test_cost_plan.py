@@ -121,12 +121,21 @@ def test_planned_texts_match_what_a_real_run_encoded():
         (["plan=true", "plan.chars_per_token=-1"], "<plan.chars_per_token=-1"),
         (["-m", "plan=true", "model=minilm,nv_embed_tiny"], "plan=true plans one run; drop -m"),
         (["plan=true", "tasks=[SciFakt]"], "unknown task 'SciFakt'"),
+        (["plan=true", "plan.tokens_per_second=inf"], "<plan.tokens_per_second=inf> must be a positive number"),
+        (["plan=true", "plan.chars_per_token=1e-300"], "<plan.chars_per_token=1e-300> must be a positive number"),
+        (["plan=true", "model.max_seq_length=0"], "<model.max_seq_length=0> must be a positive integer"),
     ],
 )
 def test_bad_plan_settings_exit_2_with_one_line(args, message, tmp_path):
     res = run_cli(args, tmp_path)
     assert res.returncode == 2 and message in res.error_line, res.stderr
     assert res.error_line.startswith("error: ") and len([x for x in res.stderr.splitlines() if x.strip()]) == 1
+
+
+def test_plan_of_a_named_mteb_benchmark(tmp_path):
+    res = run_cli(["model=nv_embed_v2", "plan=true", "benchmark=mteb", 'benchmark.name="MTEB(eng, v2)"'], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "41 tasks (benchmark=MTEB(eng, v2))" in res.stdout and "distinct across tasks" in res.stdout
 
 
 def test_plan_for_minilm_on_eight_gpus(tmp_path):

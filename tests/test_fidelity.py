@@ -104,7 +104,8 @@ def edge_case_folder(root: Path) -> Path:
 
     q-plain: 1 relevant + 2 negatives. q-allrel: both candidates relevant (no negative). q-norel: judged, none
     relevant. q-outside: 1 relevant candidate, 1 relevant document not a candidate. q-dup: two candidates with
-    the same text (one relevant, one not: the tie decides AP).
+    the same text (one relevant, one not: the tie decides AP). q-space: the same, the texts differing only by
+    surrounding whitespace (mteb strips it).
     """
     docs = {
         "d1": "Boil the pasta in salted water for ten minutes.",
@@ -116,6 +117,7 @@ def edge_case_folder(root: Path) -> Path:
         "d7": "Chlorophyll absorbs red and blue light.",
         "d8": "Water boils at 100 degrees Celsius at sea level.",
         "d9": "Water boils at 100 degrees Celsius at sea level.",  # the same text as d8
+        "d10": "  Saturn has the most moons of any planet. ",  # d6 with spaces: mteb strips both to one text
     }
     queries = {
         "q-plain": "How long do I cook pasta?",
@@ -123,6 +125,7 @@ def edge_case_folder(root: Path) -> Path:
         "q-norel": "When does the train leave?",
         "q-outside": "How do plants use light?",
         "q-dup": "At what temperature does water boil?",
+        "q-space": "Which planet has the most moons?",
     }
     candidates = {
         "q-plain": ["d1", "d2", "d6"],
@@ -130,6 +133,7 @@ def edge_case_folder(root: Path) -> Path:
         "q-norel": ["d6", "d3"],
         "q-outside": ["d3", "d6"],
         "q-dup": ["d8", "d9", "d2"],
+        "q-space": ["d6", "d10", "d1"],
     }
     qrels = [
         ("q-plain", "d1", 1),
@@ -140,6 +144,7 @@ def edge_case_folder(root: Path) -> Path:
         ("q-outside", "d3", 1),
         ("q-outside", "d7", 1),  # relevant, never a candidate
         ("q-dup", "d8", 1),
+        ("q-space", "d6", 1),
     ]
     folder = root / RERANKING
     _jsonl(folder / "corpus.jsonl.gz", [{"_id": d, "title": "", "text": t} for d, t in docs.items()])
@@ -159,16 +164,16 @@ def _counts(data_root: Path) -> dict | None:
 
 
 EDGE_COUNTS = {
-    "queries": 5,
+    "queries": 6,
     "no_negative_candidate": 1,
     "no_relevant_candidate": 1,
     "relevant_outside_candidates": 1,
-    "duplicate_candidate_texts": 1,
+    "duplicate_candidate_texts": 2,
     "examples": {
         "no_negative_candidate": ["q-allrel"],
         "no_relevant_candidate": ["q-norel"],
         "relevant_outside_candidates": ["q-outside"],
-        "duplicate_candidate_texts": ["q-dup"],
+        "duplicate_candidate_texts": ["q-dup", "q-space"],
     },
 }
 
@@ -195,7 +200,7 @@ def test_a_run_records_and_flags_the_divergences(tmp_path):
     args = ["model=minilm", f"tasks=[{RERANKING}]", f"data_dir={data}", f"output_dir={run_dir}", "leaderboard=true"]
     result = run_cli(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    line = "mteb 1/2 reranking definitions differ on 4 of 5 queries"
+    line = "mteb 1/2 reranking definitions differ on 5 of 6 queries"
     assert f"{RERANKING}: {line}" in result.stderr  # the run's warning
     row = [r for r in result.stdout.splitlines() if r.startswith(f"| {RERANKING} |")][-1]  # the leaderboard's row
     assert f"{run_dir.name}: {line} (no negative candidate 1, no relevant candidate 1" in row  # labelled by side

@@ -4,6 +4,7 @@ GPU-hours, and the glue that reads the run's config for it (the CLI composes the
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError
@@ -11,6 +12,8 @@ from nvembed_eval.tasks.cost_plan import SPECIAL_TOKENS, CostPlan, plan_tasks
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+
+    from nvembed_eval.tasks.specs import TaskSpec
 
 
 def _human(n: float) -> str:
@@ -53,7 +56,7 @@ def render_plan(plan: CostPlan, *, tokens_per_second: float, gpus: int, cache_en
     Raises:
         ConfigError: tokens_per_second or gpus is not positive.
     """
-    if not isinstance(tokens_per_second, (int, float)) or not tokens_per_second > 0:
+    if not isinstance(tokens_per_second, (int, float)) or not 0 < tokens_per_second < math.inf:
         raise ConfigError(f"<plan.tokens_per_second={tokens_per_second}> must be a positive number of tokens/s per GPU")
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
         raise ConfigError(f"<plan.gpus={gpus}> must be a positive integer")
@@ -118,26 +121,26 @@ def plan_overrides(args: list[str]) -> list[str] | None:
     return out if wanted else None
 
 
-def render_cost_plan(cfg: DictConfig, template: str | None) -> str:
+def render_cost_plan(cfg: DictConfig, template: str | None, specs: list[TaskSpec]) -> str:
     """The `plan=true` report for a composed run config.
 
     Args:
         cfg: the config `nvembed-eval` would run with (tasks or benchmark, instructions, model, cache, plan).
         template: the model's instruction template, told without loading it (None: it adds no instructions).
+        specs: the run's tasks, resolved as the run would (the runner's `resolve_specs`: `tasks=`, the benchmark's
+            list, or a named mteb benchmark's).
     """
     import mteb
 
-    from nvembed_eval.tasks.specs import load_task_spec, resolve_task_names
-
-    explicit = list(cfg.tasks) if cfg.get("tasks") else None
-    names = resolve_task_names(explicit, list(cfg.benchmark.tasks) if cfg.get("benchmark") else [])
+    explicit = bool(cfg.get("tasks"))
+    names = [spec.name for spec in specs]
     if not names:
         raise ConfigError("no tasks selected; pass tasks=[TaskName,...] or benchmark=<name>")
     model = cfg.model
     max_length = model.get("max_length") or model.get("max_seq_length")
     settings = cfg.plan
     plan = plan_tasks(
-        [load_task_spec(n) for n in names],
+        specs,
         variant=str(cfg.instructions.variant),
         template=template,
         max_length=int(max_length) if max_length else None,

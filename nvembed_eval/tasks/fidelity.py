@@ -121,12 +121,13 @@ def _kinds(candidates: list[str], relevant: set[str], texts: Mapping[str, str]) 
 
 
 def _document_texts(corpus: Any, wanted: set[str]) -> dict[str, str]:
-    """Candidate id -> the text mteb 2.x encodes for it (title and text joined by a space, as its dataloader does)."""
+    """Candidate id -> the text mteb 2.x encodes for it (title and text joined by a space and stripped, as its
+    dataloader (mteb/_create_dataloaders.py) does)."""
     ids = [str(i) for i in corpus["id"]]
     bodies = corpus["text"]
     titles = corpus["title"] if "title" in corpus.column_names else [""] * len(ids)
     return {
-        i: f"{title} {body}".strip() if title else str(body)
+        i: f"{title} {body}".strip() if title else str(body).strip()  # mteb strips both forms
         for i, title, body in zip(ids, titles, bodies, strict=True)
         if i in wanted
     }

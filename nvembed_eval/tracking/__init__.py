@@ -4,7 +4,7 @@ intervals, sweep reports (`nvembed-eval-report`), the reference check, the end-o
 probes (`nvembed-eval-probe`). (`compare` and `report` are not imported here: `python -m` runs them as scripts.)
 """
 
-from nvembed_eval.tracking.items import prediction_folder, write_items
+from nvembed_eval.tracking.items import PREDICTIONS_SUBDIR, prediction_folder, write_items
 from nvembed_eval.tracking.leaderboard import Benchmark, Leaderboard, benchmark_leaderboard, leaderboard
 from nvembed_eval.tracking.probe import (
     PROBE_SET_VERSION,
@@ -36,6 +36,7 @@ from nvembed_eval.tracking.summary import (
 
 __all__ = [
     "FIDELITY_KEY",
+    "PREDICTIONS_SUBDIR",
     "PROBE_SET_VERSION",
     "Baseline",
     "Benchmark",

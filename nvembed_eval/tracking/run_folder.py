@@ -295,6 +295,16 @@ class RunFolder:
         self._save()
         return path
 
+    def record_trusted(self, task_name: str) -> None:
+        """run.json's entry for a result kept by `trust_existing=true`: what made it is unknown, so no settings are
+        claimed for it (an earlier entry for the task, made by other settings, is replaced)."""
+        self.record.setdefault("tasks", {})[task_name] = {
+            "status": "kept",
+            "provenance": None,
+            "note": "kept by trust_existing=true: the result file has no provenance record; what made it is unknown",
+        }
+        self._save()
+
     def write_model_meta(self, meta: dict[str, Any]) -> None:
         with writing(self.run_dir / "model_meta.json"):
             atomic_write_json(self.run_dir / "model_meta.json", meta)
