@@ -5,6 +5,7 @@ the run's full log in `<run_dir>/nvembed-eval.log`, opened only once the run is 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,11 +36,24 @@ class ConsoleFilter(logging.Filter):
         if record.levelno < logging.WARNING and not ours:
             return False
         if record.levelno < logging.ERROR:
-            key = (record.name, record.levelno, record.getMessage())
+            key = (record.levelno, _notice(record))
             if key in self._seen:
                 return False
             self._seen.add(key)
         return True
+
+
+# A warning routed through logging (logging.captureWarnings): "<file>:<line>: <Category>: <message>\n  <source>".
+_WARNING_TEXT = re.compile(r"^\S+:\d+: \w+: (.*?)(?:\n|$)", re.S)
+
+
+def _notice(record: logging.LogRecord) -> str:
+    """The text a console reader sees as one notice: mteb both logs and `warnings.warn`s the same sentence (e.g. that a
+    task is superseded), which would otherwise show twice."""
+    message = record.getMessage()
+    if record.name == "py.warnings" and (match := _WARNING_TEXT.match(message)):
+        return match.group(1).strip()
+    return message
 
 
 def attach_run_log(run_dir: Path) -> Path:

@@ -150,7 +150,11 @@ def run_evaluation(
         )
 
     folder = RunFolder(run_dir)
-    summary = RunSummary(run_dir=run_dir)
+    summary = RunSummary(
+        run_dir=run_dir,
+        benchmark=benchmark["name"],
+        not_run=[name for name in benchmark["tasks"] if name not in planned],  # no data here (local or cache)
+    )
     # Under torchrun every rank runs this loop (encoding is split across ranks inside the model); rank 0 alone
     # locks and writes the folder. All ranks read the same files, so they take the same decisions.
     primary = process_rank() == 0

@@ -4,13 +4,15 @@ predictions kept for error analysis, help, shell completion and their own config
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
-from clirun import REPO, isolated_env, load_run, run_cli
+from clirun import DATA, REPO, isolated_env, load_run, run_cli
 
 from nvembed_eval.tracking import load_scores
 
@@ -193,3 +195,37 @@ def test_a_sweep_with_one_bad_value_is_refused_before_its_first_job(tmp_path, sw
     result = run_cli(args, tmp_path)
     assert result.returncode == 2 and result.error_line.startswith(expected), result.stderr[-2000:]
     assert not sweep_dir.exists()  # no job ran, no multirun.yaml was written
+
+
+def test_a_recomputed_task_drops_the_predictions_of_the_result_it_replaces(predictions_run, tmp_path):
+    run_dir, _ = predictions_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    result = run_cli(["tasks=NVEvalSmokeRetrieval", "overwrite=true", f"output_dir={copy}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (copy / "predictions" / "NVEvalSmokeRetrieval_predictions.json").exists()
+    assert "predictions" not in load_run(copy)["tasks"]["NVEvalSmokeRetrieval"]
+
+
+def test_data_not_from_the_hub_is_recorded_by_its_content_not_a_hub_commit(predictions_run):
+    run_dir, _ = predictions_run
+    task = load_run(run_dir)["tasks"]["NVEvalSmokeRetrieval"]
+    data = task["provenance"]["data"]
+    label = f"{data['source']}:sha256:{data['sha256'][:16]}"
+    assert data["source"] != "hub" and "loaded_revision" not in data
+    assert task["dataset_revision"] == label
+    stored = json.loads((run_dir / "results" / "NVEvalSmokeRetrieval.json").read_text())
+    assert stored["dataset_revision"] == label  # what compare and leaderboards read
+
+
+def test_a_partial_benchmark_says_its_coverage_at_the_end(tmp_path):
+    data = tmp_path / "data"
+    (data / "STSBenchmark").mkdir(parents=True)
+    with gzip.open(DATA / "STSBenchmark" / "test.jsonl.gz", "rt") as source:
+        rows = [next(source) for _ in range(40)]  # 40 real pairs: enough for Spearman, seconds to encode
+    with gzip.open(data / "STSBenchmark" / "test.jsonl.gz", "wt") as target:
+        target.writelines(rows)
+    result = run_cli(["benchmark=ci", f"data_dir={data}", f"output_dir={tmp_path / 'run'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("Coverage: 1 of 10 tasks of benchmark ci; not run (no data here): SciFact, NFCorpus")

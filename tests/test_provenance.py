@@ -142,6 +142,8 @@ def test_result_without_provenance_is_refused_unless_trusted(first_run, tmp_path
     kept = run_cli(_args(data, out, "trust_existing=true"), tmp_path)
     assert kept.returncode == 0 and "resumed" in kept.stdout and main_scores(out)[TASK] == score
     assert PROVENANCE_KEY not in json.loads(path.read_text())  # kept as it is, not stamped with a guess
+    record = json.loads((out / "run.json").read_text())["tasks"][TASK]  # nor does run.json claim its settings
+    assert record["provenance"] is None and record["status"] == "kept" and "trust_existing" in record["note"]
 
 
 def test_corrupt_result_names_the_file_and_the_one_task_fix(first_run, tmp_path):

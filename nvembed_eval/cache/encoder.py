@@ -266,7 +266,9 @@ class CachedEncoder:
         claims = self._claims()
         total = int(missing.sum())
         last_progress = time.monotonic()
-        with tqdm(total=total, unit="text", desc="encoding cache misses", disable=len(pending) <= 1) as bar:
+        # An explicit `disable` overrides tqdm's TQDM_DISABLE, which the CLI sets unless progress=true: honour it here.
+        quiet = len(pending) <= 1 or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")
+        with tqdm(total=total, unit="text", desc="encoding cache misses", disable=quiet) as bar:
             while pending:
                 if claims is not None and (
                     not self._readable or time.monotonic() - last_progress > CLAIM_MAX_WAIT_S

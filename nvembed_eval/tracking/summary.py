@@ -27,6 +27,8 @@ class TaskOutcome:
 class RunSummary:
     run_dir: Path
     outcomes: list[TaskOutcome] = field(default_factory=list)
+    benchmark: str = "tasks"  # run.json's benchmark name ("tasks" for an ad-hoc list)
+    not_run: list[str] = field(default_factory=list)  # the benchmark's tasks without data here (skipped)
 
 
 def format_table(rows: list[list[str]], header: list[str]) -> str:
@@ -96,6 +98,15 @@ def print_run_table(summary: RunSummary, cfg: DictConfig) -> None:
         warning = f" (warning: not this run's model {model})" if other else ""
         print(f"Published column: {reference.source}, model {reference.model_text()}{warning}")
     print(format_table(rows, ["task", "type", "metric", "score", "published", "delta", "note"]))
+    if summary.not_run:  # a partial benchmark is said at the end, not only in an early warning
+        total = len(summary.outcomes) + len(summary.not_run)
+        shown = ", ".join(summary.not_run[:8]) + (
+            f" and {len(summary.not_run) - 8} more" if len(summary.not_run) > 8 else ""
+        )
+        print(
+            f"Coverage: {len(summary.outcomes)} of {total} tasks of benchmark {summary.benchmark}; "
+            f"not run (no data here): {shown}"
+        )
 
 
 def print_leaderboard(summary: RunSummary, cfg: DictConfig) -> None:
