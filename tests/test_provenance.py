@@ -18,7 +18,7 @@ from clirun import DATA, load_run, main_scores, run_cli
 
 from nvembed_eval.errors import ResultsError
 from nvembed_eval.tracking import RunFolder
-from nvembed_eval.tracking.provenance import PROVENANCE_KEY, SCORE_PINS
+from nvembed_eval.tracking.provenance import PROVENANCE_KEY, SCORE_PINS, FieldDiff, summarize
 
 TASK = "AskUbuntuDupQuestions"  # reranking; NV-Embed-v2 puts an instruction on its queries
 
@@ -214,3 +214,12 @@ def test_where_the_data_sat_does_not_matter(first_run, info):
     versions = expected["versions"]
     versions.update(torch="9.9", numpy="9.9")  # recorded, not compared: they move vectors only by rounding
     assert folder.reusable({TASK: expected}, overwrite=False, trust_existing=False) == {TASK: False}
+
+
+def test_long_texts_that_differ_late_are_shown_around_their_difference():
+    old = "Instruct: Retrieve semantically similar text.\nQuery: "
+    new = "Instruct: Retrieve semantically similar text\nQuery: "
+    (line,) = summarize([FieldDiff("prefix.query", old, new)])
+    shown_old, shown_new = line.removeprefix("prefix.query ").split(" -> ")
+    assert shown_old != shown_new and "text.\\n" in shown_old and "text\\n" in shown_new
+    assert shown_old.count("'") == shown_new.count("'") == 2  # each cut quoted whole

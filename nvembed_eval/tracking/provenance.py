@@ -115,7 +115,7 @@ def summarize(diffs: list[FieldDiff]) -> list[str]:
     """Diffs as text, fields with the same change merged: `prefix.query/none 'Instruct: ...' -> ''`."""
     groups: dict[tuple[str, str], list[str]] = {}
     for diff in diffs:
-        groups.setdefault((_short(diff.stored), _short(diff.expected)), []).append(diff.field)
+        groups.setdefault(_shown_pair(diff.stored, diff.expected), []).append(diff.field)
     out = []
     for (stored, expected), names in groups.items():
         family = {n.split(".", 1)[0] for n in names}
@@ -136,3 +136,18 @@ def _get(record: dict[str, Any], section: str, key: str) -> Any:
 def _short(value: Any, limit: int = 48) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shown_pair(stored: Any, expected: Any, limit: int = 48) -> tuple[str, str]:
+    """Both values, short; two long texts are cut around their first difference (each cut quoted whole), so the
+    shown old and new never look the same."""
+    if not (isinstance(stored, str) and isinstance(expected, str)) or max(len(stored), len(expected)) <= limit:
+        return _short(stored, limit), _short(expected, limit)
+    first = next((i for i, (a, b) in enumerate(zip(stored, expected)) if a != b), min(len(stored), len(expected)))
+    start = max(0, first - 12)
+
+    def cut(text: str) -> str:
+        end = start + limit - 12
+        return ("..." if start else "") + repr(text[start:end]) + ("..." if end < len(text) else "")
+
+    return cut(stored), cut(expected)

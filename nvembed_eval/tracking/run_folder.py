@@ -229,6 +229,8 @@ class RunFolder:
             refused.append(f"{name}: {'; '.join(shown[:3])}{more}")
         if refused:
             names = [r.split(":", 1)[0] for r in refused]
+            if isinstance(overwrite, frozenset):  # the tasks the user already recomputes stay in the suggested list
+                names = sorted(set(names) | overwrite)
             shown = " | ".join(refused[:3]) + (f" | +{len(refused) - 3} more tasks" if len(refused) > 3 else "")
             raise ResultsError(
                 f"{self.run_dir} holds results made with other settings ({shown}); recompute them with "
