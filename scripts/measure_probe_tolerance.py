@@ -68,7 +68,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--tiny", type=Path, default=Path("~/.cache/nvembed_eval/nv_embed_tiny_v1").expanduser())
+    parser.add_argument("--tiny", type=Path, default=Path("~/.cache/nvembed-eval/nv_embed_tiny_v1").expanduser())
     args = parser.parse_args()
     probes = load_probe_set()
     threads = torch.get_num_threads()
