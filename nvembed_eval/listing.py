@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from nvembed_eval.arguments import Parser
 from nvembed_eval.errors import ConfigError, NVEmbedEvalError
 from nvembed_eval.resources import conf_dir
 
@@ -161,7 +162,7 @@ def list_instructions(task_type: str | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script `nvembed-eval-list`. Exit 0, or 2 with one `error:` line."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nvembed-eval-list",
         description="List what nvembed-eval can run: tasks, benchmarks, models, instructions.",
         epilog=__doc__.split("Examples:", 1)[1] if __doc__ else None,

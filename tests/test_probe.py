@@ -156,7 +156,19 @@ def test_other_width_is_refused_even_when_another_model_is_allowed(baseline, cap
     ("args", "message"),
     [
         (["write", "{baseline}", "model=nv_embed_tiny"], "exists; pass --force to replace it"),
-        (["check", "{baseline}", "model=nv_embed_tiny", "--tolerance", "-1"], "<--tolerance=-1.0> must be a number"),
+        (
+            ["check", "{baseline}", "model=nv_embed_tiny", "--tolerance", "-1"],
+            "expected a finite number >= 0, got '-1'",
+        ),
+        (
+            ["check", "{baseline}", "model=nv_embed_tiny", "--tolerance", "inf"],
+            "expected a finite number >= 0, got 'inf'",
+        ),
+        (
+            ["check", "{baseline}", "model=nv_embed_tiny", "--tolerance", "nan"],
+            "expected a finite number >= 0, got 'nan'",
+        ),
+        (["check", "{baseline}", "--worst", "-2"], "argument --worst: expected a whole number >= 0, got '-2'"),
         (["check", "{baseline}", "model=nv_embd_tiny"], "unknown model config <model=nv_embd_tiny>; did you mean"),
     ],
 )

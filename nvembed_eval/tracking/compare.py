@@ -7,12 +7,12 @@ Exit codes: 0 nothing regressed, 1 something did, 2 unusable input or a comparis
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from nvembed_eval.arguments import Parser, non_negative_int
 from nvembed_eval.errors import NVEmbedEvalError
 from nvembed_eval.tracking.bootstrap import check_settings
 from nvembed_eval.tracking.fidelity_flags import evaluator_flags
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     from nvembed_eval.tracking.compare_render import render_markdown, write_outputs
 
-    parser = argparse.ArgumentParser(prog="nvembed-eval-compare", description="Per-task regression gate.")
+    parser = Parser(prog="nvembed-eval-compare", description="Per-task regression gate.")
     parser.add_argument("results", type=Path, help="run folder, mteb results folder, TaskResult JSON or score CSV")
     parser.add_argument("--reference", type=Path, required=True, help="published score CSV or baseline results")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="allowed drop in points (>= 0)")
@@ -275,20 +275,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--gate",
-        type=Gate,
-        choices=list(Gate),
+        choices=[g.value for g in Gate],
         default=DEFAULT_GATE,
         help="what fails a task: its drop exceeds the tolerance, its paired interval lies below 0 (significant), "
         "or both (default; tolerance alone where a side has no per-item data); docs/significance.md",
     )
     parser.add_argument("--confidence", type=float, default=NoiseSettings.confidence, help="interval level (0.95)")
     parser.add_argument("--resamples", type=int, default=NoiseSettings.resamples, help="bootstrap resamples (2000)")
-    parser.add_argument("--seed", type=int, default=NoiseSettings.seed, help="bootstrap seed (0)")
+    parser.add_argument("--seed", type=non_negative_int, default=NoiseSettings.seed, help="bootstrap seed (0)")
     args = parser.parse_args(argv)
     try:
         check_tolerance(args.tolerance)  # before any file is read
         check_settings(args.resamples, args.confidence)
         settings = NoiseSettings(args.resamples, args.confidence, args.seed)
+        gate = Gate(args.gate)
         ours = load_scores(args.results)
         reference = load_scores(args.reference)
         cmp = compare(
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
             args.benchmark,
             args.two_sided,
             args.allow_other_model,
-            args.gate,
+            gate,
             settings,
             args.allow_other_data,
         )
