@@ -1,6 +1,7 @@
-"""The gate never reads a data change as a model regression: two run folders whose results' provenance records name
-different data (other local files, another hub commit) are refused, or judged with each row flagged when
-`--allow-other-data` is given; a side without provenance (a score table) keeps the revision flag (docs/bad_input.md).
+"""What the gate is given: two run folders whose results' provenance records name different data (other local files,
+another hub commit) are refused, or judged with each row flagged when `--allow-other-data` is given, since a data change
+is no model regression; a side without provenance (a score table) keeps the revision flag. And anything that is no
+results folder, TaskResult JSON or score CSV is refused in one line saying what it is (docs/bad_input.md).
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+from clirun import REPO, run_cli
 from test_compare import BASE, run_main, shifted
 from test_gate import MINILM, TRUE_ROWS, one_error_line, table
 from test_scoring import write_run
@@ -83,3 +86,42 @@ def test_a_side_without_provenance_keeps_todays_behaviour(tmp_path, capsys):
     ours, _ = runs(tmp_path, {"source": "local", "sha256": OLD_SHA}, {"source": "local", "sha256": NEW_SHA})
     assert compare(tmp_path, ours, table(tmp_path / "ref.csv", TRUE_ROWS)) == 1
     assert "data differs" not in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------- neither results nor a table
+
+NOT_RESULTS = [
+    ("/dev/null", "is a device, not results; pass a run folder, an mteb results folder, a TaskResult JSON (.json) or "
+     "a score table (.csv)"),
+    (str(REPO / "README.md"), "README.md is a .md file, not results; pass a run folder"),
+    ("run.json", "run.json is a JSON file but not an mteb TaskResult (no task_name, no scores); pass a run folder"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("reference", "message"), NOT_RESULTS)
+def test_compare_refuses_what_is_no_results_saying_what_it_is(reference, message, tmp_path, capsys):
+    ours, _ = runs(tmp_path, {"source": "local", "sha256": OLD_SHA}, {"source": "local", "sha256": OLD_SHA})
+    if reference == "run.json":
+        reference = str(ours / "run.json")
+    assert compare(tmp_path, ours, Path(reference)) == 2
+    err = one_error_line(capsys)
+    assert message in err and "unexpected" not in err and "delete or regenerate" not in err, err
+    assert compare(tmp_path, Path(reference), ours) == 2  # the same as the results under test
+    assert message in one_error_line(capsys)
+
+
+def test_a_damaged_result_file_keeps_its_own_advice(tmp_path, capsys):
+    damaged = tmp_path / "SciFact.json"
+    damaged.write_text('{"task_name": "SciFact", "scores": ')
+    ours, _ = runs(tmp_path, {"source": "local", "sha256": OLD_SHA}, {"source": "local", "sha256": OLD_SHA})
+    assert compare(tmp_path, ours, damaged) == 2
+    assert "malformed results file" in one_error_line(capsys)
+
+
+def test_run_with_reference_dev_null_stops_before_any_task(tmp_path):
+    res = run_cli(
+        ["model=minilm", "tasks=[STSBenchmark]", "reference=/dev/null", f"output_dir={tmp_path / 'o'}"], tmp_path
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert res.error_line.startswith("error: reference=/dev/null is a device, not results; pass a run folder")
+    assert not (tmp_path / "o").exists()
