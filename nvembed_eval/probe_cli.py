@@ -68,6 +68,7 @@ def _device(encoder, configured: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Carry out one command; returns the exit code. Raises `NVEmbedEvalError` for unusable input."""
     from nvembed_eval.tracking import (
+        check_baseline_path,
         check_usable,
         compare_embeddings,
         default_tolerance,
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance >= 0):
         raise ConfigError(f"<--tolerance={args.tolerance}> must be a finite number >= 0")  # NaN would pass every text
     if args.action == "write":
+        check_baseline_path(args.baseline, must_exist=False)  # a folder: refused before the model loads
         if args.baseline.exists() and not args.force:
             raise ResultsError(f"{args.baseline} exists; pass --force to replace it, or check against it")
         probe_set = load_probe_set()

@@ -178,6 +178,18 @@ def test_bad_arguments_exit_2_with_one_line(args, message, baseline, capsys):
     assert code == 2 and len(lines) == 1 and message in lines[0], lines
 
 
+@pytest.mark.parametrize("action", ["check", "write"])
+def test_a_folder_as_the_baseline_is_named_as_one_before_the_model_loads(action, tmp_path, capsys):
+    code, lines = _main(
+        [action, tmp_path, "model=nv_embed_tiny", f"model.path={tmp_path / 'no-model'}", "--force"], capsys
+    )
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0] == (
+        f"error: probe baseline {tmp_path} is a folder; a baseline is a .safetensors file written by: "
+        f"nvembed-eval-probe write {tmp_path / 'baseline.safetensors'} model=..."
+    )
+
+
 def test_missing_baseline_through_the_console_script(tmp_path):
     res = run_cli(["check", str(tmp_path / "none.safetensors"), "model=nv_embed_tiny"], tmp_path, module=PROBE)
     assert res.returncode == 2 and res.stdout == ""
