@@ -19,10 +19,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from nvembed_eval.arguments import Parser
 from nvembed_eval.errors import ConfigError, NVEmbedEvalError
 from nvembed_eval.resources import conf_dir
 
 WIDTH = 90  # characters of description per row
+# The options each listing reads; any other is refused rather than silently ignored. `benchmarks` always lists both
+# registries, so --all (which an mteb error message suggests) is accepted there.
+FILTERS = {
+    "tasks": ("--type", "--all", "--benchmark"),
+    "benchmarks": ("--all",),
+    "models": ("--all",),
+    "instructions": ("--type",),
+}
 
 
 def short(text: str | None, width: int = WIDTH) -> str:
@@ -64,6 +73,17 @@ def _check_type(task_type: str | None) -> None:
         raise ConfigError(f"unknown task type <--type {task_type}>; {hint}mteb's types: {', '.join(valid)}")
 
 
+def _check_not_placeholder(benchmark: str) -> None:
+    """`conf/benchmark/mteb.yaml` holds no tasks: it runs an mteb benchmark named by `benchmark.name=`."""
+    from nvembed_eval.tasks import harness_benchmarks
+
+    if benchmark not in harness_benchmarks() and (conf_dir() / "benchmark" / f"{benchmark}.yaml").is_file():
+        raise ConfigError(
+            f"benchmark {benchmark!r} is the placeholder for mteb's named benchmarks, not a task list; pass the mteb "
+            """name, e.g. --benchmark "MTEB(eng, v2)" (names: nvembed-eval-list benchmarks)"""
+        )
+
+
 def list_tasks(task_type: str | None, everything: bool, benchmark: str | None) -> str:
     """This harness's task YAMLs (or a benchmark's tasks, or with `everything` mteb's whole registry)."""
     import mteb
@@ -74,6 +94,7 @@ def list_tasks(task_type: str | None, everything: bool, benchmark: str | None) -
     specs = list_task_specs()
     resolve_task_names(list(specs)[:1], [])  # registers the embedded smoke tasks into mteb
     if benchmark is not None:
+        _check_not_placeholder(benchmark)
         names = benchmark_tasks(benchmark)
     elif everything:
         names = sorted({*specs, *(t.metadata.name for t in mteb.get_tasks())})
@@ -161,7 +182,7 @@ def list_instructions(task_type: str | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script `nvembed-eval-list`. Exit 0, or 2 with one `error:` line."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nvembed-eval-list",
         description="List what nvembed-eval can run: tasks, benchmarks, models, instructions.",
         epilog=__doc__.split("Examples:", 1)[1] if __doc__ else None,
@@ -172,6 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--all", dest="everything", action="store_true", help="include mteb's whole registry")
     parser.add_argument("--benchmark", help="tasks: the tasks of this benchmark (harness or mteb name)")
     args = parser.parse_args(argv)
+    given = zip(FILTERS["tasks"], (args.task_type, args.everything or None, args.benchmark), strict=True)
+    unsupported = [flag for flag, value in given if value is not None and flag not in FILTERS[args.what]]
+    if unsupported:
+        parser.error(f"{args.what} takes no {' or '.join(unsupported)} (it takes: {', '.join(FILTERS[args.what])})")
+    if args.everything and args.benchmark is not None:
+        parser.error("--all and --benchmark each choose the tasks to list; pass one of them")
     try:
         if args.what == "tasks":
             text = list_tasks(args.task_type, args.everything, args.benchmark)

@@ -12,14 +12,16 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
+from nvembed_eval.arguments import Parser, finite_non_negative_float, non_negative_int
 from nvembed_eval.errors import ConfigError, NVEmbedEvalError, ResultsError
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser() -> Parser:
+    parser = Parser(
         prog="nvembed-eval-probe",
         description="Encode the packaged probe texts (no embedding cache) and write or check a baseline.",
     )
@@ -28,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides as for nvembed-eval, e.g. model=nv_embed_tiny")
     parser.add_argument(
         "--tolerance",
-        type=float,
+        type=finite_non_negative_float,
         default=None,
         help="max abs difference of L2-normalised embeddings per text; default by dtype (docs/probes.md)",
     )
@@ -37,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check: compare although the model identity differs from the baseline's",
     )
-    parser.add_argument("--worst", type=int, default=10, help="check: how many of the worst texts to list")
+    parser.add_argument("--worst", type=non_negative_int, default=10, help="check: how many of the worst texts to list")
     parser.add_argument("--force", action="store_true", help="write: replace an existing baseline")
     return parser
 
@@ -66,6 +68,7 @@ def _device(encoder, configured: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Carry out one command; returns the exit code. Raises `NVEmbedEvalError` for unusable input."""
     from nvembed_eval.tracking import (
+        check_baseline_path,
         check_usable,
         compare_embeddings,
         default_tolerance,
@@ -78,11 +81,10 @@ def run(args: argparse.Namespace) -> int:
         write_baseline,
     )
 
-    if args.tolerance is not None and not args.tolerance >= 0:
-        raise ConfigError(f"<--tolerance={args.tolerance}> must be a number >= 0")
-    if args.worst < 0:
-        raise ConfigError(f"<--worst={args.worst}> must be >= 0")
+    if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance >= 0):
+        raise ConfigError(f"<--tolerance={args.tolerance}> must be a finite number >= 0")  # NaN would pass every text
     if args.action == "write":
+        check_baseline_path(args.baseline, must_exist=False)  # a folder: refused before the model loads
         if args.baseline.exists() and not args.force:
             raise ResultsError(f"{args.baseline} exists; pass --force to replace it, or check against it")
         probe_set = load_probe_set()

@@ -13,7 +13,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "nvembed_eval"
 ROOMS = ("tasks", "models", "cache", "tracking")
 # resources: where the bundled data lives; api: the CLI's run for Python (cli-level); listing: nvembed-eval-list;
-# probe_cli: the `nvembed-eval-probe` console script, glue like cli (it builds the model as the runner does).
+# probe_cli: the `nvembed-eval-probe` console script, glue like cli (it builds the model as the runner does);
+# arguments: the one-line-error argparse parser of every nvembed-eval-* console script.
 TOP_LEVEL = {
     "__init__",
     "__main__",
@@ -29,6 +30,7 @@ TOP_LEVEL = {
     "resources",
     "api",
     "listing",
+    "arguments",
 }
 
 # What each unit may import from this package. `runner` joins the rooms; `cli` is the Hydra glue on top.
@@ -36,17 +38,18 @@ ALLOWED: dict[str, set[str]] = {
     # helpers: import no room (settings reads cache sizes with the cache's own parser)
     "errors": set(),
     "atomic": set(),
+    "arguments": set(),
     "hashing": set(),
     "logs": set(),
     "resources": {"errors"},  # the bundled conf/, instructions/, published/ folders, for every unit
-    "__init__": {"api"},  # lazy attributes: nvembed_eval.evaluate, .load_results, .leaderboard
+    "__init__": {"api", "errors"},  # lazy attributes: nvembed_eval.evaluate, .load_results, .leaderboard
     "preflight": {"errors"},
     "settings": {"errors", "cache"},
     # rooms
     "tasks": {"errors", "atomic", "hashing", "resources"},
     "models": {"errors", "atomic", "hashing"},
-    "cache": {"errors", "atomic", "models"},
-    "tracking": {"errors", "atomic", "resources", "tasks", "models"},
+    "cache": {"errors", "atomic", "arguments", "models"},
+    "tracking": {"errors", "atomic", "arguments", "resources", "tasks", "models"},
     # the loop that joins the rooms, and the Hydra glue on top
     "runner": {"errors", "atomic", "settings", "tasks", "models", "cache", "tracking"},
     "cli": {
@@ -65,9 +68,18 @@ ALLOWED: dict[str, set[str]] = {
     | {"tracking"},
     # the Python API: the CLI's run without the command line; listing: the registries, read only
     "api": {"errors", "atomic", "logs", "settings", "preflight", "resources", "runner", "tasks", "models", "tracking"},
-    "listing": {"errors", "resources", "tasks", "models"},
+    "listing": {"errors", "arguments", "resources", "tasks", "models"},
     "__main__": {"cli"},
-    "probe_cli": {"errors", "cli", "preflight", "runner", "tracking"},  # composes with cli, builds with the runner
+    "probe_cli": {
+        "errors",
+        "arguments",
+        "api",
+        "cli",
+        "preflight",
+        "resources",
+        "runner",
+        "tracking",
+    },  # composes with cli, builds with the runner
 }
 
 

@@ -72,6 +72,35 @@ def test_a_wrong_type_is_one_line_with_the_close_match(capsys):
     assert err.startswith("error: unknown task type <--type Retrival>; did you mean Retrieval") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["models", "--all", "--type", "x"], "models takes no --type (it takes: --all)"),
+        (["benchmarks", "--type", "STS"], "benchmarks takes no --type (it takes: --all)"),
+        (["instructions", "--all"], "instructions takes no --all (it takes: --type)"),
+        (["models", "--benchmark", "smoke"], "models takes no --benchmark (it takes: --all)"),
+        (
+            ["tasks", "--all", "--benchmark", "smoke"],
+            "--all and --benchmark each choose the tasks to list; pass one of them",
+        ),
+    ],
+)
+def test_a_filter_the_listing_does_not_read_is_refused(args, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    captured = capsys.readouterr()
+    assert info.value.code == 2 and captured.out == ""
+    assert captured.err == f"error: {message}; see nvembed-eval-list --help\n", captured.err
+
+
+def test_the_mteb_placeholder_is_no_task_list(capsys):
+    assert main(["tasks", "--benchmark", "mteb"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "conf/" not in err, err
+    assert err.startswith("error: benchmark 'mteb' is the placeholder for mteb's named benchmarks, not a task list; ")
+    assert 'pass the mteb name, e.g. --benchmark "MTEB(eng, v2)"' in err
+
+
 @pytest.mark.parametrize("what", ["benchmarks"])
 def test_console_script(what):
     result = subprocess.run(

@@ -156,7 +156,19 @@ def test_other_width_is_refused_even_when_another_model_is_allowed(baseline, cap
     ("args", "message"),
     [
         (["write", "{baseline}", "model=nv_embed_tiny"], "exists; pass --force to replace it"),
-        (["check", "{baseline}", "model=nv_embed_tiny", "--tolerance", "-1"], "<--tolerance=-1.0> must be a number"),
+        (
+            ["check", "{baseline}", "model=nv_embed_tiny", "--tolerance", "-1"],
+            "expected a finite number >= 0, got '-1'",
+        ),
+        (
+            ["check", "{baseline}", "model=nv_embed_tiny", "--tolerance", "inf"],
+            "expected a finite number >= 0, got 'inf'",
+        ),
+        (
+            ["check", "{baseline}", "model=nv_embed_tiny", "--tolerance", "nan"],
+            "expected a finite number >= 0, got 'nan'",
+        ),
+        (["check", "{baseline}", "--worst", "-2"], "argument --worst: expected a whole number >= 0, got '-2'"),
         (["check", "{baseline}", "model=nv_embd_tiny"], "unknown model config <model=nv_embd_tiny>; did you mean"),
     ],
 )
@@ -164,6 +176,18 @@ def test_bad_arguments_exit_2_with_one_line(args, message, baseline, capsys):
     path, _ = baseline
     code, lines = _main([a.format(baseline=path) for a in args], capsys)
     assert code == 2 and len(lines) == 1 and message in lines[0], lines
+
+
+@pytest.mark.parametrize("action", ["check", "write"])
+def test_a_folder_as_the_baseline_is_named_as_one_before_the_model_loads(action, tmp_path, capsys):
+    code, lines = _main(
+        [action, tmp_path, "model=nv_embed_tiny", f"model.path={tmp_path / 'no-model'}", "--force"], capsys
+    )
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0] == (
+        f"error: probe baseline {tmp_path} is a folder; a baseline is a .safetensors file written by: "
+        f"nvembed-eval-probe write {tmp_path / 'baseline.safetensors'} model=..."
+    )
 
 
 def test_missing_baseline_through_the_console_script(tmp_path):

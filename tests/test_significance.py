@@ -18,6 +18,7 @@ from nvembed_eval.tracking.bootstrap import (
     _RankedPairs,
     check_settings,
     grouped_replicates,
+    metric_range,
     percentile_interval,
     replicates,
     t_interval,
@@ -111,11 +112,11 @@ def test_ap_of_a_resample_without_positives_is_undefined_not_zero():
     assert percentile_interval(np.array([math.nan] * 5 + [0.5] * 95), 0.95) is None  # > 1% undefined: no interval
 
 
-def items(name: str, kind: Statistic, ids: list[str], **arrays: np.ndarray) -> ItemSet:
+def items(name: str, kind: Statistic, ids: list[str], metric: str = "m", **arrays: np.ndarray) -> ItemSet:
     unit = {"mean": "query", "spearman": "pair", "ap": "pair", "experiments": "experiment"}[kind.value]
     group = Group(name, ids, {k: np.asarray(v, dtype=float) for k, v in arrays.items()})
-    item_set = ItemSet(name, kind, unit, "m", 0.0, (group,))
-    return ItemSet(name, kind, unit, "m", item_set.recomputed(), (group,))
+    item_set = ItemSet(name, kind, unit, metric, 0.0, (group,))
+    return ItemSet(name, kind, unit, metric, item_set.recomputed(), (group,))
 
 
 def test_same_seed_same_interval_and_another_seed_nearly_the_same():
@@ -161,6 +162,45 @@ def test_experiments_use_a_t_interval_paired_by_experiment():
     assert noise.delta.low == pytest.approx(1.0) and noise.delta.high == pytest.approx(1.0)  # +0.01 in every one
     assert noise.method == "t interval over 10 experiments"
     assert noise.ours.low < 80.5 < noise.ours.high
+
+
+def test_intervals_stay_inside_the_metrics_range():
+    """Three clustering experiments far apart: the t interval (13.0 +- 41.0 points) would reach below 0; a V-measure
+    cannot, nor can their difference leave [-100, 100]. A correlation may be negative and keeps its lower end."""
+    ids = [f"experiment {i}" for i in range(3)]
+    low = items("C", Statistic.experiments, ids, "v_measure", values=[0.02, 0.05, 0.32])
+    high = items("C", Statistic.experiments, ids, "v_measure", values=[0.99, 0.80, 0.98])
+    noise = task_noise("C", low, high, NoiseSettings())
+    assert noise.ours.low == 0.0 and 0 < noise.ours.high < 100  # unclipped: [-28.04, 54.04]
+    assert noise.reference.high == 100.0 and noise.reference.low > 0  # unclipped: 92.3 +- 26.6
+    assert noise.delta.low >= -100.0 and noise.delta.high <= 100.0
+    unclipped = t_interval(np.array([0.02, 0.05, 0.32]), 0.95)
+    assert unclipped.low < 0  # the case is real: the clipping, not the data, keeps the interval in range
+    corr = items("S", Statistic.experiments, ids, "cosine_spearman", values=[0.02, 0.05, 0.32])
+    assert task_noise("S", corr, corr, NoiseSettings()).ours.low == pytest.approx(100 * unclipped.low)
+
+
+@pytest.mark.parametrize(
+    ("metric", "expected"),
+    [
+        ("ndcg_at_10", (0.0, 1.0)),
+        ("map_at_1000", (0.0, 1.0)),
+        ("max_over_subqueries_map_at_1000", (0.0, 1.0)),
+        ("cosine_ap", (0.0, 1.0)),
+        ("cos_sim_ap", (0.0, 1.0)),
+        ("accuracy", (0.0, 1.0)),
+        ("v_measure", (0.0, 1.0)),
+        ("mrr_at_10", (0.0, 1.0)),
+        ("recall_at_100", (0.0, 1.0)),
+        ("f1", (0.0, 1.0)),
+        ("cosine_spearman", (-1.0, 1.0)),
+        ("cos_sim_pearson", (-1.0, 1.0)),
+        ("nauc_ndcg_at_10_max", (-1.0, 1.0)),  # mteb's nAUC can be negative
+        ("main_score", (-1.0, 1.0)),  # unknown: not cut
+    ],
+)
+def test_metric_range_from_the_key(metric, expected):
+    assert metric_range(metric) == expected
 
 
 def test_stratified_groups_resample_within_each_group():

@@ -237,3 +237,20 @@ def test_an_items_file_that_is_not_the_recorded_one_is_not_used(real_run, tmp_pa
         load_items(Path(score.source), "SciFact", score.metric, score.value / 100)
     proc = gate(edited, real_run, tmp_path / "significant", "--gate", "significant")
     assert proc.returncode == 2 and "SciFact has none" in proc.error_line and "sha256 differs" in proc.error_line
+
+
+def last_queries_dropped(group: dict) -> None:
+    """A run on a subset: its items lack the last 30 of the 150 queries (e.g. a smaller query file)."""
+    group["ids"], group["values"] = group["ids"][:-30], group["values"][:-30]
+
+
+def test_an_interval_paired_on_fewer_items_says_so_in_every_output(real_run, tmp_path):
+    ours = derive(real_run, tmp_path / "subset", {"SciFact": last_queries_dropped})
+    out = tmp_path / "out"
+    proc = gate(ours, real_run, out)
+    assert proc.returncode in (0, 1), proc.stderr
+    note = "paired on the 120 queries both have (run 120, reference 150)"
+    scifact_lines = [line for line in proc.stdout.splitlines() if line.startswith("| SciFact |")]
+    assert len(scifact_lines) == 1 and note in scifact_lines[0]  # the console, not only compare.csv
+    assert note in next(line for line in (out / "compare.md").read_text().splitlines() if "| SciFact |" in line)
+    assert note in rows(out)["SciFact"]["interval"]

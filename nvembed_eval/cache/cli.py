@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from nvembed_eval.arguments import Parser
 from nvembed_eval.cache.encoder import ENV_VAR, SIZE_EXAMPLES, default_cache_dir, human_size, parse_size
 from nvembed_eval.cache.store import MODEL_DIR_RE, PruneSummary, clear_folder, prune_root, scan_root
 from nvembed_eval.errors import CacheError, NVEmbedEvalError
@@ -119,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         nvembed-eval-cache clear --model-key 3fa2 --yes
         nvembed-eval-cache prune --max-size 200GiB --dry-run
     """
-    parser = argparse.ArgumentParser(prog="nvembed-eval-cache", description="Inspect, clear or prune the cache.")
+    parser = Parser(prog="nvembed-eval-cache", description="Inspect, clear or prune the cache.")
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="entries and bytes per model identity")
     clear = sub.add_parser("clear", help="delete cached embeddings")

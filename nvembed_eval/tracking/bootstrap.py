@@ -8,6 +8,7 @@ Classification and clustering have no per-item data: their interval is a Student
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,32 @@ class Interval:
 
     def scaled(self, factor: float) -> Interval:
         return Interval(self.low * factor, self.high * factor)
+
+    def clipped(self, low: float, high: float) -> Interval:
+        """The interval cut to [low, high]: what the quantity can be (a t interval knows no bounds)."""
+        return Interval(min(max(self.low, low), high), max(min(self.high, high), low))
+
+
+# Metric keys (mteb's, any prefix such as cosine_ or max_over_subqueries_) that are correlations, in [-1, 1]; and the
+# keys of the metrics that are shares, means of shares or averages of gains over [0, 1] and so cannot be negative.
+CORRELATION = re.compile(r"(^|_)(spearman|pearson)(_|$)")
+SHARE = re.compile(r"(^|_)(accuracy|v_measure|ap|ndcg|map|mrr|recall|precision|f1|hit_rate)(_|$)")
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values a leaderboard metric can take, on mteb's fraction scale.
+
+    Args:
+        metric: mteb's metric key, e.g. "ndcg_at_10", "cosine_spearman", "v_measure".
+
+    Returns:
+        (-1, 1) for correlations (Spearman, Pearson) and for keys this does not know (e.g. mteb's nAUC metrics, which
+        can be negative); (0, 1) for accuracy, V-measure, AP, nDCG, MAP, MRR, recall, precision, F1 and hit rate.
+    """
+    key = metric.lower()
+    if key.startswith("nauc") or CORRELATION.search(key) or not SHARE.search(key):
+        return (-1.0, 1.0)
+    return (0.0, 1.0)
 
 
 Arrays = dict[str, np.ndarray]

@@ -7,16 +7,24 @@ Exit codes: 0 nothing regressed, 1 something did, 2 unusable input or a comparis
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from nvembed_eval.arguments import Parser, non_negative_int
 from nvembed_eval.errors import NVEmbedEvalError
 from nvembed_eval.tracking.bootstrap import check_settings
 from nvembed_eval.tracking.fidelity_flags import evaluator_flags
-from nvembed_eval.tracking.gate import check_noise_gate, check_shared, check_tolerance, choose_benchmark, model_notes
+from nvembed_eval.tracking.gate import (
+    check_noise_gate,
+    check_same_data,
+    check_shared,
+    check_tolerance,
+    choose_benchmark,
+    data_differences,
+    model_notes,
+)
 from nvembed_eval.tracking.leaderboard import Benchmark, Leaderboard, benchmark_leaderboard
 from nvembed_eval.tracking.outputs import default_out, emit
 from nvembed_eval.tracking.scoring import ScoreSet, load_scores
@@ -166,6 +174,7 @@ def compare(
     allow_other_model: bool = False,
     gate: Gate = DEFAULT_GATE,
     settings: NoiseSettings | None = None,
+    allow_other_data: bool = False,
 ) -> Comparison:
     """Compare two score sets task by task, or refuse.
 
@@ -182,6 +191,8 @@ def compare(
             beyond tolerance and the interval lies below 0; a task without per-item data on both sides is judged by
             tolerance alone and flagged).
         settings: resamples, confidence level and seed of the intervals (default `NoiseSettings()`).
+        allow_other_data: judge tasks whose results' provenance records name different data on the two sides (other
+            local files, another hub commit), flagging each such row "data differs: ..."; by default they are refused.
 
     Returns:
         The Comparison; `exit_code` is 1 when a judged task failed, else 0. Tasks without a score on one side, or
@@ -190,6 +201,7 @@ def compare(
     Raises:
         ConfigError: non-finite or negative tolerance; unknown benchmark name; resamples or confidence out of range.
         ResultsError: the models differ (without `allow_other_model`); no benchmark task has a score on both sides;
+            both sides' provenance records name different data for a judged task (without `allow_other_data`);
             `gate=significant` while a judged task has no paired interval.
     """
     from nvembed_eval.tasks import load_task_spec
@@ -205,7 +217,8 @@ def compare(
     theirs = reference.benchmark
     if theirs is not None and theirs.tasks != bench.tasks:
         bench_notes.append(f"the reference ran benchmark {theirs.describe()}; judged here: {bench.title}")
-    check_shared(ours, reference, bench)
+    shared = check_shared(ours, reference, bench)
+    data_flags = check_same_data(data_differences(ours, reference, shared), allow_other_data)
     names = set(ours.scores) | set(reference.scores) | set(ours.notes)
     ranked = [t for t in bench.tasks if t in names] + sorted(names - set(bench.tasks))
     rows = []
@@ -217,9 +230,8 @@ def compare(
         if a is not None:
             noise = task_noise(task, side_items(ours, task), side_items(reference, task), settings)
         status, basis = _status(a, b, task in bench.tasks, tolerance, gate, noise)
-        rows.append(
-            Row(task, load_task_spec(task).type, a, b, delta, status, _flags(task, ours, reference), noise, basis)
-        )
+        flags = (*([data_flags[task]] if task in data_flags else []), *_flags(task, ours, reference))
+        rows.append(Row(task, load_task_spec(task).type, a, b, delta, status, flags, noise, basis))
     rows.sort(key=lambda r: not r.judged)  # stable: shared tasks first, each group in benchmark order
     if gate is Gate.significant:
         check_noise_gate([(r.task, r.noise.why or "") for r in rows if r.judged and r.noise.delta is None])
@@ -248,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     from nvembed_eval.tracking.compare_render import render_markdown, write_outputs
 
-    parser = argparse.ArgumentParser(prog="nvembed-eval-compare", description="Per-task regression gate.")
+    parser = Parser(prog="nvembed-eval-compare", description="Per-task regression gate.")
     parser.add_argument("results", type=Path, help="run folder, mteb results folder, TaskResult JSON or score CSV")
     parser.add_argument("--reference", type=Path, required=True, help="published score CSV or baseline results")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="allowed drop in points (>= 0)")
@@ -257,25 +269,38 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--two-sided", action="store_true", help="also fail on improvements beyond tolerance")
     parser.add_argument("--allow-other-model", action="store_true", help="compare runs of two different models")
     parser.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="judge tasks whose results were made on different data (provenance), flagging each such row",
+    )
+    parser.add_argument(
         "--gate",
-        type=Gate,
-        choices=list(Gate),
+        choices=[g.value for g in Gate],
         default=DEFAULT_GATE,
         help="what fails a task: its drop exceeds the tolerance, its paired interval lies below 0 (significant), "
         "or both (default; tolerance alone where a side has no per-item data); docs/significance.md",
     )
     parser.add_argument("--confidence", type=float, default=NoiseSettings.confidence, help="interval level (0.95)")
     parser.add_argument("--resamples", type=int, default=NoiseSettings.resamples, help="bootstrap resamples (2000)")
-    parser.add_argument("--seed", type=int, default=NoiseSettings.seed, help="bootstrap seed (0)")
+    parser.add_argument("--seed", type=non_negative_int, default=NoiseSettings.seed, help="bootstrap seed (0)")
     args = parser.parse_args(argv)
     try:
         check_tolerance(args.tolerance)  # before any file is read
         check_settings(args.resamples, args.confidence)
         settings = NoiseSettings(args.resamples, args.confidence, args.seed)
+        gate = Gate(args.gate)
         ours = load_scores(args.results)
         reference = load_scores(args.reference)
         cmp = compare(
-            ours, reference, args.tolerance, args.benchmark, args.two_sided, args.allow_other_model, args.gate, settings
+            ours,
+            reference,
+            args.tolerance,
+            args.benchmark,
+            args.two_sided,
+            args.allow_other_model,
+            gate,
+            settings,
+            args.allow_other_data,
         )
         out = args.out or default_out([args.results], "compare")
         written = write_outputs(cmp, out)

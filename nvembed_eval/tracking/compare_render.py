@@ -127,10 +127,12 @@ def render_markdown(cmp: Comparison) -> str:
     for r in shown_rows(cmp):
         status = f"**{r.status}**" if r in cmp.failures else str(r.status)
         noise = r.noise
+        # A paired interval made on fewer items than a side has is not the interval of the shown delta: say so.
+        flags = [*r.flags, *([noise.why] if noise.delta is not None and noise.why else [])]
         lines.append(
             f"| {r.task} | {r.type} | {_with_interval(r.ours, noise.ours)} | "
             f"{_with_interval(r.reference, noise.reference)} | {_with_interval(r.delta, noise.delta, True)} | "
-            f"{status} | {'; '.join(r.flags)} |"
+            f"{status} | {'; '.join(flags)} |"
         )
     return "\n".join([*lines, "", *count_lines(cmp)]).rstrip() + "\n"
 

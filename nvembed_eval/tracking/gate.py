@@ -6,7 +6,9 @@ readers (tables, scoring). Every refusal is listed in docs/bad_input.md.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
+from typing import Any
 
 from nvembed_eval.errors import ConfigError, ResultsError
 from nvembed_eval.tracking.leaderboard import Benchmark
@@ -101,6 +103,80 @@ def check_shared(ours: ScoreSet, reference: ScoreSet, bench: Benchmark) -> list[
         f"{_names(run_tasks)}; reference {reference.source}: {_names(list(reference.scores))}); pass a reference "
         "with the run's tasks"
     )
+
+
+# Keys of a provenance data record that say where the data sat, why that commit, or whether it was checked; the rest
+# (source, repository, revision, loaded_revision, sha256, subtasks) say what the data was, so any change there means
+# the two numbers were made on different data. Unlike a rerun's reuse check, the loaded commit counts here.
+DATA_PLACE_KEYS = frozenset({"path", "revision_source", "verified"})
+HASH = re.compile(r"[0-9a-f]{16,}")
+
+
+def data_differences(ours: ScoreSet, reference: ScoreSet, tasks: Sequence[str]) -> dict[str, str]:
+    """What differs between the data of both sides, per task whose results both carry a provenance data record.
+
+    Args:
+        ours, reference: the two sides. tasks: the tasks to look at (an aggregate also checks its subtasks' records).
+
+    Returns:
+        task -> e.g. "data.sha256 3f2a9c01b7de -> 91c0d4e2aa10" (reference -> run); tasks whose data is the same, or
+        where a side has no record (a score table, plain mteb results), are absent.
+    """
+    from nvembed_eval.tasks import load_task_spec
+
+    out = {}
+    for task in tasks:
+        parts = []
+        for name in (task, *load_task_spec(task).subtasks):
+            old, new = _data_record(reference, name), _data_record(ours, name)
+            if old is None or new is None:
+                continue
+            where = f"{name} " if name != task else ""
+            for key in sorted((set(old) | set(new)) - DATA_PLACE_KEYS):
+                if old.get(key) != new.get(key):
+                    parts.append(f"{where}data.{key} {_value(old.get(key))} -> {_value(new.get(key))}")
+        if parts:
+            out[task] = ", ".join(parts)
+    return out
+
+
+def check_same_data(differences: dict[str, str], allow_other_data: bool) -> dict[str, str]:
+    """Refuse to judge numbers made on different data, or (allowed) return each such task's row flag.
+
+    Args:
+        differences: `data_differences` of the judged tasks. allow_other_data: `--allow-other-data`.
+
+    Returns:
+        task -> flag text ("data differs: ..."), empty when nothing differs.
+
+    Raises:
+        ResultsError: some task's data differs and `allow_other_data` is False (a delta would measure the data).
+    """
+    if not differences:
+        return {}
+    if allow_other_data:
+        return {task: f"data differs: {what} (reference -> run)" for task, what in differences.items()}
+    shown = "; ".join(f"{task}: {what}" for task, what in list(differences.items())[:3])
+    more = f"; and {len(differences) - 3} more task(s)" if len(differences) > 3 else ""
+    raise ResultsError(
+        f"the run and the reference were made on different data ({shown}{more}; reference -> run), so a delta would "
+        "measure the data, not the model; compare runs made on the same data, or pass --allow-other-data to judge "
+        "them anyway (each such row is flagged)"
+    )
+
+
+def _data_record(scores: ScoreSet, task: str) -> dict[str, Any] | None:
+    record = scores.provenance.get(task)
+    data = record.get("data") if isinstance(record, dict) else None
+    return data if isinstance(data, dict) and data else None
+
+
+def _value(value: Any) -> str:
+    """A record value for one line: hashes and commits shortened to 12 characters."""
+    if isinstance(value, str):
+        return value[:12] if HASH.fullmatch(value) else repr(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_noise_gate(unpaired: list[tuple[str, str]]) -> None:

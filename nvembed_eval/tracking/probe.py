@@ -171,17 +171,33 @@ def write_baseline(
     atomic_write(Path(path), data)
 
 
+def check_baseline_path(path: Path, must_exist: bool) -> None:
+    """Refuse a baseline path that is a folder or another kind of non-file, or (`must_exist`) that is missing.
+
+    Raises:
+        ResultsError: one line saying what the path is and that a baseline is a .safetensors file.
+    """
+    path = Path(path)
+    what = "a folder" if path.is_dir() else "not a regular file" if path.exists() and not path.is_file() else None
+    if what:
+        raise ResultsError(
+            f"probe baseline {path} is {what}; a baseline is a .safetensors file written by: nvembed-eval-probe "
+            f"write {path / 'baseline.safetensors' if path.is_dir() else 'FILE.safetensors'} model=..."
+        )
+    if must_exist and not path.is_file():
+        raise ResultsError(f"probe baseline {path} does not exist; write one with: nvembed-eval-probe write {path} ...")
+
+
 def read_baseline(path: Path) -> Baseline:
     """Read and validate a baseline file.
 
     Raises:
-        ResultsError: missing, not a safetensors file, or not a probe baseline (names what is wrong).
+        ResultsError: missing, a folder, not a safetensors file, or not a probe baseline (names what is wrong).
     """
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
-    if not path.is_file():
-        raise ResultsError(f"probe baseline {path} does not exist; write one with: nvembed-eval-probe write {path} ...")
+    check_baseline_path(path, must_exist=True)
     try:
         with safe_open(str(path), framework="numpy") as handle:
             meta = handle.metadata() or {}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from nvembed_eval.errors import ResultsError
 from nvembed_eval.tracking.origin import canonical_model
-from nvembed_eval.tracking.scoring import ScoreSet, load_scores
+from nvembed_eval.tracking.scoring import ScoreSet, check_input_kind, load_scores
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -122,4 +122,5 @@ def check_reference(path_or_cfg: str | Path | DictConfig) -> ScoreSet | None:
 def _load(path: Path, what: str) -> ScoreSet:
     if not path.exists():
         raise ResultsError(f"{what} does not exist; pass an existing score table or results folder (or reference=null)")
+    check_input_kind(path, what)  # named as the user wrote it, before the reader names the path
     return load_scores(path)

@@ -4,13 +4,13 @@ runs evaluated, labelled by model and the overrides that differ between runs. Wr
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nvembed_eval.arguments import Parser
 from nvembed_eval.errors import NVEmbedEvalError
 from nvembed_eval.tracking.gate import choose_benchmark
 from nvembed_eval.tracking.leaderboard import Aggregate, Benchmark, Leaderboard, benchmark_leaderboard
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     from nvembed_eval.tracking.report_render import render_csv, render_markdown, render_plot
 
-    parser = argparse.ArgumentParser(prog="nvembed-eval-report", description="Leaderboard table over runs.")
+    parser = Parser(prog="nvembed-eval-report", description="Leaderboard table over runs.")
     parser.add_argument("runs", type=Path, nargs="+", help="run folders, sweep folders, results folders or CSVs")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <first folder>/report)")
     parser.add_argument("--benchmark", default=None, help="conf/benchmark name (default: the runs' own)")

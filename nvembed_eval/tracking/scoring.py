@@ -50,6 +50,8 @@ NON_RESULT_FILES = frozenset({"run.json", "model_meta.json"})
 # Folders of a harness run folder (next to its run.json) that hold no TaskResults: per-item data, mteb's predictions.
 RUN_SIDE_FOLDERS = frozenset({"items", "predictions"})
 MAX_DEPTH = 3  # <dir>/X.json, <run>/results/X.json, <cache>/results/<model>/<revision>/X.json
+# What every reader of scores accepts, for the refusals of anything else.
+ACCEPTED = "pass a run folder, an mteb results folder, a TaskResult JSON (.json) or a score table (.csv)"
 # mteb stores every leaderboard metric as a fraction in [-1, 1]; a stored value outside it is on another scale.
 FRACTION_LIMIT = 1.0 + 1e-9
 
@@ -135,6 +137,7 @@ def load_scores(path: str | Path, label: str | None = None) -> ScoreSet:
     p = Path(path)
     if not p.exists():
         raise ResultsError(f"results path {p} does not exist; pass a run folder, an mteb results folder or a CSV")
+    check_input_kind(p, str(p))
     if p.is_file() and p.suffix.lower() == ".csv":
         from nvembed_eval.tracking.tables import read_score_table
 
@@ -149,6 +152,34 @@ def load_scores(path: str | Path, label: str | None = None) -> ScoreSet:
     if not files:
         raise ResultsError(f"no mteb TaskResult JSON under {p} (searched {MAX_DEPTH} levels); pass a results folder")
     return _score_files(p, files, label)
+
+
+def check_input_kind(path: Path, what: str) -> None:
+    """Refuse, in one line, an existing path that is neither a folder, a score CSV nor a TaskResult JSON.
+
+    Args:
+        path: an existing path. what: how the message names it (e.g. "reference=/dev/null").
+
+    Raises:
+        ResultsError: a device, pipe or socket; a file that is neither .csv nor .json; a .json that parses but is no
+            TaskResult (no task_name and scores). A .json that does not parse is left to the reader ("malformed").
+    """
+    if path.is_dir():
+        return
+    if not path.is_file():
+        kind = "a device" if path.is_char_device() or path.is_block_device() else "not a regular file"
+        raise ResultsError(f"{what} is {kind}, not results; {ACCEPTED}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return
+    if suffix != ".json":
+        raise ResultsError(f"{what} is a {suffix or 'suffix-less'} file, not results; {ACCEPTED}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # a damaged result file: read_task_result says so and what to do
+    if not isinstance(data, dict) or not ({"task_name", "mteb_dataset_name"} & set(data) or "scores" in data):
+        raise ResultsError(f"{what} is a JSON file but not an mteb TaskResult (no task_name, no scores); {ACCEPTED}")
 
 
 def hydra_job_dirs(path: Path) -> list[Path]:

@@ -17,6 +17,7 @@ from nvembed_eval.tracking.bootstrap import (
     Interval,
     Statistic,
     grouped_replicates,
+    metric_range,
     percentile_interval,
     t_interval,
 )
@@ -119,17 +120,18 @@ def _interval(kind: Statistic, task: str, groups: list[list[Group]], settings: N
     return out + ([percentile_interval(reps[:, 0] - reps[:, 1], settings.confidence)] if reps.shape[1] == 2 else [])
 
 
-def _points(interval: Interval | None, bound: float = POINTS) -> Interval | None:
-    """On the 0-100 scale, clipped to what the quantity can be: every leaderboard statistic lies in [-1, 1] (a t
-    interval over two or three experiments can reach far past it), a difference of two in [-2, 2]."""
+def _points(interval: Interval | None, metric: str, difference: bool = False) -> Interval | None:
+    """On the 0-100 scale, clipped to what the quantity can be: the metric's range (`metric_range`: [0, 100] for
+    accuracy, V-measure, nDCG, ...; [-100, 100] for correlations), or for a difference of two such scores
+    [low - high, high - low]. A t interval over a few experiments can reach far past either."""
     if interval is None:
         return None
-    scaled = interval.scaled(POINTS)
-    return Interval(max(-bound, scaled.low), min(bound, scaled.high))
+    low, high = (POINTS * end for end in metric_range(metric))
+    return interval.scaled(POINTS).clipped(*((low - high, high - low) if difference else (low, high)))
 
 
 def _alone(items: ItemSet, settings: NoiseSettings) -> Interval | None:
-    return _points(_interval(items.kind, items.task, [[g] for g in items.groups], settings)[0])
+    return _points(_interval(items.kind, items.task, [[g] for g in items.groups], settings)[0], items.metric)
 
 
 def _same(items: ItemSet, groups: list[Group]) -> bool:
@@ -154,8 +156,8 @@ def task_noise(task: str, ours: ItemSet | str, theirs: ItemSet | str, settings: 
     pairs, common = aligned
     both = _interval(ours.kind, task, [list(p) for p in pairs], settings)
     # A side whose items are exactly the paired ones, in the same order, has drawn the same resamples: reuse them.
-    mine = _points(both[0]) if _same(ours, [a for a, _ in pairs]) else _alone(ours, settings)
-    other = _points(both[1]) if _same(theirs, [b for _, b in pairs]) else _alone(theirs, settings)
+    mine = _points(both[0], ours.metric) if _same(ours, [a for a, _ in pairs]) else _alone(ours, settings)
+    other = _points(both[1], theirs.metric) if _same(theirs, [b for _, b in pairs]) else _alone(theirs, settings)
     method = (
         f"t interval over {common} experiments"
         if ours.kind is Statistic.experiments
@@ -166,4 +168,4 @@ def task_noise(task: str, ours: ItemSet | str, theirs: ItemSet | str, settings: 
         note = f"paired on the {common} {plural(ours.unit)} both have (run {ours.count}, reference {theirs.count})"
     if both[2] is None:
         return Noise(mine, other, None, method, "the interval is undefined on too many resamples")
-    return Noise(mine, other, _points(both[2], 2 * POINTS), method, note)
+    return Noise(mine, other, _points(both[2], ours.metric, difference=True), method, note)

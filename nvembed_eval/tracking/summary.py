@@ -140,8 +140,9 @@ def print_leaderboard(summary: RunSummary, cfg: DictConfig) -> None:
         for flag in run_flags(ours):
             print(f"flag: {flag}")
         return
-    # An explicit reference= is the user's choice even for another model; the output says so (compare's notes).
-    comparison = compare(ours, reference, benchmark=bench, allow_other_model=True)
+    # An explicit reference= is the user's choice even for another model or other data: a view, not a gate; the
+    # output says so (compare's notes, each data-differs row flagged).
+    comparison = compare(ours, reference, benchmark=bench, allow_other_model=True, allow_other_data=True)
     print(render_markdown(comparison))
     for path in write_outputs(comparison, summary.run_dir / "compare"):
         print(f"wrote {path}")
