@@ -143,7 +143,9 @@ def _shown_pair(stored: Any, expected: Any, limit: int = 48) -> tuple[str, str]:
     shown old and new never look the same."""
     if not (isinstance(stored, str) and isinstance(expected, str)) or max(len(stored), len(expected)) <= limit:
         return _short(stored, limit), _short(expected, limit)
-    first = next((i for i, (a, b) in enumerate(zip(stored, expected)) if a != b), min(len(stored), len(expected)))
+    first = next(
+        (i for i, (a, b) in enumerate(zip(stored, expected, strict=False)) if a != b), min(len(stored), len(expected))
+    )
     start = max(0, first - 12)
 
     def cut(text: str) -> str:
