@@ -157,7 +157,7 @@ def test_published_columns_fill_from_any_folder(tmp_path):
     away.mkdir()
     env = {k: v for k, v in isolated_env(tmp_path).items() if k != "NVEMBED_EVAL_ROOT"}
     code = (
-        "from omegaconf import OmegaConf; from nvembed_eval.tracking.summary import reference_table; "
+        "from omegaconf import OmegaConf; from nvembed_eval.tracking.reference import reference_table; "
         "cfg = OmegaConf.create({'reference': 'auto', 'paths': {'published_dir': None}, "
         "'model': {'name': 'sentence-transformers/all-MiniLM-L6-v2'}}); print(reference_table(cfg))"
     )

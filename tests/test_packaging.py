@@ -98,7 +98,7 @@ def test_installed_wheel_reads_its_own_files_from_any_folder(wheel, tmp_path):
     ).stdout.split()
     assert all(p.startswith(str(site / "nvembed_eval")) for p in paths), paths
     run = subprocess.run(
-        [sys.executable, "-m", "nvembed_eval", "model=minilm", "tasks=NVEvalSmokeSTS", "reference=all_minilm_l6_v2"],
+        [sys.executable, "-m", "nvembed_eval", "model=minilm", "tasks=NVEvalSmokeSTS"],
         cwd=empty,
         env=env,
         capture_output=True,
@@ -108,5 +108,7 @@ def test_installed_wheel_reads_its_own_files_from_any_folder(wheel, tmp_path):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "| NVEvalSmokeSTS | STS  | cosine_spearman | 81.90 |" in run.stdout
+    # reference=auto found MiniLM's published table inside the installed package, not in the working folder
+    assert f"Published column: {site / 'nvembed_eval' / 'published' / 'all_minilm_l6_v2.csv'}" in run.stdout
     (run_dir,) = (empty / "outputs").iterdir()  # outputs under the working folder
     assert str(site) in (run_dir / "run.json").read_text()  # the smoke data was read from the installed package

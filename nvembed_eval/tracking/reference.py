@@ -74,8 +74,9 @@ def reference_table(cfg: DictConfig) -> Path | None:
 
 def _planned_tasks(cfg: DictConfig) -> list[str]:
     """The tasks the config asks for (`tasks=[...]`, else the benchmark's), before local-data selection."""
-    if cfg.get("tasks"):
-        return [str(t) for t in cfg.tasks]
+    tasks = cfg.get("tasks")
+    if tasks:
+        return [tasks.strip()] if isinstance(tasks, str) else [str(t) for t in tasks]  # tasks=SciFact: one task
     bench = cfg.get("benchmark")
     return [str(t) for t in (bench.get("tasks") or [])] if bench is not None else []
 
