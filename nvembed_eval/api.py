@@ -12,13 +12,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError, DataError, NVEmbedEvalError
-from nvembed_eval.logs import FILE_ONLY, attach_run_log, console_logging, detach_run_log, route_library_logs
+from nvembed_eval.logs import (
+    FILE_ONLY,
+    LOG_FILE,
+    attach_run_log,
+    console_logging,
+    detach_run_log,
+    route_library_logs,
+)
 from nvembed_eval.preflight import check_output_dir, check_overrides, check_torch, nearest_existing
 from nvembed_eval.resources import conf_dir
 from nvembed_eval.settings import RunSettings
@@ -176,6 +184,7 @@ def execute(cfg: DictConfig, hydra_cfg: DictConfig, run_dir: Path, overrides: li
     from nvembed_eval.tracking import writing
 
     settings = RunSettings.from_config(cfg)
+    fresh = not (run_dir / "run.json").exists()  # a new run folder, not a resumed one
     accepted = False
     run_log: Path | None = None
 
@@ -199,12 +208,32 @@ def execute(cfg: DictConfig, hydra_cfg: DictConfig, run_dir: Path, overrides: li
     except NVEmbedEvalError as exc:
         if accepted:
             log.error("%s", exc, extra={FILE_ONLY: True})  # the run log records why it stopped
-        else:
+        if not accepted or (fresh and not any((run_dir / "results").glob("*.json"))):
+            # A new run that recorded no result (e.g. its first task's data is malformed) leaves nothing behind.
+            if run_log is not None:
+                detach_run_log(run_log)
+                run_log = None
+            if accepted:
+                _remove_run_records(run_dir)
             discard_created(run_dir, keep)
         raise
     finally:
         if run_log is not None:
             detach_run_log(run_log)
+
+
+# What an accepted run writes into its folder before its first result (and the empty result folders).
+_RUN_RECORDS = (".hydra", ".run.lock", "run.json", "model_meta.json", LOG_FILE, "results", "items", "predictions")
+
+
+def _remove_run_records(run_dir: Path) -> None:
+    """Remove the records a new run wrote before it failed without a result; anything else in the folder stays."""
+    for name in _RUN_RECORDS:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def write_hydra_record(run_dir: Path, cfg: DictConfig, hydra_cfg: DictConfig) -> None:

@@ -167,15 +167,20 @@ def test_published_columns_fill_from_any_folder(tmp_path):
 
 
 def test_an_error_after_acceptance_is_in_the_run_log_once_on_the_console(tmp_path):
-    """Data found unusable once the run is accepted (one STS pair): one console line, and the run log says why."""
-    import gzip
-
+    """Data found unusable once a resumed run is accepted (one STS pair): one console line, and the run log of the
+    existing run folder says why (a new folder without results would be removed instead)."""
     folder = tmp_path / "data" / "STSBenchmark"
     folder.mkdir(parents=True)
+    with gzip.open(DATA / "STSBenchmark" / "test.jsonl.gz", "rt") as source:
+        rows = [next(source) for _ in range(20)]
+    with gzip.open(folder / "test.jsonl.gz", "wt") as handle:
+        handle.writelines(rows)
+    run_dir = tmp_path / "run"
+    args = ["tasks=STSBenchmark", f"data_dir={folder.parent}", f"output_dir={run_dir}"]
+    assert run_cli(args, tmp_path).returncode == 0
     with gzip.open(folder / "test.jsonl.gz", "wt") as handle:
         handle.write(json.dumps({"sentence1": "a cat", "sentence2": "a cat sat", "score": 4.0}) + "\n")
-    run_dir = tmp_path / "run"
-    result = run_cli(["tasks=STSBenchmark", f"data_dir={folder.parent}", f"output_dir={run_dir}"], tmp_path)
+    result = run_cli([*args, "overwrite=true"], tmp_path)
     assert result.returncode == 2 and "has 1 pair" in result.error_line
     message = result.error_line.removeprefix("error: ")
     assert result.stderr.count(message) == 1
@@ -227,5 +232,25 @@ def test_a_partial_benchmark_says_its_coverage_at_the_end(tmp_path):
         target.writelines(rows)
     result = run_cli(["benchmark=ci", f"data_dir={data}", f"output_dir={tmp_path / 'run'}"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| STSBenchmark"))
+    assert row.rstrip(" |").endswith("local data; published is on the hub's")  # a 40-pair subset, not the test set
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("Coverage: 1 of 10 tasks of benchmark ci; not run (no data here): SciFact, NFCorpus")
+
+
+def test_a_new_run_that_fails_on_its_first_tasks_data_leaves_nothing(tmp_path):
+    """Refused after the model loaded and the run was accepted (the data is read per task): no folder, no records;
+    a folder the user made keeps only the user's own files."""
+    data = tmp_path / "data"
+    (data / "STSBenchmark").mkdir(parents=True)
+    with gzip.open(data / "STSBenchmark" / "test.jsonl.gz", "wt") as target:
+        target.write(json.dumps({"sentence1": "a", "sentence2": "b", "score": "abc"}) + "\n")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's file")
+    for out in (tmp_path / "new" / "run", mine):
+        result = run_cli(["tasks=[STSBenchmark]", f"data_dir={data}", f"output_dir={out}"], tmp_path)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "key 'score' must be a finite number" in result.error_line
+    assert not (tmp_path / "new").exists()
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]

@@ -83,6 +83,7 @@ def test_table_printed_with_published_and_delta(minilm_run):
     line = next(row for row in stdout.splitlines() if row.startswith("| STSBenchmark"))
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[:6] == ["STSBenchmark", "STS", "cosine_spearman", "82.03", "82.03", "+0.00"]
+    assert cells[6] == "local data; published is on the hub's"  # data_dir: the note says what is compared
 
 
 def test_rerun_resumes_without_recomputing(minilm_run, tmp_path):

@@ -122,6 +122,13 @@ def _used_instruction(ours: ScoreSet, task: str) -> bool:
     return not (isinstance(prefixes, dict) and prefixes and not any(prefixes.values()))  # all "": model ignores them
 
 
+def _revision(revision: str) -> str:
+    """A hub commit as its first 8 hex digits; local data (`local:sha256:<16 hex>`) as `local data sha256:<8 hex>`,
+    so the flag shows local data as such and two local folders as different."""
+    source, _, digest = revision.partition(":sha256:")
+    return f"{source} data sha256:{digest[:8]}" if digest else revision[:8]
+
+
 def _flags(task: str, ours: ScoreSet, reference: ScoreSet) -> tuple[str, ...]:
     from nvembed_eval.tasks import load_task_spec
 
@@ -131,7 +138,7 @@ def _flags(task: str, ours: ScoreSet, reference: ScoreSet) -> tuple[str, ...]:
     if mine and theirs and not spec.subtasks:  # an aggregate's "revision" is mteb's aggregate version, not a dataset
         a, b = mine.dataset_revision, theirs.dataset_revision
         if a and b and a != b:
-            flags.append(f"dataset revision differs (ours {a[:8]}, reference {b[:8]})")
+            flags.append(f"dataset revision differs (ours {_revision(a)}, reference {_revision(b)})")
     if mine and spec.has_instruction and not spec.instruction_verified and _used_instruction(ours, task):
         flags.append(f"unverified instruction ({spec.instruction_source})")
     flags.extend(evaluator_flags(spec.type, task, ours, reference))

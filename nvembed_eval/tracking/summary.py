@@ -64,9 +64,20 @@ def summary_rows(summary: RunSummary, reference: ScoreSet | None) -> list[dict[s
                 "published": ref,
                 "delta": delta,
                 "resumed": outcome.skipped,
+                "dataset_revision": outcome.result.dataset_revision,
             }
         )
     return rows
+
+
+def _note(row: dict[str, object]) -> str:
+    """The table's note: resumed, and for data not from the hub (`local:sha256:...`) compared with a published
+    score, that the published score was made on the hub's data (a local subset is not the same test)."""
+    notes = ["resumed"] if row["resumed"] else []
+    revision = str(row.get("dataset_revision") or "")
+    if ":sha256:" in revision and row["published"] is not None:
+        notes.append(f"{revision.split(':', 1)[0]} data; published is on the hub's")
+    return ", ".join(notes)
 
 
 def print_run_table(summary: RunSummary, cfg: DictConfig) -> None:
@@ -87,7 +98,7 @@ def print_run_table(summary: RunSummary, cfg: DictConfig) -> None:
             f"{row['score']:.2f}" if row["score"] is not None else "n/a",
             f"{row['published']:.2f}" if row["published"] is not None else "",
             f"{round(row['delta'], 2) + 0.0:+.2f}" if row["delta"] is not None else "",  # + 0.0: no "-0.00"
-            "resumed" if row["resumed"] else "",
+            _note(row),
         ]
         for row in summary_rows(summary, reference)
     ]
