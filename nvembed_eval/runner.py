@@ -22,6 +22,7 @@ from nvembed_eval.tracking import (
     RunSummary,
     TaskOutcome,
     check_reference,
+    content_revision,
     prediction_folder,
     write_items,
 )
@@ -237,7 +238,7 @@ def run_evaluation(
                 # mteb's TaskResult names its task's hub commit, which local data did not come from: record the
                 # content fingerprint instead, so every reader (compare, leaderboards) sees local data as such.
                 provenance["data"] = {**provenance["data"], "revision_source": data.source}
-                result.dataset_revision = f"{data.source}:sha256:{provenance['data']['sha256'][:16]}"
+                result.dataset_revision = content_revision(data.source, provenance["data"]["sha256"])
             if fidelity is not None:
                 provenance[FIDELITY_KEY] = fidelity
             entry: dict[str, Any] = {

@@ -4,7 +4,6 @@ GPU-hours, and the glue that reads the run's config for it (the CLI composes the
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError
@@ -51,15 +50,8 @@ def plan_table(plan: CostPlan) -> Any:
 
 
 def render_plan(plan: CostPlan, *, tokens_per_second: float, gpus: int, cache_enabled: bool, header: str) -> str:
-    """The plan as text: the per-task table, three totals and the projected encoding hours.
-
-    Raises:
-        ConfigError: tokens_per_second or gpus is not positive.
-    """
-    if not isinstance(tokens_per_second, (int, float)) or not 0 < tokens_per_second < math.inf:
-        raise ConfigError(f"<plan.tokens_per_second={tokens_per_second}> must be a positive number of tokens/s per GPU")
-    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
-        raise ConfigError(f"<plan.gpus={gpus}> must be a positive integer")
+    """The plan as text: the per-task table, three totals and the projected encoding hours. `tokens_per_second`
+    and `gpus` are the run's checked values (`settings.check_plan`, run by the CLI before the plan is made)."""
     covered = plan.covered
     fed = sum(t.total("tokens") for t in covered)
     distinct = sum(t.total("unique_tokens") for t in covered)

@@ -23,7 +23,7 @@ from nvembed_eval.tracking.probe import (
     render_comparison,
     write_baseline,
 )
-from nvembed_eval.tracking.provenance import FIDELITY_KEY, differences, make_provenance
+from nvembed_eval.tracking.provenance import FIDELITY_KEY, content_revision, differences, make_provenance
 from nvembed_eval.tracking.reference import check_reference
 from nvembed_eval.tracking.run_folder import RunFolder, writing
 from nvembed_eval.tracking.scoring import ScoreSet, TaskScore, load_scores, task_score
@@ -54,6 +54,7 @@ __all__ = [
     "check_reference",
     "check_usable",
     "compare_embeddings",
+    "content_revision",
     "default_tolerance",
     "differences",
     "encode_probes",

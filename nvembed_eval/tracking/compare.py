@@ -125,8 +125,10 @@ def _used_instruction(ours: ScoreSet, task: str) -> bool:
 def _revision(revision: str) -> str:
     """A hub commit as its first 8 hex digits; local data (`local:sha256:<16 hex>`) as `local data sha256:<8 hex>`,
     so the flag shows local data as such and two local folders as different."""
-    source, _, digest = revision.partition(":sha256:")
-    return f"{source} data sha256:{digest[:8]}" if digest else revision[:8]
+    from nvembed_eval.tracking.provenance import content_source
+
+    content = content_source(revision)
+    return f"{content[0]} data sha256:{content[1][:8]}" if content else revision[:8]
 
 
 def _flags(task: str, ours: ScoreSet, reference: ScoreSet) -> tuple[str, ...]:

@@ -111,6 +111,18 @@ def differences(stored: dict[str, Any], expected: dict[str, Any]) -> list[FieldD
     return out
 
 
+def content_revision(source: str, digest: str) -> str:
+    """The `dataset_revision` of data not from the hub: `<source>:sha256:<16 hex>` (e.g. `local:sha256:8ab1...`),
+    written in place of mteb's hub commit, which such data did not come from."""
+    return f"{source}:sha256:{digest[:16]}"
+
+
+def content_source(revision: str) -> tuple[str, str] | None:
+    """`(source, digest)` of a `content_revision` label; None for a hub commit."""
+    source, marker, digest = revision.partition(":sha256:")
+    return (source, digest) if marker else None
+
+
 def summarize(diffs: list[FieldDiff]) -> list[str]:
     """Diffs as text, fields with the same change merged: `prefix.query/none 'Instruct: ...' -> ''`."""
     groups: dict[tuple[str, str], list[str]] = {}

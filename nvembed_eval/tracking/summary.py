@@ -74,9 +74,11 @@ def _note(row: dict[str, object]) -> str:
     """The table's note: resumed, and for data not from the hub (`local:sha256:...`) compared with a published
     score, that the published score was made on the hub's data (a local subset is not the same test)."""
     notes = ["resumed"] if row["resumed"] else []
-    revision = str(row.get("dataset_revision") or "")
-    if ":sha256:" in revision and row["published"] is not None:
-        notes.append(f"{revision.split(':', 1)[0]} data; published is on the hub's")
+    from nvembed_eval.tracking.provenance import content_source
+
+    content = content_source(str(row.get("dataset_revision") or ""))
+    if content and row["published"] is not None:
+        notes.append(f"{content[0]} data; published is on the hub's")
     return ", ".join(notes)
 
 
