@@ -1,170 +1,220 @@
-"""`nvembed-eval`: the Hydra entry point. Glue only: check the command line, run, print the table.
+"""`nvembed-eval` and `nvembed-eval-probe`: glue only. A single run is composed here, once, with Hydra's compose API;
+`-m` sweeps, launchers, help and shell completion go through `@hydra.main`, whose jobs run the same path.
 
 Examples:
     nvembed-eval model=minilm benchmark=smoke
     nvembed-eval model=minilm tasks=[STSBenchmark,SciFact] data_dir=../shared/data
     nvembed-eval -m model=nv_embed_tiny model.pooling=latent,mean benchmark=smoke
+    nvembed-eval-probe check baselines/tiny.safetensors model=nv_embed_tiny
 """
 
 from __future__ import annotations
 
+import logging.config
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-from nvembed_eval.errors import NVEmbedEvalError
+from nvembed_eval.config import (
+    CONFIG_NAME,
+    check_output_dir,
+    check_sweep,
+    check_sweep_output_dirs,
+    check_torch,
+    compose,
+    job_config,
+    parse_command_line,
+    validate,
+)
+from nvembed_eval.errors import NVEmbedEvalError, ResultsError
+from nvembed_eval.io import Parser, conf_dir, finite_non_negative_float, nearest_existing, non_negative_int
+from nvembed_eval.models.probe import (
+    check_baseline_path,
+    check_usable,
+    compare_embeddings,
+    default_tolerance,
+    encode_probes,
+    identity_difference,
+    load_probe_set,
+    probe_versions,
+    read_baseline,
+    render_comparison,
+    write_baseline,
+)
+from nvembed_eval.run.record import RunRecord, render_plan, resolve_run
+from nvembed_eval.run.session import build_encoder, discard_created, execute, process_rank
+from nvembed_eval.run.summary import print_leaderboard, print_run_table
 
-CONFIG_NAME = "eval"
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 
-def __getattr__(name: str) -> Path:
-    if name == "CONF_DIR":  # the bundled config tree (nvembed_eval.resources.conf_dir), resolved on first use
-        from nvembed_eval.resources import conf_dir
-
-        return conf_dir()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def fail(message: str, code: int = 2) -> None:
-    """The CLI's single-line error contract."""
+def fail(message: str, code: int = 2) -> NoReturn:
+    """The command line's single-line error contract."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
 
 
-def _run(cfg, keep: Path) -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Console script `nvembed-eval`. Every mistake costs one line and no folder: the config is composed and checked,
+    its tasks, data and reference resolved, before anything is written."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        line = parse_command_line(args)
+        if line.plain:
+            return _single_run(line)
+        keep = Path.cwd()
+        if line.multirun:
+            check_sweep(line)  # every swept value, before the first job runs
+            check_torch()
+            check_sweep_output_dirs(line)
+            given = line.given("output_dir")
+            root = str(given.value()) if given is not None and not given.is_sweep_override() else None
+            default = Path(os.environ.get("NVEMBED_EVAL_ROOT", ".")) / "outputs"
+            keep = nearest_existing(Path(root or default).expanduser().absolute())
+        elif not line.help_only:
+            compose(line)  # --cfg, --info: refuse a bad override in one line before Hydra prints its own
+    except NVEmbedEvalError as exc:
+        fail(str(exc), exc.exit_code)
+    _hydra_main(args, keep)
+
+
+def _single_run(line) -> None:
+    cfg, hydra_cfg, run_dir = job_config(compose(line))
+    settings = validate(cfg, line)
+    if settings.plan.enabled:  # a dry run however it was set: no model, no data, nothing written
+        print(render_plan(settings), end="")
+        return
+    check_torch()
+    given = line.given("output_dir")
+    check_output_dir(str(given.value()) if given is not None else str(run_dir))
+    if not settings.progress:  # mteb's evaluators draw bars of their own; tqdm reads this when first imported
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    logging.config.dictConfig(_plain(hydra_cfg.job_logging))  # the console Hydra would configure for a job
+    _run(resolve_run(cfg, hydra_cfg, settings))
+
+
+def _run(record: RunRecord, keep: Path | None = None) -> None:
+    summary = execute(record, keep)
+    if process_rank() != 0:
+        return
+    model = str(record.settings.model.get("name") or "")
+    print_run_table(summary, record.reference, model)
+    if record.settings.leaderboard:
+        print_leaderboard(summary, record.reference)
+
+
+def _hydra_main(args: list[str], keep: Path) -> None:
+    """Hand the command line to `@hydra.main` (sweeps, launchers, help, completion); each job runs `_run`."""
+    import hydra
     from hydra.core.hydra_config import HydraConfig
 
-    from nvembed_eval.api import check_config, execute
-
-    hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    try:
-        check_config(cfg)  # strict values, before mteb, torch or the model are imported
-        from nvembed_eval.runner import process_rank
-        from nvembed_eval.tracking import print_leaderboard, print_run_table
-
-        summary = execute(cfg, hydra_cfg, run_dir, list(hydra_cfg.overrides.task), keep)
-        if process_rank() != 0:
-            return
-        print_run_table(summary, cfg)
-        if cfg.get("leaderboard"):
-            print_leaderboard(summary, cfg)
-    except NVEmbedEvalError as exc:
-        from nvembed_eval.api import discard_created
-
-        discard_created(run_dir, keep)  # only when empty: an accepted run's folder is never empty
-        fail(str(exc), exc.exit_code)
-
-
-def _precheck(line) -> tuple[Path, bool]:
-    """For a single run: compose the config as Hydra will and check its values, before Hydra creates the run folder.
-
-    Returns:
-        The nearest folder that exists at or above the run folder (a refused run removes what it created below it),
-        and whether progress bars were asked for (`progress=true`).
-    """
-    from nvembed_eval.api import check_config, compose_config, job_config, search_path_override
-    from nvembed_eval.preflight import nearest_existing
-
-    overrides = [o.input_line for o in line.overrides]
-    searchpath = any(o.key_or_group == "hydra.searchpath" for o in line.overrides)
-    cli_dirs = [] if searchpath else line.config_dirs  # --config-dir: the same folders as a search path override
-    if line.plain and not (searchpath and "--config-dir" in line.raw_flags):
-        extra = [search_path_override(cli_dirs)] if cli_dirs else []
-        cfg, _hydra, run_dir = job_config(compose_config([*overrides, *extra]))
-        return nearest_existing(run_dir), check_config(cfg).progress
-    if line.multirun and not line.flags and not (searchpath and "--config-dir" in line.raw_flags):
-        _check_sweep(line.overrides, [search_path_override(cli_dirs)] if cli_dirs else [])
-    given = [o for o in line.overrides if o.key_or_group == "output_dir" and not o.is_sweep_override()]
-    root = Path(str(given[-1].value())) if given else Path(os.environ.get("NVEMBED_EVAL_ROOT", ".")) / "outputs"
-    progress = any(o.key_or_group == "progress" and o.value() is True for o in line.overrides)
-    return nearest_existing(root.expanduser().absolute()), progress
-
-
-MAX_SWEEP_CHECKS = 64  # composed configs checked before a sweep starts (each ~0.1 s)
-
-
-def _check_sweep(overrides: list, extra: list[str]) -> None:
-    """`-m`: check every swept value before the first job runs (Hydra would run the good jobs, then fail the bad
-    one). Each value is composed once, with the other swept keys at their first value; range/glob sweeps, which
-    Hydra expands itself, are left to each job's own check.
-
-    Raises:
-        NVEmbedEvalError: the first value that a single run would refuse (its one-line message).
-    """
-    from nvembed_eval.api import check_config, compose_config, job_config
-
-    def values(override) -> list[str]:
-        if not override.is_sweep_override():
-            return [override.input_line.split("=", 1)[1]]
+    def job(cfg: DictConfig) -> None:
+        hydra_cfg = HydraConfig.get()
         try:
-            return list(override.sweep_string_iterator())
-        except Exception:  # range/interval/glob: no plain list of strings
-            return []
-
-    keys = [o.input_line.split("=", 1)[0] for o in overrides]
-    options = [values(o) for o in overrides]
-    if any(not v for v in options):
-        return
-    first = [v[0] for v in options]
-    checked = 0
-    for position, choices in enumerate(options):
-        for value in choices[1:] if position else choices:
-            combo = [*first[:position], value, *first[position + 1 :]]
-            cfg, _hydra, _run_dir = job_config(
-                compose_config([f"{k}={v}" for k, v in zip(keys, combo, strict=True)] + extra)
-            )
-            check_config(cfg)
-            checked += 1
-            if checked >= MAX_SWEEP_CHECKS:
-                return
-
-
-def _print_plan(overrides: list[str]) -> None:
-    """`plan=true`: what the run would encode and cost, from mteb's statistics; no model, no data, nothing written."""
-    from nvembed_eval.api import job_only_config
-    from nvembed_eval.models import planned_instruction_template
-    from nvembed_eval.runner import resolve_specs
-    from nvembed_eval.settings import RunSettings
-    from nvembed_eval.tasks import render_cost_plan
-
-    cfg = job_only_config(overrides)
-    RunSettings.from_config(cfg)  # the same value checks as a run (plan.gpus, model knobs, ...)
-    specs = resolve_specs(cfg)  # tasks=, the benchmark's list, or a named mteb benchmark's
-    print(render_cost_plan(cfg, planned_instruction_template(cfg.model), specs), end="")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Console script. Checks the command line first, so mistakes cost one line, not a traceback, and no folder."""
-    import hydra
-
-    from nvembed_eval.preflight import check_output_dir, check_overrides, check_torch
-    from nvembed_eval.resources import conf_dir
-    from nvembed_eval.tasks import plan_overrides
-
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        conf = conf_dir()
-        line = check_overrides(args, conf)
-        if not line.no_run and (overrides := plan_overrides(args)) is not None:
-            return _print_plan(overrides)  # plan=true: answered before Hydra makes output_dir; needs no torch
-        keep = Path.cwd()
-        if not line.no_run:
-            check_torch()
-            check_output_dir(args)
-            keep, progress = _precheck(line)
-            if not progress:  # mteb's evaluators draw bars of their own; tqdm reads this when first imported
+            settings = validate(cfg)
+            if not settings.progress:
                 os.environ.setdefault("TQDM_DISABLE", "1")
+            _run(resolve_run(cfg, hydra_cfg, settings), keep)
+        except NVEmbedEvalError as exc:
+            discard_created(Path(hydra_cfg.runtime.output_dir), keep)  # the folder Hydra made for this job
+            fail(str(exc), exc.exit_code)
+
+    sys.argv = [sys.argv[0], *args]
+    hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=CONFIG_NAME)(job)()
+
+
+def _plain(node) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------- nvembed-eval-probe
+
+
+def probe_main(argv: list[str] | None = None) -> NoReturn:
+    """Console script `nvembed-eval-probe`: write or check an embedding-probe baseline for a model chosen with
+    `nvembed-eval`'s overrides (docs/probes.md). Exit 0 written / within tolerance, 1 some text beyond tolerance,
+    2 unusable input."""
+    parser = Parser(
+        prog="nvembed-eval-probe",
+        description="Encode the packaged probe texts (no embedding cache) and write or check a baseline.",
+    )
+    parser.add_argument("action", choices=("write", "check"), help="write a baseline, or check against one")
+    parser.add_argument("baseline", type=Path, help="baseline file (.safetensors)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides as for nvembed-eval, e.g. model=nv_embed_tiny")
+    parser.add_argument(
+        "--tolerance",
+        type=finite_non_negative_float,
+        default=None,
+        help="max abs difference of L2-normalised embeddings per text; default by dtype (docs/probes.md)",
+    )
+    parser.add_argument(
+        "--allow-other-model",
+        action="store_true",
+        help="check: compare although the model identity differs from the baseline's",
+    )
+    parser.add_argument("--worst", type=non_negative_int, default=10, help="check: how many of the worst texts to list")
+    parser.add_argument("--force", action="store_true", help="write: replace an existing baseline")
+    args = parser.parse_args(argv)
+    try:
+        code = _probe(args)
     except NVEmbedEvalError as exc:
         fail(str(exc), exc.exit_code)
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
+    except Exception as exc:  # exit 1 means "moved beyond tolerance" to CI; nothing unexpected may look like that
+        fail(f"unexpected {type(exc).__name__}: {exc}; nothing was judged")
+    sys.exit(code)
 
-    def task(cfg) -> None:
-        _run(cfg, keep)
 
-    entry = hydra.main(version_base="1.3", config_path=str(conf), config_name=CONFIG_NAME)(task)
-    entry()
+def _probe(args) -> int:
+    """Carry out one probe command; returns the exit code. Raises `NVEmbedEvalError` for unusable input."""
+    if args.action == "write":
+        check_baseline_path(args.baseline, must_exist=False)  # a folder: refused before the model loads
+        if args.baseline.exists() and not args.force:
+            raise ResultsError(f"{args.baseline} exists; pass --force to replace it, or check against it")
+    else:  # everything that can be refused without the model is refused before it loads
+        baseline = read_baseline(args.baseline)
+        check_usable(baseline, load_probe_set(baseline.probe_set_version))
+    check_torch()
+    line = parse_command_line(args.overrides)
+    settings = validate(job_config(compose(line))[0], line)
+    encoder = build_encoder(settings, cached=False)  # a cached vector would hide the very change probes catch
+    device = str(
+        getattr(encoder, "device", None) or getattr(getattr(encoder, "model", None), "device", settings.device)
+    )
+    if args.action == "write":
+        probe_set = load_probe_set()
+        vectors = encode_probes(encoder, probe_set, settings.batch_size)
+        write_baseline(
+            args.baseline,
+            vectors,
+            probe_set,
+            encoder.identity,
+            instruction_template=encoder.instruction_template(),
+            device=device,
+            batch_size=settings.batch_size,
+        )
+        print(f"wrote {args.baseline}: probe set v{probe_set.version}, {vectors.shape[0]} texts x {vectors.shape[1]}")
+        return 0
+    probe_set = load_probe_set(baseline.probe_set_version)
+    difference = identity_difference(baseline, encoder.identity)
+    if difference and not args.allow_other_model:
+        raise ResultsError(
+            f"{args.baseline} was written by another model ({difference}); pass --allow-other-model to compare anyway"
+        )
+    if baseline.embeddings.shape[1] != encoder.embed_dim:
+        raise ResultsError(
+            f"{args.baseline} holds {baseline.embeddings.shape[1]}-d embeddings, the model gives {encoder.embed_dim}-d"
+        )
+    vectors = encode_probes(encoder, probe_set, settings.batch_size)
+    tolerance = args.tolerance if args.tolerance is not None else default_tolerance(baseline.identity)
+    cmp = compare_embeddings(probe_set, baseline.embeddings, vectors, tolerance)
+    if difference:
+        print(f"note: comparing across models ({difference})")
+    print(render_comparison(cmp, baseline, probe_versions(), args.worst), end="")
+    return cmp.exit_code
 
 
 if __name__ == "__main__":

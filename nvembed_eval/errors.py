@@ -39,3 +39,8 @@ class CacheError(NVEmbedEvalError):
 
 class OutputLockedError(NVEmbedEvalError):
     """Another run is writing the same output folder."""
+
+
+class ItemsUnavailable(NVEmbedEvalError):
+    """Per-item data cannot be made or read for a task (unsupported metric, data mteb did not keep, a missing or
+    tampered items file); the reason is the message, and the gate judges that task by tolerance."""

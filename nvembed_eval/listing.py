@@ -19,9 +19,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nvembed_eval.arguments import Parser
 from nvembed_eval.errors import ConfigError, NVEmbedEvalError
-from nvembed_eval.resources import conf_dir
+from nvembed_eval.io import Parser, conf_dir, text_table
+from nvembed_eval.tasks.benchmarks import Benchmark, harness_benchmarks
+from nvembed_eval.tasks.specs import list_task_specs, load_task_spec, register_smoke_tasks
 
 WIDTH = 90  # characters of description per row
 # The options each listing reads; any other is refused rather than silently ignored. `benchmarks` always lists both
@@ -51,14 +52,6 @@ def yaml_header(path: Path) -> str:
     return " ".join(lines)
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() for cells in [header, *rows]
-    ]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
-
-
 def _check_type(task_type: str | None) -> None:
     if task_type is None:
         return
@@ -75,8 +68,6 @@ def _check_type(task_type: str | None) -> None:
 
 def _check_not_placeholder(benchmark: str) -> None:
     """`conf/benchmark/mteb.yaml` holds no tasks: it runs an mteb benchmark named by `benchmark.name=`."""
-    from nvembed_eval.tasks import harness_benchmarks
-
     if benchmark not in harness_benchmarks() and (conf_dir() / "benchmark" / f"{benchmark}.yaml").is_file():
         raise ConfigError(
             f"benchmark {benchmark!r} is the placeholder for mteb's named benchmarks, not a task list; pass the mteb "
@@ -88,14 +79,12 @@ def list_tasks(task_type: str | None, everything: bool, benchmark: str | None) -
     """This harness's task YAMLs (or a benchmark's tasks, or with `everything` mteb's whole registry)."""
     import mteb
 
-    from nvembed_eval.tasks import benchmark_tasks, list_task_specs, load_task_spec, resolve_task_names
-
     _check_type(task_type)
     specs = list_task_specs()
-    resolve_task_names(list(specs)[:1], [])  # registers the embedded smoke tasks into mteb
+    register_smoke_tasks()
     if benchmark is not None:
         _check_not_placeholder(benchmark)
-        names = benchmark_tasks(benchmark)
+        names = list(Benchmark.named(benchmark).tasks)
     elif everything:
         names = sorted({*specs, *(t.metadata.name for t in mteb.get_tasks())})
     else:
@@ -113,14 +102,12 @@ def list_tasks(task_type: str | None, everything: bool, benchmark: str | None) -
     footer = (
         f"\n{len(rows)} tasks. yaml: conf/task/<Name>.yaml (instructions, published scores); mteb: mteb's metadata."
     )
-    return _table(rows, ["task", "type", "metric", "config", "description"]) + footer
+    return text_table(rows, ["task", "type", "metric", "config", "description"], markdown=False) + footer
 
 
 def list_benchmarks() -> str:
     """This harness's benchmark YAMLs, then every benchmark of mteb's registry."""
     import mteb
-
-    from nvembed_eval.tasks import harness_benchmarks
 
     folder = conf_dir() / "benchmark"
     rows = [
@@ -132,7 +119,7 @@ def list_benchmarks() -> str:
         for b in sorted(mteb.get_benchmarks(), key=lambda b: b.name)
     ]
     return (
-        _table(rows, ["benchmark", "tasks", "description"])
+        text_table(rows, ["benchmark", "tasks", "description"], markdown=False)
         + """\nmteb's (quoted names): nvembed-eval benchmark=mteb 'benchmark.name="MTEB(eng, v2)"'"""
     )
 
@@ -141,7 +128,7 @@ def list_models(everything: bool) -> str:
     """This harness's model configs; with `everything`, mteb's model registry too (for `model=mteb`)."""
     folder = conf_dir() / "model"
     rows = [[f"model={p.stem}", short(yaml_header(p))] for p in sorted(folder.glob("*.yaml"))]
-    text = _table(rows, ["model", "description"])
+    text = text_table(rows, ["model", "description"], markdown=False)
     if not everything:
         return text + "\nmteb's model registry: nvembed-eval-list models --all"
     import mteb
@@ -154,15 +141,13 @@ def list_models(everything: bool) -> str:
     return (
         text
         + "\n\n"
-        + _table(registry, ["model=mteb model.name=", "parameters", "mteb loader"])
+        + text_table(registry, ["model=mteb model.name=", "parameters", "mteb loader"], markdown=False)
         + "\nmodel=mteb runs the sentence-transformers-loaded ones (docs/models.md)."
     )
 
 
 def list_instructions(task_type: str | None) -> str:
     """The instruction variants, then each task's instructions under `instructions=nv_embed_v2` with provenance."""
-    from nvembed_eval.tasks import list_task_specs
-
     _check_type(task_type)
     folder = conf_dir() / "instructions"
     variants = [[f"instructions={p.stem}", short(yaml_header(p))] for p in sorted(folder.glob("*.yaml"))]
@@ -174,9 +159,9 @@ def list_instructions(task_type: str | None) -> str:
         query, document = spec.instructions.get("query"), spec.instructions.get("document")
         rows.append([spec.name, spec.type, short(query, 60) or "-", short(document, 30) or "-", verified])
     return (
-        _table(variants, ["variant", "description"])
+        text_table(variants, ["variant", "description"], markdown=False)
         + "\n\nnv_embed_v2 instructions per task (conf/task/<Name>.yaml):\n"
-        + _table(rows, ["task", "type", "query", "document", "verified"])
+        + text_table(rows, ["task", "type", "query", "document", "verified"], markdown=False)
     )
 
 

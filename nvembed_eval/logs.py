@@ -1,5 +1,5 @@
 """Console and run-log handling: a quiet console (this harness's progress and every warning, each message once) and
-the run's full log in `<run_dir>/nvembed-eval.log`, opened only once the run is accepted.
+the run's full log (`<run_dir>/nvembed-eval.log`), opened only once the run is accepted.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-LOG_FILE = "nvembed-eval.log"
 FILE_ONLY = "nvembed_file_only"  # `extra={FILE_ONLY: True}`: goes to the run log, never to the console
 _FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 # Libraries that print through a stderr handler of their own (unfiltered, not in the run log) and show progress bars.
@@ -56,10 +55,9 @@ def _notice(record: logging.LogRecord) -> str:
     return message
 
 
-def attach_run_log(run_dir: Path) -> Path:
-    """Send every log record (INFO and above, all libraries) to `<run_dir>/nvembed-eval.log`, appending across
-    resumed runs. Returns the log file's path."""
-    path = run_dir / LOG_FILE
+def attach_run_log(path: Path) -> Path:
+    """Send every log record (INFO and above, all libraries) to the run log `path`, appending across resumed runs.
+    Returns `path`."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(_FORMAT))
     handler.setLevel(logging.INFO)

@@ -20,11 +20,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from nvembed_eval.judge.items import ItemSet
 
-from nvembed_eval.tracking.bootstrap import RESAMPLES, Statistic
-from nvembed_eval.tracking.item_values import Group, retrieval_group
-from nvembed_eval.tracking.items import ItemSet
-from nvembed_eval.tracking.significance import NoiseSettings, task_noise
+from nvembed_eval.judge.bootstrap import RESAMPLES, Statistic
+from nvembed_eval.judge.item_values import Group, retrieval_group
+from nvembed_eval.judge.significance import NoiseSettings, task_noise
 
 MSMARCO_QUERIES, TOP_K, MSMARCO_CORPUS = 6980, 1000, 8_841_823
 

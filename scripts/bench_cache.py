@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from nvembed_eval.cache import CachedEncoder
+    from nvembed_eval.cache.encoder import CachedEncoder
     from nvembed_eval.models.sentence_transformer.encoder_st import SentenceTransformerEncoder
 
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:

@@ -23,7 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from nvembed_eval.models.nvembed import benchmark as bm  # noqa: E402
+import nvembed_bench as bm  # noqa: E402
+
 from nvembed_eval.models.nvembed.configuration_nvembed import NVEmbedConfig  # noqa: E402
 from nvembed_eval.models.nvembed.tiny import build_random_model, default_tokenizer_dir  # noqa: E402
 from nvembed_eval.models.nvembed.tokenization_nvembed import NVEmbedTokenizer  # noqa: E402

@@ -118,8 +118,8 @@ def nv_instructions(name: str, kind: str, nv: dict) -> dict[str, str | None] | N
 
 def task_yaml(row: dict, task, nv: dict, table7: dict, published: dict[str, dict[str, dict]]) -> str:
     """Text of one conf/task/<Name>.yaml."""
+    from nvembed_eval.results.scores import metric_aliases
     from nvembed_eval.tasks.specs import mteb_dataset_path
-    from nvembed_eval.tracking.scoring import metric_aliases
 
     md = task.metadata
     name, kind = md.name, md.type
@@ -178,8 +178,6 @@ def task_yaml(row: dict, task, nv: dict, table7: dict, published: dict[str, dict
         f"  document: {q(sides['document'])}",
         f"instruction_source: {source}",
         f"instruction_verified: {'true' if verified else 'false'}",
-        "published:",
-        *(f"  {model}: {float(rows[name]['score'])!r}" for model, rows in published.items()),
         "dataset_revision:",
         f"  card: {q(card)}",
         f"  mteb: {q(md.revision)}",

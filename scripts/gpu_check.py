@@ -36,8 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
-
-from nvembed_eval.models.nvembed import benchmark as bm  # noqa: E402
+import nvembed_bench as bm  # noqa: E402
 
 
 def golden_dir(assets: Path) -> Path:
@@ -168,8 +167,9 @@ def step_throughput(report, tables, model, tokenizer, texts, args) -> None:
 
 
 def step_profile(report, tables, model, tokenizer, texts, args) -> None:
+    from nvembed_profile import profile_kernels
+
     from nvembed_eval.models.nvembed.encoder_nvembed import NVEmbedEncoder
-    from nvembed_eval.models.nvembed.profiling import profile_kernels
 
     variant = getattr(args, "fastest", None) or "sdpa"  # sdpa when step 3 failed before choosing
     subset = texts[: args.profile_texts]

@@ -18,8 +18,9 @@ import json
 import sys
 from pathlib import Path
 
-from nvembed_eval.tasks import benchmark_tasks, load_task_spec
-from nvembed_eval.tracking import load_scores
+from nvembed_eval.results.reading import load_scores
+from nvembed_eval.tasks.benchmarks import Benchmark
+from nvembed_eval.tasks.specs import load_task_spec
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "results" / "baselines" / "ci_minilm"
@@ -36,7 +37,7 @@ def build() -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for name in benchmark_tasks("ci"):
+    for name in list(Benchmark.named("ci").tasks):
         spec = load_task_spec(name)
         row = {"task": name, "type": spec.type, "split": spec.split, "subset": spec.subset}
         if name in run.scores:

@@ -1,4 +1,4 @@
-"""Write the embedding probe set `nvembed_eval/tracking/probes/probes_v<N>.json` (docs/probes.md).
+"""Write the embedding probe set `nvembed_eval/models/probe_sets/probes_v<N>.json` (docs/probes.md).
 
 The set is built from texts this project wrote (the embedded smoke tasks and the edge cases below) plus Banking77
 test queries (CC BY 4.0, attribution in the file). A version, once committed, is never rewritten with other content:
@@ -20,7 +20,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "nvembed_eval" / "tasks" / "smoke" / "data"
 TASK_CONF = REPO / "conf" / "task"
-OUT_DIR = REPO / "nvembed_eval" / "tracking" / "probes"
+OUT_DIR = REPO / "nvembed_eval" / "models" / "probe_sets"
 VERSION = 1
 
 BANKING77_SOURCE = (

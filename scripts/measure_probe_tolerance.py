@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nvembed_eval.tracking import compare_embeddings, encode_probes, load_probe_set
+from nvembed_eval.models.probe import compare_embeddings, encode_probes, load_probe_set
 
 PERTURBED_WEIGHT = ("embedding_model.norm.weight", 0)  # (tensor, flat index) the tests perturb as well
 PERTURBATION = 1e-3

@@ -1,11 +1,16 @@
-"""Run the real `nvembed-eval` CLI in a subprocess, isolated from the user's caches."""
+"""Run the real entry points: in this process (`invoke`, for behaviour) or as a subprocess (`run_cli`, for what only
+a process shows: SIGKILL, locks, sweeps, torchrun, the console script itself), isolated from the user's caches."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +49,7 @@ def isolated_env(tmp: Path) -> dict[str, str]:
 def run_cli(
     args: list[str], tmp: Path, *, module: str = "nvembed_eval", timeout: int = 900, env: dict[str, str] | None = None
 ) -> CliResult:
+    """`python -m <module> <args>` in a subprocess, from the checkout, with an isolated environment."""
     proc = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=REPO,
@@ -66,6 +72,78 @@ def start_cli(args: list[str], tmp: Path, *, stderr: int = subprocess.DEVNULL) -
         stderr=stderr,
         text=True,
     )
+
+
+def invoke(
+    args: list[str],
+    tmp: Path,
+    *,
+    main: Callable[[list[str]], object] | None = None,
+    env: dict[str, str] | None = None,
+    hub: Path | None = None,
+) -> CliResult:
+    """An entry point's `main(args)` in this process, as the console script would run it: from the checkout, with
+    the isolated environment, stdout and stderr captured, its exit code; logging and the environment restored after.
+    `main` defaults to `nvembed-eval`'s. `hub`: a Hugging Face home (hubcache.py) that huggingface_hub and datasets
+    read instead of the real one (they read HF_HOME when imported, so their settings are pointed at it)."""
+    if main is None:
+        from nvembed_eval.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with _restored(), _hub(hub), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        os.environ.update({**isolated_env(tmp), **(env or {})})
+        os.chdir(REPO)
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+@contextlib.contextmanager
+def _hub(home: Path | None) -> Iterator[None]:
+    if home is None:
+        yield
+        return
+    import datasets.config
+    import huggingface_hub.constants
+
+    patches = [
+        (huggingface_hub.constants, "HF_HOME", str(home)),
+        (huggingface_hub.constants, "HF_HUB_CACHE", str(home / "hub")),
+        (datasets.config, "HF_CACHE_HOME", str(home)),
+        (datasets.config, "HF_DATASETS_CACHE", str(home / "datasets")),
+        (datasets.config, "HF_HUB_OFFLINE", True),
+    ]
+    saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
+    try:
+        for obj, name, value in patches:
+            setattr(obj, name, value)
+        os.environ.update(HF_HOME=str(home), HF_HUB_CACHE=str(home / "hub"))
+        yield
+    finally:
+        for obj, name, value in saved:
+            setattr(obj, name, value)
+
+
+@contextlib.contextmanager
+def _restored() -> Iterator[None]:
+    """Environment, working folder and the root logger as they were (a run configures its console logging)."""
+    environ, cwd = dict(os.environ), Path.cwd()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.captureWarnings(False)
+        os.environ.clear()
+        os.environ.update(environ)
+        os.chdir(cwd)
 
 
 def load_run(run_dir: Path) -> dict:

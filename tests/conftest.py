@@ -1,4 +1,5 @@
-"""Shared fixtures: where ../shared lives, and one CPU all-MiniLM-L6-v2 for the whole session."""
+"""Shared fixtures: where ../shared lives, one CPU all-MiniLM-L6-v2 for the whole session, an offline Hugging Face
+home; and the session's environment: offline, no progress bars (runs are invoked in this process, see clirun)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,17 @@ import os
 from pathlib import Path
 
 import pytest
+
+# Read by huggingface_hub, datasets and tqdm when first imported: set before any test imports them.
+os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1", TQDM_DISABLE="1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests under tests/process/ start processes of their own (SIGKILL, locks, sweeps, torchrun, the wheel)."""
+    for item in items:
+        if "process" in Path(str(item.fspath)).parent.parts[-1:]:
+            item.add_marker(pytest.mark.process)
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +67,20 @@ def sts_only_data(tmp_path_factory, shared_dir) -> Path:
     root = tmp_path_factory.mktemp("sts-only")
     (root / "STSBenchmark").symlink_to(shared_dir / "data" / "STSBenchmark")
     return root
+
+
+@pytest.fixture
+def make_record(tmp_path, monkeypatch):
+    """The run record `nvembed-eval <overrides>` would run, composed from the real config into `tmp_path/run`,
+    with the embedding cache under `tmp_path` (nothing is written): `make_record("model=minilm", "tasks=[...]")`."""
+    from nvembed_eval.config import compose, job_config, parse_command_line, validate
+    from nvembed_eval.run.record import resolve_run
+
+    monkeypatch.setenv("NVEMBED_EVAL_CACHE", str(tmp_path / "embedding-cache"))
+
+    def make(*overrides: str):
+        line = parse_command_line([*overrides, f"output_dir={tmp_path / 'run'}"])
+        cfg, hydra_cfg, _ = job_config(compose(line))
+        return resolve_run(cfg, hydra_cfg, validate(cfg, line))
+
+    return make

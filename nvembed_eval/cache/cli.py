@@ -9,10 +9,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nvembed_eval.arguments import Parser
-from nvembed_eval.cache.encoder import ENV_VAR, SIZE_EXAMPLES, default_cache_dir, human_size, parse_size
+from nvembed_eval.cache.encoder import ENV_VAR, default_cache_dir
 from nvembed_eval.cache.store import MODEL_DIR_RE, PruneSummary, clear_folder, prune_root, scan_root
 from nvembed_eval.errors import CacheError, NVEmbedEvalError
+from nvembed_eval.io import SIZE_EXAMPLES, Parser, human_size, parse_size
 
 logger = logging.getLogger(__name__)
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import sys
 import time
 from collections import deque
 from collections.abc import Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +21,10 @@ import numpy as np
 from nvembed_eval.cache.claims import ChunkClaims
 from nvembed_eval.cache.index import KEY_BYTES
 from nvembed_eval.cache.store import FORMAT, ShardStore
-from nvembed_eval.errors import ConfigError, EncodingError
+from nvembed_eval.errors import EncodingError
 
 if TYPE_CHECKING:
-    from nvembed_eval.models import ModelIdentity, TextEncoder
+    from nvembed_eval.models.base import ModelIdentity, TextEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -34,47 +32,12 @@ ENV_VAR = "NVEMBED_EVAL_CACHE"
 DEFAULT_SHARD_SIZE = 2048
 CLAIM_POLL_S = 2.0  # how often a job whose remaining chunks are all claimed looks for the other jobs' shards
 CLAIM_MAX_WAIT_S = 1800.0  # with no chunk done anywhere for this long, stop deferring to other jobs' claims
-SIZE_EXAMPLES = "500MiB, 200GB, 1.5TiB, 0 or a byte count such as 1048576"
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*((?:[kmgt]i?)?b)?\s*", re.IGNORECASE)
-_UNIT_BYTES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
-_UNIT_BYTES.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
 
 
 def default_cache_dir() -> Path:
     """`$NVEMBED_EVAL_CACHE`, else `~/.cache/nvembed-eval/embeddings`."""
     env = os.environ.get(ENV_VAR)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "nvembed-eval" / "embeddings"
-
-
-def parse_size(value: object, key: str, *, hint: str = "") -> int:
-    """Bytes in a size: `500MiB`, `200GB`, `1.5TiB`, `0` or a bare byte count. Units are case-insensitive, binary
-    (KiB, MiB, GiB, TiB) or decimal (KB, MB, GB, TB).
-
-    Args:
-        value: A string, or a whole number (Hydra reads `cache.max_size=1048576` as an int).
-        key: The setting as the user wrote it (`cache.max_size`, `--max-size`), for the error.
-        hint: Extra words for the error's fix, e.g. ", or null for no cap".
-
-    Raises:
-        ConfigError: the value is not a size; the message names it and shows valid ones.
-    """
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    match = _SIZE.fullmatch(value) if isinstance(value, str) else None
-    unit = (match[2] or "b").lower() if match else ""
-    if match and not (unit == "b" and "." in match[1]):  # a fraction of a byte is a typo
-        return int(Decimal(match[1]) * _UNIT_BYTES[unit])
-    raise ConfigError(f"<{key}={value}> is not a size; write e.g. {SIZE_EXAMPLES}{hint}")
-
-
-def human_size(n: float) -> str:
-    """`1536` -> `1.5 KiB`: sizes as the CLI and logs print them."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    while n >= 1024 and len(units) > 1:
-        n, units = n / 1024, units[1:]
-    return f"{n:.0f} {units[0]}" if units[0] == "B" else f"{n:.1f} {units[0]}"
 
 
 def text_keys(identity_key: str, prefix: str, texts: Sequence[str]) -> np.ndarray:
@@ -138,8 +101,6 @@ class CachedEncoder:
         enabled: bool = True,
         shard_size: int = DEFAULT_SHARD_SIZE,
     ) -> None:
-        if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
-            raise ConfigError(f"<cache.shard_size={shard_size!r}> must be a positive integer, e.g. 2048")
         self._encoder = encoder
         self.cache_dir = Path(cache_dir).expanduser().absolute()
         self.enabled = bool(enabled)

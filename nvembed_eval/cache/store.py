@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from nvembed_eval.atomic import TEMP_SUFFIX, atomic_write
 from nvembed_eval.cache.claims import is_claim_file
 from nvembed_eval.cache.index import KEY_BYTES, KeyIndex
+from nvembed_eval.io import TEMP_SUFFIX, atomic_write
 
 logger = logging.getLogger(__name__)
 

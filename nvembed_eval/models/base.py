@@ -6,9 +6,16 @@ Templating (which instruction, which side, which template) happens in `nvembed_e
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+import importlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from nvembed_eval.errors import ConfigError
+from nvembed_eval.io import files_sha256
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,9 +40,6 @@ class ModelIdentity:
 
     def key(self) -> str:
         """Stable hex digest over name, revision and knobs."""
-        import hashlib
-        import json
-
         payload = json.dumps(
             {"name": self.name, "revision": self.revision, "knobs": self.knobs}, sort_keys=True, default=str
         )
@@ -82,10 +86,6 @@ def planned_instruction_template(model_config: Mapping[str, Any]) -> str | None:
     Raises:
         ConfigError: the class cannot be imported, or has no `template_for_config`.
     """
-    import importlib
-
-    from nvembed_eval.errors import ConfigError
-
     target = str(model_config.get("_target_") or "")
     module, _, name = target.rpartition(".")
     try:
@@ -99,3 +99,13 @@ def planned_instruction_template(model_config: Mapping[str, Any]) -> str | None:
             "loading it; add that static method to the adapter"
         )
     return planner(dict(model_config))
+
+
+def folder_revision(folder: Path, files: Iterable[Path]) -> str:
+    """The revision of a model loaded from a folder, which has no hub commit: "sha256:<16 hex>" over every file it
+    loads (config, tokenizer, module configs, weights), their paths relative to `folder` and every byte of each.
+
+    Nothing is sampled: two checkpoints that differ in any byte differ here. Each file's digest is remembered by
+    (path, size, mtime, ctime, inode), so a 15 GB checkpoint is read once, not on every run (`io.file_sha256`).
+    """
+    return "sha256:" + files_sha256(folder, files, salted=True, remember=True)[:16]

@@ -7,7 +7,6 @@ of the bytes loaded, never a branch or tag name (`main` moves; a commit does not
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,6 @@ log = logging.getLogger(__name__)
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
-_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -48,11 +46,6 @@ def snapshot_of_folder(folder: Path) -> Snapshot:
     return Snapshot(folder)
 
 
-def hub_offline() -> bool:
-    """`HF_HUB_OFFLINE` set: read the local cache only (huggingface_hub reads the same variable)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
-
-
 def download_snapshot(repo_id: str, revision: str | None, allow_patterns: list[str], key: str) -> Snapshot:
     """The snapshot folder of `repo_id` at `revision`, downloading only `allow_patterns` (offline: the cache only).
 
@@ -75,7 +68,7 @@ def download_snapshot(repo_id: str, revision: str | None, allow_patterns: list[s
         return snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, local_files_only=local_only)
 
     try:
-        local = fetch(hub_offline())
+        local = fetch(False)  # offline (HF_HUB_OFFLINE), huggingface_hub itself answers from its cache
     except Exception as first:  # no network, gated repo, unknown revision...: try the local cache before giving up
         try:
             local = fetch(True)

@@ -8,7 +8,6 @@ and side. A model from mteb's own registry (`mteb_registry`) also scores with it
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,7 +36,6 @@ class TaskEncodeStats:
 
     texts: int = 0
     tokens: int = 0
-    encode_seconds: float = 0.0
     prefixes: dict[str, str] = field(default_factory=dict)  # side -> prefix actually used
 
 
@@ -104,11 +102,9 @@ class MtebEncoder(AbsEncoder):
         stats = self.task_stats.setdefault(task_metadata.name, TaskEncodeStats())
         stats.prefixes[side or "all"] = prefix
         tokens_before = _tokens_seen(self.encoder)
-        start = time.perf_counter()
         vectors = self.encoder.encode(
             texts, prefix=prefix, batch_size=self.batch_size, task_name=task_metadata.name, side=side
         )
-        stats.encode_seconds += time.perf_counter() - start
         stats.texts += len(texts)
         stats.tokens += _tokens_seen(self.encoder) - tokens_before
         if vectors.shape[0] != len(texts):

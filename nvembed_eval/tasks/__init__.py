@@ -1,69 +1,14 @@
-"""Tasks: which tasks a run evaluates (task YAMLs, benchmarks of this harness or mteb's, the embedded smoke
-tasks), with which instruction on each side, where each task's data comes from (a hub dataset commit, or a local
-folder read into mteb's task), and what a run would cost to encode (`plan=true`, from mteb's descriptive
-statistics).
+"""Tasks: which tasks a run evaluates, on which data, with which instructions.
+
+- `specs`: a task as this harness scores it (`conf/task/<Name>.yaml`, else mteb's metadata), names checked against
+  mteb's registry, and the dataset revisions a result can name.
+- `benchmarks`: task lists (this harness's `conf/benchmark/`, mteb's named benchmarks) and the one place that decides
+  which tasks a run evaluates.
+- `instructions`: which instruction goes on which side, and the one place it is templated into a prefix.
+- `data_source`, `revisions`, `hub_data`: where each task's data comes from (a hub dataset commit, a local folder, the
+  package) and its part of a result's provenance; `local_data`, `local_rows`, `local_beir`: local folders read into
+  mteb's own task; `data_checks`: data an evaluator cannot score, refused before encoding; `fidelity`: where mteb 1.x
+  and 2.x define a score differently, counted on the loaded data.
+- `cost_plan`, `cost_plan_report`: what a run would encode and cost (`plan=true`), from mteb's statistics.
+- `smoke`: the embedded `smoke` benchmark, one tiny task per MTEB task type.
 """
-
-from nvembed_eval.tasks.benchmarks import MtebBenchmark, benchmark_tasks, harness_benchmarks, mteb_benchmark
-from nvembed_eval.tasks.cost_plan import CostPlan, plan_tasks
-from nvembed_eval.tasks.cost_plan_report import plan_overrides, render_cost_plan
-from nvembed_eval.tasks.data_source import TaskData, plan_task_data
-from nvembed_eval.tasks.fidelity import (
-    DIVERGENCES,
-    describe_divergences,
-    divergent_total,
-    fidelity_record,
-    reranking_divergences,
-)
-from nvembed_eval.tasks.instructions import InstructionVariant, instruction_for, render_prefix
-from nvembed_eval.tasks.local_data import load_local_task_data
-from nvembed_eval.tasks.revisions import build_mteb_task, hub_leaves, load_hub_data
-from nvembed_eval.tasks.smoke import SMOKE_TASK_NAMES
-from nvembed_eval.tasks.specs import (
-    REVISION_KINDS,
-    SIDES,
-    TaskSpec,
-    TaskType,
-    check_name,
-    conf_dir,
-    has_task_yaml,
-    list_task_specs,
-    load_task_spec,
-    resolve_task_names,
-)
-
-__all__ = [
-    "DIVERGENCES",
-    "REVISION_KINDS",
-    "SIDES",
-    "SMOKE_TASK_NAMES",
-    "CostPlan",
-    "InstructionVariant",
-    "MtebBenchmark",
-    "TaskData",
-    "TaskSpec",
-    "TaskType",
-    "benchmark_tasks",
-    "build_mteb_task",
-    "check_name",
-    "conf_dir",
-    "describe_divergences",
-    "divergent_total",
-    "fidelity_record",
-    "harness_benchmarks",
-    "has_task_yaml",
-    "hub_leaves",
-    "instruction_for",
-    "list_task_specs",
-    "load_hub_data",
-    "load_local_task_data",
-    "load_task_spec",
-    "mteb_benchmark",
-    "plan_overrides",
-    "plan_task_data",
-    "plan_tasks",
-    "render_cost_plan",
-    "render_prefix",
-    "reranking_divergences",
-    "resolve_task_names",
-]

@@ -1,5 +1,6 @@
-"""Benchmarks: this harness's `conf/benchmark/<name>.yaml` task lists, and any benchmark of mteb's registry by its
-mteb name (`MTEB(eng, v2)`, `MTEB(eng, v1)` and their aliases), whose task list is mteb's own.
+"""Benchmarks: which tasks make up a leaderboard. This harness's `conf/benchmark/<name>.yaml` task lists, any benchmark
+of mteb's registry by its mteb name (`MTEB(eng, v2)`, `MTEB(eng, v1)` and their aliases), an ad-hoc `tasks=[...]`
+list, or what a run folder recorded; and the one place that decides which tasks a run evaluates.
 """
 
 from __future__ import annotations
@@ -8,38 +9,94 @@ import dataclasses
 import difflib
 import functools
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from nvembed_eval.errors import ConfigError
-from nvembed_eval.tasks.specs import TaskSpec, check_name, conf_dir, read_yaml
+from nvembed_eval.io import conf_dir
+from nvembed_eval.tasks.specs import TaskSpec, check_name, has_task_yaml, load_task_spec, read_yaml, resolve_task_names
 
 log = logging.getLogger(__name__)
 
+AD_HOC = "tasks"  # the name of a benchmark that is a `tasks=[...]` list
+
 
 @dataclass(frozen=True)
-class MtebBenchmark:
-    """One benchmark of mteb's registry.
+class Benchmark:
+    """The tasks whose scores make up the averages (the denominators), and where that list came from.
 
     Attributes:
-        name: mteb's name (an alias given by the user is resolved to it).
-        tasks: mteb task names, in mteb's order.
-        description: mteb's description (markdown).
-        scopes: task name -> (splits, subsets) the benchmark evaluates it on.
+        name: a conf/benchmark name ("smoke", "mteb_eng_v1"), mteb's name ("MTEB(eng, v2)"), "tasks" for an ad-hoc
+            `tasks=[...]` list, or a description such as "tasks present in any input".
+        tasks: task names in benchmark order, no duplicates.
+        source: where the list was read, e.g. "--benchmark", "run.json benchmark", "run.json config.tasks".
+        description: mteb's description of its benchmark (markdown), else "".
+        scopes: for mteb's benchmarks, task name -> (splits, subsets) the benchmark evaluates it on.
     """
 
     name: str
     tasks: tuple[str, ...]
-    description: str
-    scopes: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    source: str = "config"
+    description: str = ""
+    scopes: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
 
-    def align(self, spec: TaskSpec, has_yaml: bool) -> TaskSpec:
-        """`spec` on the split and subset this benchmark scores: a spec built from mteb's metadata takes the
+    @classmethod
+    def named(cls, name: str, source: str = "--benchmark") -> Benchmark:
+        """`conf/benchmark/<name>.yaml`'s task list, else mteb's benchmark of that name or alias.
+
+        Raises:
+            ConfigError: neither knows the name (lists this harness's benchmarks), or the YAML has no task list.
+
+        Examples:
+            >>> len(Benchmark.named("mteb_eng_v1").tasks), len(Benchmark.named("MTEB(eng, v1)").tasks)
+            (56, 56)
+        """
+        check_name(name, "benchmark")
+        path = conf_dir() / "benchmark" / f"{name}.yaml"
+        if path.is_file():
+            data = read_yaml(path)
+            tasks = data.get("tasks") if isinstance(data, dict) else None
+            if not isinstance(tasks, list) or not tasks:
+                raise ConfigError(f"{path} has no 'tasks:' list; add the mteb task names")
+            return cls(name, tuple(dict.fromkeys(str(t) for t in tasks)), source)
+        if name in _mteb_names():
+            return dataclasses.replace(mteb_benchmark(name), source=source)
+        available = ", ".join(harness_benchmarks()) or "none"
+        raise ConfigError(
+            f"unknown benchmark <benchmark={name}>; choose one of: {available}, or an mteb benchmark with "
+            """benchmark=mteb 'benchmark.name="MTEB(eng, v2)"' (nvembed-eval-list benchmarks)"""
+        )
+
+    @classmethod
+    def union(cls, name: str, task_lists: Iterable[Iterable[str]], source: str) -> Benchmark:
+        """Every task of `task_lists`, in order of first appearance."""
+        return cls(name, tuple(dict.fromkeys(t for tasks in task_lists for t in tasks)), source)
+
+    @property
+    def title(self) -> str:
+        """The name, or for an ad-hoc list the list itself: "tasks=[SciFact,NFCorpus]"."""
+        if self.name != AD_HOC:
+            return self.name
+        return f"tasks=[{','.join(self.tasks[:4])}{',...' if len(self.tasks) > 4 else ''}]"
+
+    def describe(self) -> str:
+        """E.g. "smoke (7 tasks, from run.json config.benchmark)"."""
+        count = len(self.tasks)
+        return f"{self.title} ({count} task{'s' if count != 1 else ''}, from {self.source})"
+
+    def record(self) -> dict[str, object]:
+        """run.json's `benchmark` entry: the name and every task, the leaderboard's denominators (a run that serves 3
+        of them from local data still records all of them: its coverage is 3 of N)."""
+        return {"name": self.name, "tasks": list(self.tasks)}
+
+    def align(self, spec: TaskSpec) -> TaskSpec:
+        """`spec` on the split and subset this (mteb) benchmark scores: a spec built from mteb's metadata takes the
         benchmark's when it names exactly one of each; otherwise a difference is logged (this harness scores one
         split and one subset per task)."""
         splits, subsets = self.scopes.get(spec.name, ((spec.split,), (spec.subset,)))
         if (spec.split, spec.subset) == (splits[0], subsets[0]) and len(splits) == len(subsets) == 1:
             return spec
-        if not has_yaml and len(splits) == len(subsets) == 1:
+        if not has_task_yaml(spec.name) and len(splits) == len(subsets) == 1:
             return dataclasses.replace(spec, split=splits[0], subset=subsets[0])
         log.warning(
             "%s: %s evaluates split(s) %s, subset(s) %s; this harness scores split %s, subset %s only",
@@ -79,8 +136,8 @@ def _mteb_names() -> dict[str, str]:
     return names
 
 
-def mteb_benchmark(name: str, key: str = "benchmark.name") -> MtebBenchmark:
-    """A benchmark of mteb's registry (`mteb.get_benchmark`), with its task names.
+def mteb_benchmark(name: str, key: str = "benchmark.name") -> Benchmark:
+    """A benchmark of mteb's registry (`mteb.get_benchmark`), with its task names and scopes.
 
     Args:
         name: an mteb benchmark name or alias, e.g. "MTEB(eng, v2)", "MTEB(eng, classic)".
@@ -101,31 +158,41 @@ def mteb_benchmark(name: str, key: str = "benchmark.name") -> MtebBenchmark:
     benchmark = mteb.get_benchmark(known[name])
     tasks = tuple(dict.fromkeys(task.metadata.name for task in benchmark.tasks))
     scopes = {task.metadata.name: (tuple(task.eval_splits), tuple(task.hf_subsets)) for task in benchmark.tasks}
-    return MtebBenchmark(benchmark.name, tasks, str(benchmark.description or ""), scopes)
+    return Benchmark(benchmark.name, tasks, "mteb", str(benchmark.description or ""), scopes)
 
 
-def benchmark_tasks(name: str) -> list[str]:
-    """The task list of a benchmark: `conf/benchmark/<name>.yaml`'s `tasks:`, else mteb's benchmark of that name.
+def select_tasks(
+    tasks: Sequence[str] | None, benchmark_name: str | None, benchmark_tasks: Sequence[str]
+) -> tuple[Benchmark, list[TaskSpec]]:
+    """Which tasks a run evaluates and which benchmark it is: the one place that decides both.
+
+    Args:
+        tasks: `tasks=[...]`; when given it wins and is the benchmark ("tasks").
+        benchmark_name: `benchmark.name` (a harness benchmark's name, or mteb's for `benchmark=mteb`).
+        benchmark_tasks: `benchmark.tasks` of a harness benchmark; empty for `benchmark=mteb`.
+
+    Returns:
+        The benchmark (every task, also those without data here) and the specs of its tasks, checked against mteb's
+        registry, in order, duplicates dropped.
 
     Raises:
-        ConfigError: neither knows the name (lists this harness's benchmarks), or the YAML has no task list.
-
-    Examples:
-        >>> len(benchmark_tasks("mteb_eng_v1")), len(benchmark_tasks("MTEB(eng, v1)"))
-        (56, 56)
+        TaskNotFoundError: an unknown task (with close matches). ConfigError: no tasks, or an unknown mteb benchmark.
     """
-    check_name(name, "benchmark")
-    path = conf_dir() / "benchmark" / f"{name}.yaml"
-    if path.is_file():
-        data = read_yaml(path)
-        tasks = data.get("tasks") if isinstance(data, dict) else None
-        if not isinstance(tasks, list) or not tasks:
-            raise ConfigError(f"{path} has no 'tasks:' list; add the mteb task names")
-        return [str(t) for t in tasks]
-    if name in _mteb_names():
-        return list(mteb_benchmark(name).tasks)
-    available = ", ".join(harness_benchmarks()) or "none"
-    raise ConfigError(
-        f"unknown benchmark <benchmark={name}>; choose one of: {available}, or an mteb benchmark with "
-        """benchmark=mteb 'benchmark.name="MTEB(eng, v2)"' (nvembed-eval-list benchmarks)"""
-    )
+    named = None
+    if tasks:
+        names = resolve_task_names(list(tasks), [])
+        name = AD_HOC
+    elif benchmark_tasks:
+        names = resolve_task_names(None, list(benchmark_tasks))
+        name = str(benchmark_name or AD_HOC)
+    else:
+        named = mteb_benchmark(str(benchmark_name))
+        names = resolve_task_names(None, list(named.tasks))
+        name = named.name
+    if not names:
+        raise ConfigError("no tasks selected; pass tasks=[TaskName,...] or benchmark=<name>")
+    specs = [load_task_spec(n) for n in names]
+    if named is not None:
+        specs = [named.align(spec) for spec in specs]
+    source = "config.tasks" if tasks else "config.benchmark"
+    return Benchmark(name, tuple(names), source, *(() if named is None else (named.description, named.scopes))), specs

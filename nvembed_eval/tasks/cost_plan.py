@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from nvembed_eval.errors import ConfigError
 from nvembed_eval.tasks.instructions import instruction_for, render_prefix
 
 if TYPE_CHECKING:
@@ -262,14 +261,9 @@ def plan_tasks(
     Returns:
         The plan; groups that the statistics show to be identical texts with an identical prefix are marked
         `shared_with` the first such group, so that a deduplicated total counts them once, as the cache does.
-
-    Raises:
-        ConfigError: chars_per_token is not a positive number.
     """
     import mteb
 
-    if not isinstance(chars_per_token, (int, float)) or not chars_per_token > 0:
-        raise ConfigError(f"<plan.chars_per_token={chars_per_token}> must be a positive number, e.g. 4.0")
     plan = CostPlan([], float(chars_per_token), template, max_length)
     seen: list[GroupCost] = []
     for spec in specs:

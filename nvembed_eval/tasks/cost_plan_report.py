@@ -1,17 +1,14 @@
 """The `plan=true` report: the cost plan of `nvembed_eval.tasks.cost_plan` as a per-task table, totals and projected
-GPU-hours, and the glue that reads the run's config for it (the CLI composes the config; no Hydra job runs).
+GPU-hours.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nvembed_eval.errors import ConfigError
 from nvembed_eval.tasks.cost_plan import SPECIAL_TOKENS, CostPlan, plan_tasks
 
 if TYPE_CHECKING:
-    from omegaconf import DictConfig
-
     from nvembed_eval.tasks.specs import TaskSpec
 
 
@@ -51,7 +48,7 @@ def plan_table(plan: CostPlan) -> Any:
 
 def render_plan(plan: CostPlan, *, tokens_per_second: float, gpus: int, cache_enabled: bool, header: str) -> str:
     """The plan as text: the per-task table, three totals and the projected encoding hours. `tokens_per_second`
-    and `gpus` are the run's checked values (`settings.check_plan`, run by the CLI before the plan is made)."""
+    and `gpus` are the run's checked values (`config.PlanSettings`)."""
     covered = plan.covered
     fed = sum(t.total("tokens") for t in covered)
     distinct = sum(t.total("unique_tokens") for t in covered)
@@ -90,66 +87,40 @@ def render_plan(plan: CostPlan, *, tokens_per_second: float, gpus: int, cache_en
     return "\n".join(lines) + "\n"
 
 
-def plan_overrides(args: list[str]) -> list[str] | None:
-    """The overrides to compose when the command line asks for a plan, else None.
-
-    `plan=true` is shorthand for `plan.enabled=true`: Hydra would otherwise replace the whole `plan:` block with a
-    bool, and `plan.gpus=8` after it would fail.
-
-    Raises:
-        ConfigError: a plan value that is not true/false, or a plan of a multirun sweep.
-    """
-    wanted, out = False, []
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if sep and key in ("plan", "plan.enabled"):
-            if value.lower() not in ("true", "false"):
-                raise ConfigError(f"<{key}={value}> must be true or false")
-            wanted = value.lower() == "true"
-            arg = f"plan.enabled={value.lower()}"
-        out.append(arg)
-    if wanted and any(a in ("-m", "--multirun") for a in args):
-        raise ConfigError("plan=true plans one run; drop -m and plan each job's overrides on their own")
-    return out if wanted else None
-
-
-def render_cost_plan(cfg: DictConfig, template: str | None, specs: list[TaskSpec]) -> str:
-    """The `plan=true` report for a composed run config.
+def render_cost_plan(
+    specs: list[TaskSpec],
+    *,
+    chosen: str,
+    model: str,
+    variant: str,
+    template: str | None,
+    max_length: int | None,
+    tokens_per_second: float,
+    gpus: int,
+    chars_per_token: float,
+    cache_enabled: bool,
+    data_dir: str | None = None,
+) -> str:
+    """The `plan=true` report of a run.
 
     Args:
-        cfg: the config `nvembed-eval` would run with (tasks or benchmark, instructions, model, cache, plan).
+        specs: the run's tasks, resolved as the run would (`tasks.select_tasks`).
+        chosen: how the tasks were chosen, for the header (`tasks=[...]`, `benchmark=smoke`).
+        model: the model's name. variant: `instructions.variant`.
         template: the model's instruction template, told without loading it (None: it adds no instructions).
-        specs: the run's tasks, resolved as the run would (the runner's `resolve_specs`: `tasks=`, the benchmark's
-            list, or a named mteb benchmark's).
+        max_length: the model's token limit, when its config sets one.
+        tokens_per_second, gpus, chars_per_token: `plan.*`, already checked. cache_enabled: `cache.enabled`.
+        data_dir: `data_dir`, which the plan does not read (said in the header).
     """
     import mteb
 
-    explicit = bool(cfg.get("tasks"))
     names = [spec.name for spec in specs]
-    if not names:
-        raise ConfigError("no tasks selected; pass tasks=[TaskName,...] or benchmark=<name>")
-    model = cfg.model
-    max_length = model.get("max_length") or model.get("max_seq_length")
-    settings = cfg.plan
-    plan = plan_tasks(
-        specs,
-        variant=str(cfg.instructions.variant),
-        template=template,
-        max_length=int(max_length) if max_length else None,
-        chars_per_token=settings.chars_per_token,
-    )
-    chosen = f"tasks=[{','.join(names)}]" if explicit else f"benchmark={cfg.benchmark.name}"
+    plan = plan_tasks(specs, variant=variant, template=template, max_length=max_length, chars_per_token=chars_per_token)
     header = (
-        f"plan (no model loaded, nothing written): {len(names)} tasks ({chosen}), model {model.name}, "
-        f"instructions={cfg.instructions.variant}, prefix template {template!r}, max_length {max_length or 'unknown'}; "
+        f"plan (no model loaded, nothing written): {len(names)} tasks ({chosen}), model {model}, "
+        f"instructions={variant}, prefix template {template!r}, max_length {max_length or 'unknown'}; "
         f"texts from mteb {mteb.__version__}'s descriptive statistics of its current dataset revisions"
     )
-    if cfg.get("data_dir"):
-        header += f" (data_dir={cfg.data_dir} is not read: local copies may differ)"
-    return render_plan(
-        plan,
-        tokens_per_second=settings.tokens_per_second,
-        gpus=settings.gpus,
-        cache_enabled=bool(cfg.cache.enabled),
-        header=header,
-    )
+    if data_dir:
+        header += f" (data_dir={data_dir} is not read: local copies may differ)"
+    return render_plan(plan, tokens_per_second=tokens_per_second, gpus=gpus, cache_enabled=cache_enabled, header=header)

@@ -10,9 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import DataError
-from nvembed_eval.hashing import folder_sha256
+from nvembed_eval.io import folder_sha256
+from nvembed_eval.tasks.data_checks import check_evaluable
+from nvembed_eval.tasks.hub_data import cached_commits, hub_offline
+from nvembed_eval.tasks.local_data import load_local_task_data
 from nvembed_eval.tasks.revisions import MTEB, build_mteb_task, hub_datasets, hub_leaves, load_hub_data
+from nvembed_eval.tasks.smoke import DATA_DIR as SMOKE_DATA
 from nvembed_eval.tasks.smoke import SMOKE_TASK_NAMES
+from nvembed_eval.tasks.specs import content_revision
 
 if TYPE_CHECKING:
     from mteb import AbsTask
@@ -43,11 +48,19 @@ class TaskData:
     revision_source: str = MTEB
     verified: bool = False
     _digest: str | None = None
+    _requested: list[tuple[str, str]] = field(default_factory=list)  # hub (repository, commit) asked for, in order
 
-    def record(self) -> dict[str, Any]:
-        """The data part of the result's provenance (see docs/provenance.md): what identifies the data's content."""
+    def __post_init__(self) -> None:
+        if self.source == HUB:  # before loading: a fallback to mteb's commit replaces `task`, not what was asked for
+            self._requested = hub_datasets(self.task)
+
+    def record(self, loaded_revision: str | None = None) -> dict[str, Any]:
+        """The data part of the result's provenance (docs/provenance.md): what identifies the data's content, and
+        where it came from. Before loading it is what a result of this data must match; after loading, pass mteb's
+        `dataset_revision` for hub data to add the commit that was loaded and whether it was verified.
+        """
         if self.source == HUB:
-            datasets = [{"repository": r, "revision": c} for r, c in hub_datasets(self.task)]
+            datasets = [{"repository": r, "revision": c} for r, c in self._requested]
             out: dict[str, Any] = (
                 {"source": HUB, **datasets[0]}
                 if len(datasets) == 1
@@ -58,11 +71,32 @@ class TaskData:
                     },
                 }
             )
-            return out | {"revision_source": self.revision_source}
+            out["revision_source"] = self.revision_source
+            if loaded_revision is not None:
+                out |= {"loaded_revision": loaded_revision, "verified": self.verified}
+            return out
         if self._digest is None:
             self._digest = _digest(self.folders)
         paths = [str(f) for f in self.folders]
-        return {"source": self.source, "path": paths[0] if len(paths) == 1 else paths, "sha256": self._digest}
+        out = {"source": self.source, "path": paths[0] if len(paths) == 1 else paths, "sha256": self._digest}
+        return out | ({"revision_source": self.source} if loaded_revision is not None else {})
+
+    def dataset_revision(self, loaded: str) -> str:
+        """The `dataset_revision` a result of this data records: the hub commit mteb `loaded`, or for local and
+        packaged data its content label (`local:sha256:<16 hex>`), never a hub commit it did not come from."""
+        if self.source == HUB:
+            return loaded
+        return content_revision(self.source, self.record()["sha256"])
+
+    @property
+    def revision_label(self) -> str:
+        """run.json's `dataset_revision_source`: card, mteb, mteb (<why>) for hub data, else local or package."""
+        return self.revision_source if self.source == HUB else self.source
+
+    @property
+    def source_label(self) -> str:
+        """run.json's `dataset_source`: hub, package, or local:<folder>."""
+        return f"local:{self.folders[0]}" if self.source == LOCAL else self.source
 
     def load(self) -> None:
         """Read the data into `task` (local and packaged folders), or load and check the hub commit; then check that
@@ -71,13 +105,9 @@ class TaskData:
         Raises:
             DataError: the data cannot be read, came from another commit, or is degenerate for the task's metric.
         """
-        from nvembed_eval.tasks.data_checks import check_evaluable
-
         if self.source == HUB:
             self.task, self.revision_source, self.verified = load_hub_data(self.spec, self.task, self.revision_source)
         elif self.source == LOCAL:
-            from nvembed_eval.tasks.local_data import load_local_task_data
-
             for leaf, folder in zip(hub_leaves(self.task), self.folders, strict=True):
                 load_local_task_data(leaf, folder.parent, split=leaf.eval_splits[0], subset=leaf.hf_subsets[0])
         else:
@@ -125,8 +155,6 @@ def plan_task_data(
     Raises:
         DataError: a named task's data is missing, or none of a benchmark's tasks can be served.
     """
-    from nvembed_eval.tasks.hub_data import cached_commits, hub_offline
-
     planned: dict[str, TaskData] = {}
     missing: dict[str, str] = {}
     if data_dir is not None and not data_dir.is_dir():
@@ -135,9 +163,7 @@ def plan_task_data(
         choice = dataset_revision if data_dir is None else MTEB
         task, revision_source = build_mteb_task(spec, choice)
         if spec.name in SMOKE_TASK_NAMES:
-            from nvembed_eval.tasks.smoke.classes import DATA_DIR
-
-            planned[spec.name] = TaskData(spec, task, PACKAGE, [DATA_DIR / spec.name])
+            planned[spec.name] = TaskData(spec, task, PACKAGE, [SMOKE_DATA / spec.name])
         elif data_dir is not None:
             folders = [data_dir / leaf.metadata.name for leaf in hub_leaves(task)]
             absent = next((f for f in folders if not f.is_dir()), None)

@@ -4,7 +4,6 @@ on the loaded task data before anything is encoded (docs/fidelity.md).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,26 +26,16 @@ DIVERGENCES: dict[str, str] = {
 }
 EXAMPLES = 3  # query ids kept per kind, to find them in the data
 
-log = logging.getLogger(__name__)
-
 
 def fidelity_record(task: AbsTask) -> dict[str, Any] | None:
     """The `fidelity` section of a result's provenance and run.json entry, counted on the loaded data before
-    `mteb.evaluate` (which filters it); logs a warning when mteb 1.x and 2.x definitions differ on some query.
+    `mteb.evaluate` (which filters it); the gate describes it (judge.gate.describe_divergences).
 
     Returns:
         {"reranking": `reranking_divergences(task)`} for a reranking task, else None.
     """
     divergences = reranking_divergences(task)
-    if divergences is None:
-        return None
-    if divergent_total(divergences):
-        log.warning(
-            "%s: %s; its score is not comparable with an mteb 1.x one there (docs/fidelity.md)",
-            task.metadata.name,
-            describe_divergences(divergences),
-        )
-    return {"reranking": divergences}
+    return None if divergences is None else {"reranking": divergences}
 
 
 def reranking_divergences(task: AbsTask) -> dict[str, Any] | None:
@@ -88,22 +77,6 @@ def reranking_divergences(task: AbsTask) -> dict[str, Any] | None:
                 if len(examples.setdefault(kind, [])) < EXAMPLES:
                     examples[kind].append(qid)
     return {"queries": total, **counts, "examples": examples}
-
-
-def divergent_total(record: Mapping[str, Any] | None) -> int:
-    """Queries counted under any kind of a `reranking_divergences` record (a query counted twice adds twice)."""
-    return sum(int(record.get(kind) or 0) for kind in DIVERGENCES) if record else 0
-
-
-def describe_divergences(record: Mapping[str, Any]) -> str:
-    """One line for logs and flags, e.g. "mteb 1/2 reranking definitions differ on 3 of 300 queries (no negative
-    candidate 2, duplicate candidate texts 1)"."""
-    parts = [f"{kind.replace('_', ' ')} {record[kind]}" for kind in DIVERGENCES if record.get(kind)]
-    affected = divergent_total(record)
-    return (
-        f"mteb 1/2 reranking definitions differ on {affected} of {record.get('queries', '?')} queries "
-        f"({', '.join(parts)})"
-    )
 
 
 def _kinds(candidates: list[str], relevant: set[str], texts: Mapping[str, str]) -> list[str]:

@@ -22,12 +22,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_TRUE = {"1", "on", "yes", "true"}
-
 
 def hub_offline() -> bool:
-    """`HF_HUB_OFFLINE` or `HF_DATASETS_OFFLINE` is set to a true value (as huggingface_hub and datasets read them)."""
-    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    """Whether `datasets` is offline: its own `config.HF_HUB_OFFLINE`, read from `HF_DATASETS_OFFLINE` or else
+    `HF_HUB_OFFLINE` when it is imported (so this agrees with what `datasets` will do)."""
+    from datasets import config
+
+    return bool(config.HF_HUB_OFFLINE)
 
 
 def repo_cache_dir(repo: str) -> Path:

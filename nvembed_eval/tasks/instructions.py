@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError, TaskNotFoundError
+from nvembed_eval.io import bundled_dir
+from nvembed_eval.tasks.specs import register_smoke_tasks
 
 if TYPE_CHECKING:
     from nvembed_eval.tasks.specs import TaskSpec
@@ -20,33 +22,17 @@ if TYPE_CHECKING:
 PROMPT_TYPES = ("query", "document")
 
 
-class InstructionVariant(str, Enum):
+class InstructionVariant(StrEnum):
     """`instructions=` config group choices."""
 
     nv_embed_v2 = "nv_embed_v2"
     none = "none"
     mteb_default = "mteb_default"
 
-    def __str__(self) -> str:
-        return self.value
-
-    @classmethod
-    def parse(cls, value: str | InstructionVariant) -> InstructionVariant:
-        try:
-            return cls(str(value))
-        except ValueError:
-            valid = ", ".join(v.value for v in cls)
-            raise ConfigError(
-                f"unknown instruction variant <instructions.variant={value}>; choose one of: {valid} "
-                f"(override with instructions=<variant>)"
-            ) from None
-
 
 def instructions_dir() -> Path:
     """The bundled `instructions/` folder (the checkout's top-level one, shipped inside the wheel): NV-Embed-v2's
     instructions.json and the Table-7 stand-in table."""
-    from nvembed_eval.resources import bundled_dir
-
     return bundled_dir("instructions")
 
 
@@ -95,7 +81,13 @@ def instruction_for(spec: TaskSpec, prompt_type: str | None, variant: str) -> st
         'Retrieve semantically similar text'
     """
     side = _side(prompt_type)
-    chosen = InstructionVariant.parse(variant)
+    try:
+        chosen = InstructionVariant(str(variant))
+    except ValueError:
+        valid = ", ".join(InstructionVariant)
+        raise ConfigError(
+            f"unknown instruction variant <instructions.variant={variant}>; choose one of: {valid}"
+        ) from None
     if chosen is InstructionVariant.none:
         return None
     if chosen is InstructionVariant.mteb_default:
@@ -116,8 +108,6 @@ def mteb_default_instruction(task_name: str, prompt_type: str | None) -> str | N
     """
     import mteb
     from mteb.types import PromptType
-
-    from nvembed_eval.tasks.specs import register_smoke_tasks
 
     side = _side(prompt_type)
     register_smoke_tasks()

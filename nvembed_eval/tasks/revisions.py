@@ -11,6 +11,13 @@ import logging
 from typing import TYPE_CHECKING
 
 from nvembed_eval.errors import DataError
+from nvembed_eval.tasks.hub_data import (
+    hub_offline,
+    is_network_error,
+    network_error,
+    select_cached_commit,
+    verify_loaded_commit,
+)
 from nvembed_eval.tasks.specs import REVISION_KINDS
 
 if TYPE_CHECKING:
@@ -115,14 +122,6 @@ class _Unreadable(Exception):
 
 
 def _load_and_verify(spec: TaskSpec, task: AbsTask) -> bool:
-    from nvembed_eval.tasks.hub_data import (
-        hub_offline,
-        is_network_error,
-        network_error,
-        select_cached_commit,
-        verify_loaded_commit,
-    )
-
     datasets = hub_datasets(task)
     for repo, revision in datasets:
         if not select_cached_commit(repo, revision) and hub_offline():

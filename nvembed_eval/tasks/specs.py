@@ -7,26 +7,37 @@ from __future__ import annotations
 
 import copy
 import difflib
-import importlib
-import importlib.util
 import logging
 import re
 from dataclasses import dataclass, field, fields
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from nvembed_eval.errors import ConfigError, TaskNotFoundError
+from nvembed_eval.io import conf_dir
 
 log = logging.getLogger(__name__)
 
 SIDES = ("query", "document")
-REVISION_KINDS = ("card", "mteb")
+REVISION_KINDS = ("card", "mteb")  # the dataset commit of the published score, or mteb's current one
 
 
-class TaskType(str, Enum):
+def content_revision(source: str, digest: str) -> str:
+    """The `dataset_revision` a result of data not from the hub records: `<source>:sha256:<16 hex>` (e.g.
+    `local:sha256:8ab1...`), never a hub commit the data did not come from."""
+    return f"{source}:sha256:{digest[:16]}"
+
+
+def content_source(revision: str) -> tuple[str, str] | None:
+    """`(source, digest)` of a `content_revision` label; None for a hub commit."""
+    source, marker, digest = revision.partition(":sha256:")
+    return (source, digest) if marker else None
+
+
+class TaskType(StrEnum):
     """The MTEB(eng, v1) task types, spelled as mteb spells them."""
 
     Retrieval = "Retrieval"
@@ -36,9 +47,6 @@ class TaskType(str, Enum):
     Clustering = "Clustering"
     PairClassification = "PairClassification"
     Summarization = "Summarization"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,6 @@ class TaskSpec:
         instructions: side ("query"/"document") -> instruction text, None for no instruction on that side.
         instruction_source: provenance key of the instruction (e.g. "nv_instructions_json", "table7_unverified").
         instruction_verified: False when the instruction is a stand-in that could not be checked against NV-Embed.
-        published: model key -> published score (0-100).
         dataset_revision: "card" (revision of the published score) and "mteb" (mteb's current) dataset commits.
         dataset_path: the hub repository of each of those commits; they differ where mteb 2.x re-uploaded a dataset.
         subtasks: for aggregate tasks (CQADupstackRetrieval), the mteb tasks whose mean is the score.
@@ -70,7 +77,6 @@ class TaskSpec:
     instructions: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(SIDES))
     instruction_source: str | None = None
     instruction_verified: bool = False
-    published: dict[str, float] = field(default_factory=dict)
     dataset_revision: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(REVISION_KINDS))
     dataset_path: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(REVISION_KINDS))
     subtasks: tuple[str, ...] = ()
@@ -88,13 +94,6 @@ class TaskSpec:
 
 SPEC_KEYS = tuple(f.name for f in fields(TaskSpec))
 REQUIRED_KEYS = ("name", "type", "split", "subset", "metric")
-
-
-def conf_dir() -> Path:
-    """The config root: `$NVEMBED_EVAL_CONF` if set (as for the CLI), else the bundled `conf/` (resources.py)."""
-    from nvembed_eval.resources import conf_dir as bundled_conf
-
-    return bundled_conf()
 
 
 # mteb task and benchmark names: letters, digits and `_ - . ( ) , +` and spaces ("MTEB(eng, v2)"), never a path.
@@ -160,11 +159,6 @@ def _spec_from_mapping(data: Any, path: Path) -> TaskSpec:
     repos = data.get("dataset_path") or {}
     if not isinstance(repos, dict) or set(repos) - set(REVISION_KINDS):
         raise ConfigError(f"{path} <dataset_path> must map card/mteb to a hub repository; fix the file")
-    published = data.get("published") or {}
-    try:
-        published = {str(k): float(v) for k, v in published.items()}
-    except (AttributeError, TypeError, ValueError):
-        raise ConfigError(f"{path} <published> must map model keys to numbers; fix the file") from None
     subtasks = data.get("subtasks") or []
     if not isinstance(subtasks, list):
         raise ConfigError(f"{path} <subtasks> must be a list of mteb task names; fix the file")
@@ -182,7 +176,6 @@ def _spec_from_mapping(data: Any, path: Path) -> TaskSpec:
         instructions={side: (instructions.get(side) or None) for side in SIDES},
         instruction_source=data.get("instruction_source"),
         instruction_verified=bool(data.get("instruction_verified", False)),
-        published=published,
         dataset_revision={kind: (revisions.get(kind) or None) for kind in REVISION_KINDS},
         dataset_path={kind: (repos.get(kind) or None) for kind in REVISION_KINDS},
         subtasks=tuple(str(s) for s in subtasks),
@@ -233,13 +226,10 @@ def parent_of_subtask(name: str) -> TaskSpec | None:
 
 
 def register_smoke_tasks() -> None:
-    """Smoke tasks are registered into mteb by `nvembed_eval.tasks.smoke.register()`, when that module is installed."""
-    if importlib.util.find_spec("nvembed_eval.tasks.smoke") is None:
-        return
-    smoke = importlib.import_module("nvembed_eval.tasks.smoke")
-    register = getattr(smoke, "register", None)
-    if callable(register):
-        register()
+    """Make mteb's registry know the embedded smoke tasks (their module imports mteb, so it loads on first use)."""
+    from nvembed_eval.tasks.smoke.classes import register
+
+    register()
 
 
 def _mteb_task(name: str) -> Any | None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
-from nvembed_testlib import GOLDEN, TEXTS
+from nvembed_testlib import GOLDEN, REPO, TEXTS
+
+sys.path.insert(0, str(REPO / "scripts"))  # the benchmark helpers the NV-Embed scripts share (nvembed_bench)
 
 
 @pytest.fixture(scope="session")

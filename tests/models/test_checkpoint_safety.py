@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from clirun import DATA, run_cli
-from hubcache import hub_env, minilm_folder, model_commit, model_folder_files, model_set_ref
+from clirun import DATA, invoke
+from hubcache import minilm_folder, model_commit, model_folder_files, model_set_ref
 from safetensors.torch import load_file
 
 from nvembed_eval.errors import CheckpointError
@@ -45,12 +45,12 @@ def _fails_in_one_line(result, *fragments: str) -> str:
     return line
 
 
-def _cli(tmp: Path, model_args: list[str], env: dict[str, str] | None = None):
+def _cli(tmp: Path, model_args: list[str], hub: Path | None = None):
     args = [*model_args, "tasks=[STSBenchmark]", f"data_dir={DATA}", f"output_dir={tmp / 'run'}"]
-    return run_cli(args, tmp, env=env)
+    return invoke(args, tmp, hub=hub)
 
 
-def _pickle_case(family: str, tmp: Path, tiny_dir: Path) -> tuple[list[str], dict[str, str] | None]:
+def _pickle_case(family: str, tmp: Path, tiny_dir: Path) -> tuple[list[str], Path | None]:
     if family == "minilm":
         return ["model=minilm", f"model.path={_to_pickle(_minilm_copy(tmp / 'minilm'))}"], None
     if family == "nv_embed":
@@ -61,13 +61,13 @@ def _pickle_case(family: str, tmp: Path, tiny_dir: Path) -> tuple[list[str], dic
     files["pytorch_model.bin"] = _to_pickle(_minilm_copy(tmp / "minilm")) / "pytorch_model.bin"
     model_commit(hf_home, MTEB_MINILM, MTEB_MINILM_REVISION, files)
     model_set_ref(hf_home, MTEB_MINILM, MTEB_MINILM_REVISION)
-    return ["model=mteb", f"model.name={MTEB_MINILM}"], hub_env(hf_home)
+    return ["model=mteb", f"model.name={MTEB_MINILM}"], hf_home
 
 
 @pytest.mark.parametrize("family", ["minilm", "nv_embed", "mteb"])
 def test_pickle_weights_are_refused_by_every_family(tmp_path, tiny_dir, family):
-    args, env = _pickle_case(family, tmp_path, tiny_dir)
-    line = _fails_in_one_line(_cli(tmp_path, args, env), "model.allow_pickle=true")
+    args, hub = _pickle_case(family, tmp_path, tiny_dir)
+    line = _fails_in_one_line(_cli(tmp_path, args, hub), "model.allow_pickle=true")
     assert line.endswith(PICKLE_TAIL)  # one shared message, whatever the family
 
 

@@ -8,11 +8,11 @@ import json
 import mteb
 import numpy as np
 import pytest
-from clirun import DATA, load_run, main_scores, run_cli
-from hubcache import hub_env, minilm_folder, model_commit, model_folder_files, model_set_ref
+from clirun import DATA, invoke, load_run, main_scores
+from hubcache import minilm_folder, model_commit, model_folder_files, model_set_ref
 from sentence_transformers import SentenceTransformer
 
-from nvembed_eval.cache import CachedEncoder
+from nvembed_eval.cache.encoder import CachedEncoder
 from nvembed_eval.errors import ConfigError, EncodingError
 from nvembed_eval.models.mteb_registry.encoder_mteb import PROMPT_KEY_PREFIX, MtebRegistryEncoder
 
@@ -46,10 +46,10 @@ def mteb_minilm_run(tmp_path_factory):
     hf_home = tmp / "hf_home"
     commit = _registry_snapshot(hf_home, MINILM)
     run_dir = tmp / "run"
-    result = run_cli(
+    result = invoke(
         ["model=mteb", f"model.name={MINILM}", "tasks=[STSBenchmark]", f"data_dir={DATA}", f"output_dir={run_dir}"],
         tmp,
-        env=hub_env(hf_home),
+        hub=hf_home,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, commit
@@ -138,7 +138,7 @@ class _Recorder:
 
 
 def test_cached_encoder_forwards_task_and_side_and_keys_on_the_prefix(tmp_path):
-    from nvembed_eval.models import ModelIdentity
+    from nvembed_eval.models.base import ModelIdentity
 
     inner = _Recorder(ModelIdentity("test/recorder", "r1"))
     cached = CachedEncoder(inner, tmp_path)

@@ -76,7 +76,7 @@ def test_case_matches_reference(case, expected, encoder_for):
 @pytest.mark.parametrize("case_id", ["card_queries", "padding_mixed_lengths", "special_token_literals_instructed"])
 def test_reference_style_path_and_eager_kernel_match(case_id, expected, encoder_for):
     """The benchmark's reference-style path (eager, padded, latent block everywhere) is itself faithful."""
-    from nvembed_eval.models.nvembed.benchmark import reference_style_encode
+    from nvembed_bench import reference_style_encode
 
     case = next(c for c in CASES if c["id"] == case_id)
     enc = encoder_for(case["max_length"])

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from nvembed_eval.models.nvembed.profiling import kernel_category, profile_kernels
+from nvembed_profile import kernel_category, profile_kernels
 
 GEMM, ATTENTION, FUSED = "GEMM", "attention", "fused (triton / inductor)"
 ELEMENTWISE, COPY = "element-wise / norm / softmax", "copy / layout / indexing"

@@ -7,24 +7,23 @@ import subprocess
 import sys
 
 import numpy as np
+import nvembed_bench as bm
 import pytest
 from nvembed_testlib import REPO
 
-from nvembed_eval.models.nvembed import benchmark as bm
 from nvembed_eval.models.nvembed.configuration_nvembed import NVEmbedConfig
 from nvembed_eval.models.nvembed.tiny import build_random_model
 
 # How the varlen variant fails on CPU: torch >= 2.10 has the module but no CPU kernel; older torch lacks the module.
 VARLEN_CPU_ERROR = NotImplementedError if importlib.util.find_spec("torch.nn.attention.varlen") else ModuleNotFoundError
 
-sys.path.insert(0, str(REPO / "scripts"))
-
 
 def test_gpu_modules_import_without_the_harness_stack():
     """scripts/gpu_check.py runs where only torch/safetensors/tokenizers/numpy exist."""
     code = (
         "import sys\n"
-        "import nvembed_eval.models.nvembed.encoder_nvembed, nvembed_eval.models.nvembed.benchmark\n"
+        "sys.path.insert(0, 'scripts')\n"
+        "import nvembed_eval.models.nvembed.encoder_nvembed, nvembed_bench\n"
         "import nvembed_eval.models.nvembed.tiny, nvembed_eval.models.nvembed.distributed\n"
         "bad = [m for m in ('mteb', 'hydra', 'omegaconf', 'pandas', 'transformers', 'datasets') if m in sys.modules]\n"
         "assert not bad, bad\n"

@@ -8,41 +8,16 @@ config class (latents) or of transformers' `MistralConfig` (backbone).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from nvembed_eval.errors import CheckpointError, ConfigError
 
-E = TypeVar("E", bound="_Choice")
 
-
-class _Choice(str, Enum):
-    """A string option whose parse error lists the valid values (StrEnum-style, Python 3.10 compatible)."""
-
-    def __str__(self) -> str:
-        return self.value
-
-    @classmethod
-    def parse(cls: type[E], value: Any, key: str) -> E:
-        """Return the member for `value`, or raise ConfigError naming `key`, the valid values and a close match."""
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(str(value))
-        except ValueError:
-            valid = [m.value for m in cls]
-            close = difflib.get_close_matches(str(value), valid, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(
-                f"<{key}={value!r}> is not one of {', '.join(valid)}{hint}; set {key} to one of them."
-            ) from None
-
-
-class Pooling(_Choice):
+class Pooling(StrEnum):
     """How token states become one vector. `latent` is NV-Embed; the others are ablations."""
 
     LATENT = "latent"  # latent-attention block, then masked mean over the pooling mask (NV-Embed)
@@ -50,7 +25,7 @@ class Pooling(_Choice):
     LAST_TOKEN = "last_token"  # backbone state of the last real token (the appended </s> unless truncated)
 
 
-class AttnImplementation(_Choice):
+class AttnImplementation(StrEnum):
     """Which kernel runs the backbone's self-attention."""
 
     SDPA = "sdpa"  # torch scaled_dot_product_attention with a key-padding mask
@@ -177,10 +152,8 @@ class NVEmbedConfig:
     attn_implementation: AttnImplementation = AttnImplementation.SDPA
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "pooling", Pooling.parse(self.pooling, "model.pooling"))
-        object.__setattr__(
-            self, "attn_implementation", AttnImplementation.parse(self.attn_implementation, "model.attn_implementation")
-        )
+        object.__setattr__(self, "pooling", Pooling(self.pooling))  # the run's schema has checked the name
+        object.__setattr__(self, "attn_implementation", AttnImplementation(self.attn_implementation))
         self.validate()
 
     def validate(self) -> None:

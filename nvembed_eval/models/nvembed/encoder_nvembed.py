@@ -11,13 +11,12 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from nvembed_eval.errors import ConfigError, EncodingError
-from nvembed_eval.models.base import ModelIdentity
-from nvembed_eval.models.fingerprint import files_fingerprint
+from nvembed_eval.models.base import ModelIdentity, folder_revision
 
 from .configuration_nvembed import AttnImplementation, NVEmbedConfig, Pooling
 from .distributed import all_reduce_ints, assign_batches, gather_rows, rank_and_world
@@ -31,6 +30,7 @@ from .loading import (
     resolve_device,
     resolve_dtype,
 )
+from .tiny import ensure_tiny_checkpoint
 from .tokenization_nvembed import EncodedBatch, NVEmbedTokenizer
 
 if TYPE_CHECKING:
@@ -96,13 +96,13 @@ class NVEmbedEncoder:
         path: str,
         *,
         revision: str | None = None,
-        dtype: str = "auto",
+        dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto",
         device: str = "auto",
         max_length: int = 32768,
-        pooling: str = "latent",
+        pooling: Pooling = Pooling.LATENT,
         mask_instruction: bool = True,
         bidirectional: bool = True,
-        attn_implementation: str = "sdpa",
+        attn_implementation: AttnImplementation = AttnImplementation.SDPA,
         compile: bool = False,
         token_budget: int | None = None,
         allow_pickle: bool = False,
@@ -113,20 +113,8 @@ class NVEmbedEncoder:
         import torch
 
         from .modeling_nvembed import NVEmbedModel
-        from .tiny import ensure_tiny_checkpoint
 
-        _check_int("max_length", max_length)
-        if token_budget is not None:
-            _check_int("token_budget", token_budget)
-        for key, value in (
-            ("mask_instruction", mask_instruction),
-            ("bidirectional", bidirectional),
-            ("compile", compile),
-        ):
-            if not isinstance(value, bool):
-                raise ConfigError(f"<model.{key}={value!r}> must be true or false.")
-        pooling_ = Pooling.parse(pooling, "model.pooling")
-        attn = AttnImplementation.parse(attn_implementation, "model.attn_implementation")
+        attn = AttnImplementation(attn_implementation)  # knob values: checked by the run's schema (config.py)
 
         if create_tiny_if_missing and not Path(path).expanduser().is_dir():
             ensure_tiny_checkpoint(path)
@@ -135,7 +123,7 @@ class NVEmbedEncoder:
         check_files(folder)
         config = NVEmbedConfig.from_json_file(
             folder / CONFIG,
-            pooling=pooling_,
+            pooling=Pooling(pooling),
             is_mask_instruction=mask_instruction,
             bidirectional=bidirectional,
             attn_implementation=attn,
@@ -160,7 +148,7 @@ class NVEmbedEncoder:
             model.compile_layers()
         self.folder: Path | None = folder
         # A hub snapshot is pinned by its commit; a plain folder by every file it loads (config, tokenizer, weights).
-        revision_id = resolved.commit or files_fingerprint(folder, loaded_files(folder, allow_pickle))
+        revision_id = resolved.commit or folder_revision(folder, loaded_files(folder, allow_pickle))
         self._attach(model, tokenizer, name or resolved.default_name, revision_id, max_length, token_budget, progress)
         log.info("loaded %s from %s on %s: %s", self.identity.name, folder, device_, self.identity)
 
@@ -179,7 +167,6 @@ class NVEmbedEncoder:
         """Wrap an in-memory model (e.g. random full-size weights for a benchmark); knobs come from model.config."""
         self = cls.__new__(cls)
         self.folder = None
-        _check_int("max_length", max_length)
         self._attach(model, tokenizer, name, revision, max_length, token_budget, progress)
         return self
 
@@ -248,7 +235,6 @@ class NVEmbedEncoder:
         """
         import torch
 
-        _check_int("batch_size", batch_size, key_prefix="")
         texts = list(texts)
         out = np.zeros((len(texts), self.embed_dim), dtype=np.float32)
         if not texts:
@@ -309,11 +295,6 @@ class NVEmbedEncoder:
 
         show = self.progress if self.progress is not None else sys.stderr.isatty()
         return tqdm(total=total, unit="text", desc=f"encode {self.identity.name}", disable=not show or rank != 0)
-
-
-def _check_int(key: str, value: Any, key_prefix: str = "model.") -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"<{key_prefix}{key}={value!r}> must be a positive integer.")
 
 
 def _check_packed_kernel(attn: AttnImplementation, device: torch.device, dtype: torch.dtype) -> None:

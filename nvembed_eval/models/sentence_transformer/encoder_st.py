@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nvembed_eval.errors import CheckpointError, ConfigError, NVEmbedEvalError
-from nvembed_eval.models.base import ModelIdentity
-from nvembed_eval.models.fingerprint import files_fingerprint
+from nvembed_eval.models.base import ModelIdentity, folder_revision
 from nvembed_eval.models.hub import Snapshot, download_snapshot, is_hub_id, snapshot_of_folder
 
 from .checkpoint import check_folder, hub_patterns
@@ -126,7 +125,7 @@ class SentenceTransformerEncoder:
             self.model.max_seq_length = int(max_seq_length)
         self.identity = ModelIdentity(
             name=name,
-            revision=source.commit or files_fingerprint(source.folder, loaded),
+            revision=source.commit or folder_revision(source.folder, loaded),
             knobs={"max_seq_length": self.model.max_seq_length, "normalize": normalize},
         )
         log.info("loaded %s from %s: %s", name, source.folder, self.identity.revision)

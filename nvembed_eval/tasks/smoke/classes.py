@@ -5,10 +5,12 @@ The data is read by `nvembed_eval.tasks.local_data`, in the same layout as any l
 
 from __future__ import annotations
 
-from pathlib import Path
+import difflib
+import importlib
 from typing import Any
 
 from mteb.abstasks import (
+    AbsTask,
     AbsTaskClassification,
     AbsTaskClusteringLegacy,
     AbsTaskPairClassification,
@@ -18,9 +20,9 @@ from mteb.abstasks import (
 )
 from mteb.abstasks.task_metadata import TaskMetadata
 
+from nvembed_eval.errors import TaskNotFoundError
 from nvembed_eval.tasks.local_data import load_local_task_data
-
-DATA_DIR = Path(__file__).resolve().parent / "data"
+from nvembed_eval.tasks.smoke import DATA_DIR, SMOKE_TASK_NAMES
 
 _ORIGIN = (
     "Every text and label was written for nvembed-eval by an AI assistant working on the project; nothing is "
@@ -164,3 +166,51 @@ SMOKE_TASKS: tuple[type, ...] = (
     NVEvalSmokeClustering,
     NVEvalSmokeSummarization,
 )
+
+
+def register() -> None:
+    """Add the smoke tasks to the registry `mteb.get_task` reads. Safe to call any number of times.
+
+    mteb 2.26 has no public registration call: `mteb.get_task` looks names up in the module dict
+    `mteb.get_tasks._TASKS_REGISTRY`, so the classes are added there (mteb's own result tooling, e.g.
+    `TaskResult.task`, then finds them too). Filter queries such as `mteb.get_tasks(task_types=[...])` do not list them.
+
+    Raises:
+        TaskNotFoundError: mteb has no such registry dict, or another class already holds one of the names.
+
+    Examples:
+        >>> from nvembed_eval.tasks.smoke import classes
+        >>> classes.register()
+        >>> task = mteb.get_task("NVEvalSmokeSTS")
+    """
+    registry = getattr(importlib.import_module("mteb.get_tasks"), "_TASKS_REGISTRY", None)
+    if not isinstance(registry, dict):
+        raise TaskNotFoundError(
+            "this mteb version has no mteb.get_tasks._TASKS_REGISTRY dict to register the smoke tasks in; "
+            "use nvembed_eval.tasks.smoke.get_smoke_task(name) instead"
+        )
+    for cls in SMOKE_TASKS:
+        name = cls.metadata.name
+        if registry.get(name, cls) is not cls:
+            raise TaskNotFoundError(f"mteb already has a different task named {name!r}; cannot register the smoke task")
+        registry[name] = cls
+
+
+def get_smoke_task(name: str) -> AbsTask:
+    """A fresh instance of one smoke task, without touching mteb's registry.
+
+    Args:
+        name: One of `SMOKE_TASK_NAMES`.
+
+    Returns:
+        The task; its data loads from the package on first use.
+
+    Raises:
+        TaskNotFoundError: `name` is not a smoke task (the message suggests the closest one).
+    """
+    by_name = {cls.metadata.name: cls for cls in SMOKE_TASKS}
+    if name not in by_name:
+        close = difflib.get_close_matches(name, SMOKE_TASK_NAMES, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"choose one of {', '.join(SMOKE_TASK_NAMES)}"
+        raise TaskNotFoundError(f"unknown smoke task {name!r}; {hint}")
+    return by_name[name]()

@@ -1,0 +1,366 @@
+"""Disk and console helpers every room shares: atomic writes, content digests, the files shipped with the package,
+output folders written all-or-nothing, printing that survives `| head`, and the one-line argument parser of the
+`nvembed-eval-*` console scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NoReturn
+
+from nvembed_eval.errors import ConfigError, ResultsError
+
+TEMP_SUFFIX = ".partial"  # temp files carry it; readers skip them, `nvembed-eval-cache clear`/`prune` remove them
+DIGESTS_ENV = "NVEMBED_EVAL_DIGESTS"  # where file digests are remembered (default ~/.cache/nvembed-eval/digests)
+_CHUNK = 8 * 1024 * 1024
+
+# ------------------------------------------------------------------------------------------------------ writing
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a uniquely named temp file in the same folder, fsync, then `os.replace`: readers
+    (and a rerun after SIGKILL) see the old file or the whole new one, never half.
+
+    `os.replace` is atomic on POSIX filesystems (NFS included). On any failure the temp file is removed and the
+    error re-raised.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    # Make the rename itself durable; not every filesystem allows fsync on a folder, hence best effort.
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def write_json(path: Path, obj: Any, *, strict: bool = False) -> None:
+    """`atomic_write` of `obj` as indented JSON. `strict`: refuse NaN and infinity (strict JSON, for result files)."""
+    text = json.dumps(obj, indent=2, allow_nan=not strict, default=None if strict else str)
+    atomic_write(path, (text + "\n").encode("utf-8"))
+
+
+def non_finite_to_null(value: Any) -> Any:
+    """A copy of a nested JSON-like structure with every NaN and infinity replaced by None (JSON null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: non_finite_to_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [non_finite_to_null(v) for v in value]
+    return value
+
+
+def publish(out_dir: Path, writers: dict[str, Callable[[Path], None]]) -> list[Path]:
+    """Write every output into a scratch folder first and move them into `out_dir` only when all succeeded.
+
+    Raises:
+        ResultsError: the folder cannot be written (read-only, full disk); nothing is left behind.
+    """
+    if out_dir.is_symlink():
+        raise ResultsError(f"{out_dir} is a symbolic link; outputs are written only into real folders: pass --out DIR")
+    out_dir = out_dir.resolve()
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    except OSError as exc:
+        raise ResultsError(f"cannot write outputs to {out_dir} ({exc.strerror}); pass --out DIR") from None
+    try:
+        for name, write in writers.items():
+            write(scratch / name)
+        out_dir.mkdir(exist_ok=True)
+        written = []
+        for name in writers:
+            os.replace(scratch / name, out_dir / name)
+            written.append(out_dir / name)
+        return written
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def default_out(inputs: Sequence[Path], folder_name: str) -> Path:
+    """`<first input folder>/<folder_name>`: outputs sit with the run they describe, never in the current directory.
+
+    Raises:
+        ConfigError: every input is a file (a CSV or one TaskResult); the user must choose with --out.
+    """
+    for path in inputs:
+        if path.is_dir():
+            return path / folder_name
+    raise ConfigError(
+        f"pass --out DIR: the inputs ({', '.join(str(p) for p in inputs)}) are files, and outputs go next to a run "
+        "folder, never into the current directory"
+    )
+
+
+def emit(text: str, stream: Any = None) -> None:
+    """Print to stdout (or `stream`); a closed pipe (`| head`) must not turn the exit code into a traceback's 1."""
+    stream = stream or sys.stdout
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
+def text_table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, markdown: bool = True) -> str:
+    """Rows as an aligned text table: a markdown table (`| a | b |` and a `|---|` rule), or plain columns two
+    spaces apart under a dashed rule. (tabulate pads headers and strips cells, which would change every table.)"""
+    cells = [[str(c) for c in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    if markdown:
+        lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
+        return "\n".join([lines[0], "|" + "|".join("-" * (w + 2) for w in widths) + "|", *lines[1:]])
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+SIZE_EXAMPLES = "500MiB, 200GB, 1.5TiB, 0 or a byte count such as 1048576"
+
+
+# Our grammar, not pydantic's `ByteSize`: it reads "1,5GiB" and "1.5" as 1 byte (a cache pruned to nothing) and
+# "5 M" as 5 MB; here a size has a unit ending in B (binary KiB..TiB or decimal KB..TB) or is a whole byte count.
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*((?:[kmgt]i?)?b)?\s*", re.IGNORECASE)
+_UNIT_BYTES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNIT_BYTES.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
+
+
+def parse_size(value: object, key: str, *, hint: str = "") -> int:
+    """Bytes in a size: `500MiB`, `200GB`, `1.5TiB`, `0` or a bare byte count (units case-insensitive).
+
+    Args:
+        value: A string, or a whole number (Hydra reads `cache.max_size=1048576` as an int, `1e9` as a float).
+        key: The setting as the user wrote it (`cache.max_size`, `--max-size`), for the error.
+        hint: Extra words for the error's fix, e.g. ", or null for no cap".
+
+    Raises:
+        ConfigError: the value is not a size; the message names it and shows valid ones.
+    """
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = _SIZE.fullmatch(value) if isinstance(value, str) else None
+    unit = (match[2] or "b").lower() if match else ""
+    if match and not (unit == "b" and "." in match[1]):  # a fraction of a byte is a typo
+        return int(Decimal(match[1]) * _UNIT_BYTES[unit])
+    raise ConfigError(f"<{key}={value}> is not a size; write e.g. {SIZE_EXAMPLES}{hint}")
+
+
+def human_size(n: float) -> str:
+    """`1536` -> `1.5 KiB`: sizes as the CLI and logs print them."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    while n >= 1024 and len(units) > 1:
+        n, units = n / 1024, units[1:]
+    return f"{n:.0f} {units[0]}" if units[0] == "B" else f"{n:.1f} {units[0]}"
+
+
+def nearest_existing(path: Path) -> Path:
+    """`path` or its nearest ancestor that exists."""
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
+# ------------------------------------------------------------------------------------------------------ digests
+
+
+def file_sha256(path: Path, *, salt: bytes = b"", remember: bool = False) -> str:
+    """sha256 hex digest of `salt` followed by every byte of one file. Nothing is sampled.
+
+    Args:
+        path: The file.
+        salt: Bytes hashed before the content (a model fingerprint hashes the file size first).
+        remember: Reuse a digest computed earlier for the same (path, size, mtime, ctime, inode, device, salt), kept in
+            `$NVEMBED_EVAL_DIGESTS` (default `~/.cache/nvembed-eval/digests`); a 15 GB checkpoint is read once, not
+            on every run. Writing to the file changes its ctime (which no tool can set back), and so misses.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    stat = path.stat()
+    memo = None
+    if remember:
+        with contextlib.suppress(OSError, RuntimeError):  # no usable home folder: nothing is remembered
+            memo = _memo_path(path, stat, salt)
+    if memo is not None:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            known = memo.read_text(encoding="ascii").strip()
+            if len(known) == 64:
+                return known
+    digest = hashlib.sha256(salt)
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    value = digest.hexdigest()
+    if memo is not None:
+        with contextlib.suppress(OSError):  # a read-only HOME only costs the next run a re-read
+            atomic_write(memo, value.encode("ascii"))
+    return value
+
+
+def _memo_path(path: Path, stat: os.stat_result, salt: bytes) -> Path:
+    root = os.environ.get(DIGESTS_ENV)
+    folder = Path(root).expanduser() if root else Path.home() / ".cache" / "nvembed-eval" / "digests"
+    facts = [
+        str(path.resolve()),
+        stat.st_size,
+        stat.st_mtime_ns,
+        stat.st_ctime_ns,
+        stat.st_ino,
+        stat.st_dev,
+        salt.hex(),
+    ]
+    key = json.dumps(facts)
+    return folder / hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def files_sha256(root: Path, files: Iterable[Path], *, salted: bool = False, remember: bool = False) -> str:
+    """sha256 hex digest over `files` below `root`: each relative path and its content digest, in sorted path order.
+
+    Renaming, adding, removing or editing any file changes the digest; moving the whole folder does not.
+    `salted`: each file's digest covers its size first (the model fingerprint's formula, kept so that recorded
+    model identities stay valid).
+    """
+    digest = hashlib.sha256()
+    for path in sorted({Path(f) for f in files}, key=lambda p: p.relative_to(root).as_posix()):
+        name = path.relative_to(root).as_posix().encode("utf-8")
+        if salted:
+            digest.update(name)
+            digest.update(file_sha256(path, salt=str(path.stat().st_size).encode(), remember=remember).encode())
+        else:
+            digest.update(len(name).to_bytes(8, "little") + name)
+            digest.update(bytes.fromhex(file_sha256(path, remember=remember)))
+    return digest.hexdigest()
+
+
+def folder_sha256(root: Path) -> str:
+    """`files_sha256` over every regular file below `root` (a local task data folder).
+
+    Hidden files and folders (a leading ".", e.g. `.DS_Store`, `.git/`) are skipped: tools write them without
+    touching the data. Symlinks are followed (a Hugging Face cache snapshot links into its blobs).
+
+    Raises:
+        OSError: a file cannot be read.
+    """
+    files = [
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+    return files_sha256(root, files)
+
+
+def installed_versions(names: Iterable[str]) -> dict[str, str | None]:
+    """Installed versions of the given distributions (None for one that is not installed)."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+# ------------------------------------------------------------------------------------------- shipped resources
+
+# Name inside the installed package -> folder in the source checkout (setup.py maps one onto the other).
+BUNDLED = {"conf": "conf", "instructions": "instructions", "published": "results/published"}
+CONF_ENV = "NVEMBED_EVAL_CONF"  # a whole replacement config tree (tests, forks); a user's own configs compose on top
+
+
+def bundled_dir(name: str) -> Path:
+    """The folder of one data set shipped with the package: `<site-packages>/nvembed_eval/<name>` in an installed
+    wheel, else the checkout's folder next to the package (`conf/`, `instructions/`, `results/published/`) for an
+    editable install; never the working folder.
+
+    Args:
+        name: "conf", "instructions" or "published".
+
+    Raises:
+        ConfigError: neither exists (a broken install).
+    """
+    package = Path(__file__).resolve().parent
+    for candidate in (package / name, package.parent / BUNDLED[name]):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError(
+        f"the package's {name}/ folder is missing from {package}; reinstall nvembed-eval (pip install nvembed-eval, "
+        "or pip install -e . in a checkout)"
+    )
+
+
+def conf_dir() -> Path:
+    """The Hydra config root: `$NVEMBED_EVAL_CONF` when set, else the bundled `conf/`."""
+    override = os.environ.get(CONF_ENV)
+    return Path(override) if override else bundled_dir("conf")
+
+
+# ------------------------------------------------------------------------------------ console-script arguments
+
+
+class Parser(argparse.ArgumentParser):
+    """`argparse.ArgumentParser` whose usage errors are one line, `error: <what>; see <prog> --help`, exit 2, like
+    every other refusal (docs/bad_input.md); its subcommand parsers are of this class too.
+
+    Examples:
+        >>> Parser(prog="nvembed-eval-compare").parse_args(["--x"])  # stderr: error: unrecognized arguments: --x; ...
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+
+def non_negative_int(text: str) -> int:
+    """An argument that is a whole number >= 0 (a seed, a count).
+
+    Raises:
+        argparse.ArgumentTypeError: anything else; the parser turns it into its one error line.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def finite_non_negative_float(text: str) -> float:
+    """An argument that is a finite number >= 0 (a tolerance): NaN would make every comparison false, i.e. pass.
+
+    Raises:
+        argparse.ArgumentTypeError: not a number, NaN, infinite or negative.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value

@@ -1,0 +1,292 @@
+"""Confidence intervals of a task score and of the paired difference of two runs' scores, from per-item data.
+
+Items (queries, pairs, samples) are resampled with replacement: percentile bootstrap, seeded, vectorised over blocks of
+resamples (an index matrix of shape (block, n)). A task made of several groups (CQADupstackRetrieval's 12 subforums)
+is resampled within each group (stratified) and its score is the mean of the group statistics, as mteb averages them.
+Classification and clustering have no per-item data: their interval is a Student t interval over mteb's experiments.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from nvembed_eval.errors import ConfigError, NVEmbedEvalError
+
+RESAMPLES = 2000  # endpoints move by ~1% of the interval width between seeds (docs/significance.md)
+CONFIDENCE = 0.95
+SEED = 0
+BLOCK_CELLS = 2_000_000  # resamples x items per block: bounds memory (~16 MB per float64 matrix)
+MAX_UNDEFINED = 0.01  # share of resamples whose statistic is undefined (e.g. no positive pair) before giving up
+
+
+class Statistic(StrEnum):
+    """How a task's score is made from its items (docs/significance.md)."""
+
+    mean = "mean"  # mean of per-item values (retrieval, reranking: per query; summarization: per text)
+    spearman = "spearman"  # Spearman correlation of gold and predicted similarity over pairs (STS)
+    ap = "ap"  # average precision of predicted similarity against binary labels (pair classification)
+    experiments = "experiments"  # mean over mteb's experiments (classification, clustering): t interval
+
+
+# Arrays each statistic reads, per item.
+FIELDS: dict[Statistic, tuple[str, ...]] = {
+    Statistic.mean: ("values",),
+    Statistic.spearman: ("gold", "pred"),
+    Statistic.ap: ("labels", "scores"),
+    Statistic.experiments: ("values",),
+}
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A two-sided confidence interval, on the scale of the values it was computed from."""
+
+    low: float
+    high: float
+
+    def scaled(self, factor: float) -> Interval:
+        return Interval(self.low * factor, self.high * factor)
+
+    def clipped(self, low: float, high: float) -> Interval:
+        """The interval cut to [low, high]: what the quantity can be (a t interval knows no bounds)."""
+        return Interval(min(max(self.low, low), high), max(min(self.high, high), low))
+
+
+# Metric keys (mteb's, any prefix such as cosine_ or max_over_subqueries_) that are correlations, in [-1, 1]; and the
+# keys of the metrics that are shares, means of shares or averages of gains over [0, 1] and so cannot be negative.
+CORRELATION = re.compile(r"(^|_)(spearman|pearson)(_|$)")
+SHARE = re.compile(r"(^|_)(accuracy|v_measure|ap|ndcg|map|mrr|recall|precision|f1|hit_rate)(_|$)")
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values a leaderboard metric can take, on mteb's fraction scale.
+
+    Args:
+        metric: mteb's metric key, e.g. "ndcg_at_10", "cosine_spearman", "v_measure".
+
+    Returns:
+        (-1, 1) for correlations (Spearman, Pearson) and for keys this does not know (e.g. mteb's nAUC metrics, which
+        can be negative); (0, 1) for accuracy, V-measure, AP, nDCG, MAP, MRR, recall, precision, F1 and hit rate.
+    """
+    key = metric.lower()
+    if key.startswith("nauc") or CORRELATION.search(key) or not SHARE.search(key):
+        return (-1.0, 1.0)
+    return (0.0, 1.0)
+
+
+Arrays = dict[str, np.ndarray]
+
+
+def statistic(kind: Statistic, arrays: Arrays) -> float:
+    """The statistic over all items of one group, with the library mteb uses (scipy, scikit-learn).
+
+    Args:
+        kind: the statistic. arrays: `FIELDS[kind]` -> 1-D arrays of equal length n.
+
+    Returns:
+        The value on mteb's scale (a fraction); NaN when undefined (constant input, no positive label).
+    """
+    if kind in (Statistic.mean, Statistic.experiments):
+        return float(np.mean(arrays["values"]))
+    if kind is Statistic.spearman:
+        from scipy.stats import spearmanr
+
+        return float(spearmanr(arrays["gold"], arrays["pred"]).statistic)
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(arrays["labels"], arrays["scores"]))
+
+
+def group_seed(seed: int, name: str) -> np.random.SeedSequence:
+    """The random stream of one task or group: the same for every comparison that involves it (crc32 of the name)."""
+    return np.random.SeedSequence([seed, zlib.crc32(name.encode("utf-8"))])
+
+
+def index_blocks(n: int, resamples: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Bootstrap index matrices of shape (block, n), `resamples` rows in all; the block size depends on n only."""
+    block = max(1, min(resamples, BLOCK_CELLS // max(n, 1)))
+    for start in range(0, resamples, block):
+        rows = min(block, resamples - start)
+        yield rng.integers(0, n, size=(rows, n))
+
+
+def replicates(kind: Statistic, sides: Sequence[Arrays], resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap replicates of the statistic for several runs on the same items (paired: one index matrix for all).
+
+    Args:
+        kind: mean, spearman or ap. sides: per run, `FIELDS[kind]` -> arrays aligned on the same n items.
+        resamples: number of bootstrap resamples. rng: the random stream.
+
+    Returns:
+        (resamples, len(sides)) array of statistics on mteb's scale; NaN where a resample leaves it undefined.
+    """
+    n = len(sides[0][FIELDS[kind][0]])
+    prepared = [_RESAMPLED[kind](*(a[f] for f in FIELDS[kind])) for a in sides]
+    out = np.empty((resamples, len(sides)))
+    row = 0
+    for idx in index_blocks(n, resamples, rng):
+        for col, side in enumerate(prepared):
+            out[row : row + len(idx), col] = side(idx, check=row == 0)
+        row += len(idx)
+    return out
+
+
+def grouped_replicates(
+    kind: Statistic, groups: Sequence[tuple[str, Sequence[Arrays]]], resamples: int, seed: int
+) -> np.ndarray:
+    """Replicates of a score that is the mean of its groups' statistics, resampling within each group (stratified).
+
+    Args:
+        kind: mean, spearman or ap. groups: (stream name, per-run aligned arrays) per group; the name seeds the group's
+            random stream (`group_seed`), so a task's interval does not depend on which other tasks are compared.
+        resamples: resamples per group. seed: the base seed.
+
+    Returns:
+        (resamples, runs) array: the mean over groups of each group's replicate statistic.
+    """
+    total = np.zeros((resamples, len(groups[0][1])))
+    for name, sides in groups:
+        total += replicates(kind, sides, resamples, np.random.default_rng(group_seed(seed, name)))
+    return total / len(groups)
+
+
+class _Values:
+    """Per-item values whose mean is the score (queries, texts)."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def __call__(self, idx: np.ndarray, check: bool = False) -> np.ndarray:
+        return self.values[idx].mean(axis=1)
+
+
+class _RankedValues:
+    """Gold and predicted scores of pairs, for the Spearman correlation of many resamples.
+
+    Spearman's rho is Pearson's r of average ranks (scipy.stats.spearmanr's definition). In a resample an item's
+    average rank depends only on how many drawn items have a lower value and how many share its value, so each value is
+    coded once by its tie group (`np.unique`) and a resample's ranks come from counts per group: no sort per resample.
+    Pearson's r is scipy's (`pearsonr(axis=1)`); tests/test_significance.py checks every resample against `spearmanr`.
+    """
+
+    def __init__(self, gold: np.ndarray, pred: np.ndarray) -> None:
+        self.codes = [np.unique(values, return_inverse=True)[1].ravel() for values in (gold, pred)]
+
+    def __call__(self, idx: np.ndarray, check: bool = False) -> np.ndarray:
+        """Spearman's rho of each row of the index matrix `idx` (rows, n)."""
+        import warnings
+
+        from scipy.stats import pearsonr
+
+        rows = np.arange(len(idx))[:, None]
+        ranks = []
+        for code in self.codes:
+            groups = int(code.max()) + 1
+            drawn = code[idx]  # (rows, n) tie group of each draw
+            counts = np.bincount((drawn + rows * groups).ravel(), minlength=len(idx) * groups).reshape(-1, groups)
+            average = np.cumsum(counts, axis=1) - (counts - 1) / 2.0  # average rank of each group in the resample
+            ranks.append(np.take_along_axis(average, drawn, axis=1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a constant resample gives NaN (counted by the caller), not a warning
+            return np.asarray(pearsonr(ranks[0], ranks[1], axis=1).statistic, dtype=float)
+
+
+class _RankedPairs:
+    """Pairs sorted once by predicted score, for the average precision of many resamples.
+
+    A resample is the original pairs with multiplicities: scikit-learn's `average_precision_score` of the resampled
+    arrays equals its AP of the original arrays with the multiplicities as `sample_weight` (ties fall into one
+    threshold either way). AP sums, over the thresholds (one per distinct score, descending), recall gained times
+    precision; only thresholds that hold a positive pair gain recall. So each pair is assigned once to the segment
+    that ends at the next such threshold, and a resample needs only the number of drawn pairs, and of drawn positive
+    pairs, per segment: one gather and one bincount per block. The first resample is checked against scikit-learn
+    itself (tests/test_significance.py checks every one, with ties).
+    """
+
+    def __init__(self, labels: np.ndarray, scores: np.ndarray) -> None:
+        self.labels, self.scores = labels, scores
+        n = len(scores)
+        order = np.argsort(scores, kind="mergesort")[::-1]  # scikit-learn's order: descending score
+        ordered, positive = scores[order], labels[order] == 1
+        tie = np.r_[0, np.cumsum(np.diff(ordered) != 0)]  # tie group of each sorted pair
+        has_positive = np.zeros(tie[-1] + 1 if n else 0, dtype=bool)
+        has_positive[tie[positive]] = True
+        # segment k ends with the k-th tie group holding a positive pair; pairs after the last one: segment K
+        self.segments = int(has_positive.sum())
+        segment_of_group = np.searchsorted(np.flatnonzero(has_positive), np.arange(len(has_positive)))
+        code = np.empty(n, dtype=np.int64)
+        code[order] = 2 * segment_of_group[tie] + positive  # (segment, positive?) of each pair, in input order
+        self.code = code
+
+    def __call__(self, idx: np.ndarray, check: bool = False) -> np.ndarray:
+        """AP of each row of the index matrix `idx` (rows, n); NaN for a resample without a positive pair. `check`:
+        compare the first row with scikit-learn's own `average_precision_score`."""
+        rows, width = len(idx), 2 * (self.segments + 1)
+        flat = (self.code[idx] + (np.arange(rows) * width)[:, None]).ravel()
+        counts = np.bincount(flat, minlength=rows * width).reshape(rows, self.segments + 1, 2)[:, : self.segments]
+        tps = np.cumsum(counts[..., 1], axis=1).astype(float)
+        predicted = np.cumsum(counts.sum(axis=2), axis=1).astype(float)  # integer sums: exact
+        total = tps[:, -1:] if self.segments else np.zeros((rows, 1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gains = np.diff(tps, axis=1, prepend=0.0) / total  # recall gained at each threshold
+            precision = np.where(predicted > 0, tps / predicted, 0.0)
+        ap = np.sum(gains * precision, axis=1)
+        ap[total[:, 0] == 0] = np.nan  # no positive pair drawn: AP undefined
+        if check and total[0, 0] > 0:
+            from sklearn.metrics import average_precision_score
+
+            weights = np.bincount(idx[0], minlength=len(self.code))
+            reference = average_precision_score(self.labels, self.scores, sample_weight=weights)
+            if abs(reference - ap[0]) > 1e-9:
+                raise NVEmbedEvalError(
+                    f"bootstrap AP {ap[0]!r} differs from scikit-learn's {reference!r}; this is a harness bug"
+                )
+        return ap
+
+
+_RESAMPLED: dict[Statistic, Any] = {
+    Statistic.mean: _Values,
+    Statistic.spearman: _RankedValues,
+    Statistic.ap: _RankedPairs,
+}
+
+
+def percentile_interval(values: np.ndarray, confidence: float) -> Interval | None:
+    """Percentile interval of bootstrap replicates; None when too many are undefined (`MAX_UNDEFINED`)."""
+    finite = values[np.isfinite(values)]
+    if len(finite) < (1 - MAX_UNDEFINED) * len(values) or not len(finite):
+        return None
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return Interval(float(low), float(high))
+
+
+def t_interval(values: np.ndarray, confidence: float) -> Interval | None:
+    """Student t interval of the mean of `values` (n >= 2); None for fewer values or a non-finite one."""
+    from scipy.stats import t
+
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2 or not np.all(np.isfinite(values)):
+        return None
+    mean = float(np.mean(values))
+    half = float(t.ppf((1 + confidence) / 2, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
+    return Interval(mean - half, mean + half)
+
+
+def check_settings(resamples: int, confidence: float) -> None:
+    """Resamples >= 100 and a confidence level strictly between 0.5 and 1.
+
+    Raises:
+        ConfigError: either is out of range (fewer resamples make the percentile endpoints noise).
+    """
+    if not 100 <= resamples <= 1_000_000:
+        raise ConfigError(f"resamples must be between 100 and 1000000 <--resamples={resamples}>; pass e.g. 2000")
+    if not (0.5 < confidence < 1) or confidence != confidence:
+        raise ConfigError(f"confidence must be strictly between 0.5 and 1 <--confidence={confidence}>; pass e.g. 0.95")

@@ -1,0 +1,246 @@
+"""The regression gate: per-task scores of a run against a published table or a baseline run, judged by tolerance,
+by noise (intervals from per-item data, docs/significance.md), or by both.
+
+Exit codes: 0 nothing regressed, 1 something did, 2 unusable input or a comparison that cannot mean what it says
+(docs/bad_input.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from nvembed_eval.judge.bootstrap import check_settings
+from nvembed_eval.judge.gate import (
+    check_noise_gate,
+    check_same_data,
+    check_shared,
+    check_tolerance,
+    choose_benchmark,
+    data_differences,
+    evaluator_flags,
+    model_notes,
+)
+from nvembed_eval.judge.significance import DEFAULT_GATE, Gate, Noise, NoiseSettings, side_items, task_noise
+from nvembed_eval.results.scores import Leaderboard, ScoreSet, benchmark_leaderboard
+from nvembed_eval.tasks.benchmarks import Benchmark
+from nvembed_eval.tasks.specs import content_source, load_task_spec
+
+DEFAULT_TOLERANCE = 0.5  # points on the 0-100 scale
+
+
+class Status(StrEnum):
+    """Outcome of one task row."""
+
+    ok = "ok"
+    regression = "REGRESSION"
+    improvement = "improved"  # beyond tolerance: shown, fails only with --two-sided
+    missing = "missing"  # in the benchmark and the reference, not in the run
+    no_reference = "no reference"  # in the run, not in the reference
+    outside = "not in benchmark"  # outside the benchmark: shown, never judged
+
+
+@dataclass(frozen=True)
+class Row:
+    task: str
+    type: str
+    ours: float | None
+    reference: float | None
+    delta: float | None
+    status: Status
+    flags: tuple[str, ...]
+    noise: Noise = field(default_factory=Noise)
+    basis: str = ""  # what judged it: "tolerance", "noise" or "tolerance and noise" ("" when not judged)
+
+    def interval_note(self, gate: Gate) -> str:
+        """How the row's interval was made, or why it has none (and that tolerance judged it alone)."""
+        n = self.noise
+        if n.delta is not None:
+            return n.method + (f"; {n.why}" if n.why else "")
+        if self.judged and gate is not Gate.tolerance and n.why:
+            return f"tolerance only: {n.why}"
+        return n.why or ""
+
+    @property
+    def judged(self) -> bool:
+        """Scored on both sides inside the benchmark."""
+        return self.status in (Status.ok, Status.regression, Status.improvement)
+
+
+@dataclass
+class Comparison:
+    ours: ScoreSet
+    reference: ScoreSet
+    tolerance: float
+    two_sided: bool
+    benchmark: Benchmark
+    rows: list[Row]
+    ours_board: Leaderboard
+    reference_board: Leaderboard
+    notes: tuple[str, ...] = ()  # warnings the outputs must carry (other model, unknown model, benchmark choice)
+    gate: Gate = DEFAULT_GATE
+    settings: NoiseSettings = field(default_factory=NoiseSettings)
+
+    @property
+    def tolerance_only(self) -> list[Row]:
+        """Judged tasks the gate wanted to judge by noise but that lack a paired interval: judged by tolerance."""
+        return [r for r in self.rows if r.judged and self.gate is not Gate.tolerance and r.basis == "tolerance"]
+
+    @property
+    def failures(self) -> list[Row]:
+        bad = {Status.regression, Status.improvement} if self.two_sided else {Status.regression}
+        return [r for r in self.rows if r.status in bad]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
+
+    @property
+    def not_run(self) -> list[str]:
+        """Benchmark tasks without a score in the run (never counted as 0)."""
+        return [t for t in self.benchmark.tasks if t not in self.ours.scores]
+
+    @property
+    def reference_only_outside(self) -> list[Row]:
+        """Reference tasks outside the benchmark that the run does not have: counted, listed in the CSV only."""
+        return [r for r in self.rows if r.status is Status.outside and r.ours is None]
+
+
+def _used_instruction(ours: ScoreSet, task: str) -> bool:
+    """Whether the run (probably) encoded this task with the spec's instruction; unknown counts as yes."""
+    if ours.instruction_variant not in (None, "nv_embed_v2"):
+        return False
+    record = (ours.run_info.get("tasks") or {}).get(task) or {}
+    prefixes = record.get("prefixes") if isinstance(record, dict) else None
+    return not (isinstance(prefixes, dict) and prefixes and not any(prefixes.values()))  # all "": model ignores them
+
+
+def _revision(revision: str) -> str:
+    """A hub commit as its first 8 hex digits; local data (`local:sha256:<16 hex>`) as `local data sha256:<8 hex>`,
+    so the flag shows local data as such and two local folders as different."""
+    content = content_source(revision)
+    return f"{content[0]} data sha256:{content[1][:8]}" if content else revision[:8]
+
+
+def _flags(task: str, ours: ScoreSet, reference: ScoreSet) -> tuple[str, ...]:
+    spec = load_task_spec(task)
+    flags = []
+    mine, theirs = ours.scores.get(task), reference.scores.get(task)
+    if mine and theirs and not spec.subtasks:  # an aggregate's "revision" is mteb's aggregate version, not a dataset
+        a, b = mine.dataset_revision, theirs.dataset_revision
+        if a and b and a != b:
+            flags.append(f"dataset revision differs (ours {_revision(a)}, reference {_revision(b)})")
+    if mine and spec.has_instruction and not spec.instruction_verified and _used_instruction(ours, task):
+        flags.append(f"unverified instruction ({spec.instruction_source})")
+    flags.extend(evaluator_flags(spec.type, task, ours, reference))
+    for side in (ours, reference):
+        if task in side.notes:
+            flags.append(f"{side.label}: {side.notes[task]}")
+        if task in side.scores and side.scores[task].note:
+            flags.append(f"{side.label}: {side.scores[task].note}")
+    return tuple(flags)
+
+
+def _status(
+    a: float | None, b: float | None, in_benchmark: bool, tolerance: float, gate: Gate, noise: Noise
+) -> tuple[Status, str]:
+    """The row's status and what judged it. Without a paired interval every gate judges by tolerance (significant
+    refuses such comparisons before this)."""
+    if not in_benchmark:
+        return Status.outside, ""
+    if b is None:
+        return Status.no_reference, ""
+    if a is None:
+        return Status.missing, ""
+    beyond = (a - b < -tolerance, a - b > tolerance)
+    interval = noise.delta
+    if gate is Gate.tolerance or interval is None:
+        down, up, basis = *beyond, "tolerance"
+    elif gate is Gate.significant:
+        down, up, basis = interval.high < 0, interval.low > 0, "noise"
+    else:
+        down, up, basis = beyond[0] and interval.high < 0, beyond[1] and interval.low > 0, "tolerance and noise"
+    return (Status.regression if down else Status.improvement if up else Status.ok), basis
+
+
+def compare(
+    ours: ScoreSet,
+    reference: ScoreSet,
+    tolerance: float = DEFAULT_TOLERANCE,
+    benchmark: str | Benchmark | None = None,
+    two_sided: bool = False,
+    allow_other_model: bool = False,
+    gate: Gate = DEFAULT_GATE,
+    settings: NoiseSettings | None = None,
+    allow_other_data: bool = False,
+) -> Comparison:
+    """Compare two score sets task by task, or refuse.
+
+    Args:
+        ours: the results under test.
+        reference: published table or baseline results.
+        tolerance: allowed drop in points (0-100 scale); by tolerance a task regresses when ours < reference -
+            tolerance.
+        benchmark: tasks that define coverage, averages and which tasks are judged; None takes the run's own
+            (its run.json), else the reference's, else every task either side has (gate.choose_benchmark).
+        two_sided: also fail on improvements (beyond tolerance, noise, or both, as the gate says).
+        allow_other_model: compare although both sides name different models (the outputs then say so).
+        gate: tolerance; significant (the paired interval of ours - reference lies below 0); both (the drop is
+            beyond tolerance and the interval lies below 0; a task without per-item data on both sides is judged by
+            tolerance alone and flagged).
+        settings: resamples, confidence level and seed of the intervals (default `NoiseSettings()`).
+        allow_other_data: judge tasks whose results' provenance records name different data on the two sides (other
+            local files, another hub commit), flagging each such row "data differs: ..."; by default they are refused.
+
+    Returns:
+        The Comparison; `exit_code` is 1 when a judged task failed, else 0. Tasks without a score on one side, or
+        outside the benchmark, never fail and never count as 0.
+
+    Raises:
+        ConfigError: non-finite or negative tolerance; unknown benchmark name; resamples or confidence out of range.
+        ResultsError: the models differ (without `allow_other_model`); no benchmark task has a score on both sides;
+            both sides' provenance records name different data for a judged task (without `allow_other_data`);
+            `gate=significant` while a judged task has no paired interval.
+    """
+    check_tolerance(tolerance)
+    settings = settings or NoiseSettings()
+    check_settings(settings.resamples, settings.confidence)
+    notes = model_notes(ours, reference, allow_other_model)
+    if isinstance(benchmark, Benchmark):
+        bench, bench_notes = benchmark, []
+    else:
+        bench, bench_notes = choose_benchmark([ours] if ours.benchmark else [ours, reference], benchmark)
+    theirs = reference.benchmark
+    if theirs is not None and theirs.tasks != bench.tasks:
+        bench_notes.append(f"the reference ran benchmark {theirs.describe()}; judged here: {bench.title}")
+    shared = check_shared(ours, reference, bench)
+    data_flags = check_same_data(data_differences(ours, reference, shared), allow_other_data)
+    names = set(ours.scores) | set(reference.scores) | set(ours.notes)
+    ranked = [t for t in bench.tasks if t in names] + sorted(names - set(bench.tasks))
+    rows = []
+    for task in ranked:
+        a = ours.scores[task].value if task in ours.scores else None
+        b = reference.scores[task].value if task in reference.scores else None
+        delta = a - b if a is not None and b is not None else None
+        noise = Noise()
+        if a is not None:
+            noise = task_noise(task, side_items(ours, task), side_items(reference, task), settings)
+        status, basis = _status(a, b, task in bench.tasks, tolerance, gate, noise)
+        flags = (*([data_flags[task]] if task in data_flags else []), *_flags(task, ours, reference))
+        rows.append(Row(task, load_task_spec(task).type, a, b, delta, status, flags, noise, basis))
+    rows.sort(key=lambda r: not r.judged)  # stable: shared tasks first, each group in benchmark order
+    if gate is Gate.significant:
+        check_noise_gate([(r.task, r.noise.why or "") for r in rows if r.judged and r.noise.delta is None])
+    return Comparison(
+        ours,
+        reference,
+        tolerance,
+        two_sided,
+        bench,
+        rows,
+        benchmark_leaderboard(ours.values, bench),
+        benchmark_leaderboard(reference.values, bench),
+        tuple(notes + bench_notes),
+        gate,
+        settings,
+    )

@@ -1,0 +1,308 @@
+"""The gate's refusals and flags. A comparison that cannot mean what it says stops with one line (exit 2) instead of a
+verdict: tolerance, models and benchmark of both sides, data, per-item data for `--gate significant` (the scale rule
+lives with the readers, results.reading; every refusal is listed in docs/bad_input.md). One that can, but where the
+evaluators did not compute both scores the same way, is flagged (docs/fidelity.md): clustering under scikit-learn
+versions whose k-means draws other random numbers, reranking data on which mteb 1.x and 2.x define the score
+differently.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from nvembed_eval.errors import ConfigError, ResultsError
+from nvembed_eval.results.reading import canonical_model
+from nvembed_eval.results.scores import FIDELITY_KEY, ScoreSet
+from nvembed_eval.tasks.benchmarks import Benchmark
+from nvembed_eval.tasks.specs import load_task_spec
+
+PRESENT = "tasks present in any input"
+
+
+def check_tolerance(tolerance: float) -> None:
+    """A tolerance is a finite number of points >= 0.
+
+    Raises:
+        ConfigError: NaN, infinite or negative (NaN would make every comparison false, i.e. every task "ok").
+    """
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise ConfigError(
+            f"tolerance must be a finite number of points >= 0 <--tolerance={tolerance}>; pass e.g. --tolerance 0.5"
+        )
+
+
+def model_notes(ours: ScoreSet, reference: ScoreSet, allow_other_model: bool) -> list[str]:
+    """What the output must say about the two sides' models.
+
+    Returns:
+        Warning lines: the models differ (only when allowed), or a side's model is unknown.
+
+    Raises:
+        ResultsError: both models are known, differ, and `allow_other_model` is False.
+    """
+    if ours.model and reference.model and canonical_model(ours.model) != canonical_model(reference.model):
+        if not allow_other_model:
+            raise ResultsError(
+                f"reference {reference.source} is of model {reference.model} ({reference.model_source}) but the run "
+                f"is of {ours.model} ({ours.model_source}); compare runs of one model, or pass --allow-other-model"
+            )
+        return [f"the run is of {ours.model} but the reference is of {reference.model}: deltas compare two models"]
+    notes = []
+    for side, who in ((ours, "run"), (reference, "reference")):
+        if not side.model:
+            notes.append(f"model of the {who} is {side.model_text()}; not checked against the other side")
+    return notes
+
+
+def choose_benchmark(sets: Sequence[ScoreSet], explicit: str | None) -> tuple[Benchmark, list[str]]:
+    """The benchmark whose tasks define coverage and averages.
+
+    Args:
+        sets: the runs, in order; tables and folders without run.json record none.
+        explicit: `--benchmark NAME` (a conf/benchmark name), which wins.
+
+    Returns:
+        (benchmark, notes). Without `explicit`: the benchmark the runs recorded; when they recorded different ones,
+        the union of their tasks (with a note); when none recorded one, every task any input has (with a note).
+
+    Raises:
+        ConfigError: `explicit` is not a benchmark.
+        ResultsError: no input has a task.
+    """
+    if explicit:
+        return Benchmark.named(explicit), []
+    recorded: dict[tuple[str, ...], tuple[Benchmark, list[str]]] = {}
+    for scores in sets:
+        bench = scores.benchmark
+        if bench is not None:
+            recorded.setdefault(bench.tasks, (bench, []))[1].append(scores.label)
+    if len(recorded) == 1:
+        return next(iter(recorded.values()))[0], []
+    if recorded:
+        parts = "; ".join(f"{b.title}: {', '.join(who)}" for b, who in recorded.values())
+        union = Benchmark.union("union of the runs' benchmarks", recorded, "the runs' run.json")
+        return union, [f"the runs were on different benchmarks ({parts}); averages cover the {len(union.tasks)} tasks"]
+    largest_first = sorted(sets, key=lambda s: -len(s.scores))  # a full table's order (type by type) leads
+    union = Benchmark.union(PRESENT, (s.scores for s in largest_first), "the inputs (none records a benchmark)")
+    if not union.tasks:
+        raise ResultsError("nothing to compare: no input has a task score; pass folders that hold results")
+    return union, [f"no input records its benchmark; averages cover the {len(union.tasks)} {PRESENT}"]
+
+
+def check_shared(ours: ScoreSet, reference: ScoreSet, bench: Benchmark) -> list[str]:
+    """The benchmark tasks scored on both sides, in benchmark order.
+
+    Raises:
+        ResultsError: there is none (a verdict over nothing would say PASS).
+    """
+    shared = [t for t in bench.tasks if t in ours.scores and t in reference.scores]
+    if shared:
+        return shared
+    run_tasks = [t for t in bench.tasks if t in ours.scores] or list(ours.scores)
+    raise ResultsError(
+        f"nothing to compare: no task of benchmark {bench.describe()} has a score on both sides (run: "
+        f"{_names(run_tasks)}; reference {reference.source}: {_names(list(reference.scores))}); pass a reference "
+        "with the run's tasks"
+    )
+
+
+# Keys of a provenance data record that say where the data sat, why that commit, or whether it was checked; the rest
+# (source, repository, revision, loaded_revision, sha256, subtasks) say what the data was, so any change there means
+# the two numbers were made on different data. Unlike a rerun's reuse check, the loaded commit counts here.
+DATA_PLACE_KEYS = frozenset({"path", "revision_source", "verified"})
+HASH = re.compile(r"[0-9a-f]{16,}")
+
+
+def data_differences(ours: ScoreSet, reference: ScoreSet, tasks: Sequence[str]) -> dict[str, str]:
+    """What differs between the data of both sides, per task whose results both carry a provenance data record.
+
+    Args:
+        ours, reference: the two sides. tasks: the tasks to look at (an aggregate also checks its subtasks' records).
+
+    Returns:
+        task -> e.g. "data.sha256 3f2a9c01b7de -> 91c0d4e2aa10" (reference -> run); tasks whose data is the same, or
+        where a side has no record (a score table, plain mteb results), are absent.
+    """
+    out = {}
+    for task in tasks:
+        parts = []
+        for name in (task, *load_task_spec(task).subtasks):
+            old, new = _data_record(reference, name), _data_record(ours, name)
+            if old is None or new is None:
+                continue
+            where = f"{name} " if name != task else ""
+            for key in sorted((set(old) | set(new)) - DATA_PLACE_KEYS):
+                if old.get(key) != new.get(key):
+                    parts.append(f"{where}data.{key} {_value(old.get(key))} -> {_value(new.get(key))}")
+        if parts:
+            out[task] = ", ".join(parts)
+    return out
+
+
+def check_same_data(differences: dict[str, str], allow_other_data: bool) -> dict[str, str]:
+    """Refuse to judge numbers made on different data, or (allowed) return each such task's row flag.
+
+    Args:
+        differences: `data_differences` of the judged tasks. allow_other_data: `--allow-other-data`.
+
+    Returns:
+        task -> flag text ("data differs: ..."), empty when nothing differs.
+
+    Raises:
+        ResultsError: some task's data differs and `allow_other_data` is False (a delta would measure the data).
+    """
+    if not differences:
+        return {}
+    if allow_other_data:
+        return {task: f"data differs: {what} (reference -> run)" for task, what in differences.items()}
+    shown = "; ".join(f"{task}: {what}" for task, what in list(differences.items())[:3])
+    more = f"; and {len(differences) - 3} more task(s)" if len(differences) > 3 else ""
+    raise ResultsError(
+        f"the run and the reference were made on different data ({shown}{more}; reference -> run), so a delta would "
+        "measure the data, not the model; compare runs made on the same data, or pass --allow-other-data to judge "
+        "them anyway (each such row is flagged)"
+    )
+
+
+def _data_record(scores: ScoreSet, task: str) -> dict[str, Any] | None:
+    record = scores.provenance.get(task)
+    data = record.get("data") if isinstance(record, dict) else None
+    return data if isinstance(data, dict) and data else None
+
+
+def _value(value: Any) -> str:
+    """A record value for one line: hashes and commits shortened to 12 characters."""
+    if isinstance(value, str):
+        return value[:12] if HASH.fullmatch(value) else repr(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_noise_gate(unpaired: list[tuple[str, str]]) -> None:
+    """`--gate significant` judges every task by its paired interval; it never falls back to tolerance.
+
+    Args:
+        unpaired: (task, why) of each judged task without a paired interval.
+
+    Raises:
+        ResultsError: there is such a task (judging it by tolerance instead would answer another question).
+    """
+    if not unpaired:
+        return
+    task, why = unpaired[0]
+    more = f" and {len(unpaired) - 1} more task(s)" if len(unpaired) > 1 else ""
+    raise ResultsError(
+        f"--gate significant needs per-item data on both sides of every judged task; {task} has none ({why}){more}; "
+        "pass --gate both (tolerance judges such tasks, flagged) or --gate tolerance, or compare run folders whose "
+        "results have items/"
+    )
+
+
+def _names(tasks: list[str], limit: int = 4) -> str:
+    if not tasks:
+        return "none"
+    more = f" and {len(tasks) - limit} more" if len(tasks) > limit else ""
+    return ", ".join(tasks[:limit]) + more
+
+
+# -------------------------------------------------------------------------------------- evaluator flags
+
+# scikit-learn releases measured to give the same clustering scores (MiniBatchKMeans, seed 42) on the fidelity
+# fixture, bit for bit: 1.3.2 through 1.7.2 (../shared/data/fidelity/README.md). 1.2.2, 1.8.0 and 1.9.1 each gave
+# another value, so every release outside the range is its own k-means stream.
+SAME_KMEANS = (Version("1.3.2"), Version("1.8.0"))  # [first, end)
+SAME_KMEANS_NAME = "1.3.2-1.7.x"
+
+
+def kmeans_stream(version: str) -> str:
+    """The name of the k-means random stream of a scikit-learn version: "1.3.2-1.7.x" for the releases measured
+    to agree (`SAME_KMEANS`), else the version itself (a version that does not parse also stands for itself)."""
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        return version
+    return SAME_KMEANS_NAME if SAME_KMEANS[0] <= parsed < SAME_KMEANS[1] else str(parsed)
+
+
+def sklearn_version(scores: ScoreSet, task: str) -> str | None:
+    """`versions.scikit-learn` of a task's provenance record; None when the result has none (plain mteb, a table)."""
+    record = scores.provenance.get(task) or {}
+    versions = record.get("versions") if isinstance(record, Mapping) else None
+    value = versions.get("scikit-learn") if isinstance(versions, Mapping) else None
+    return str(value) if value else None
+
+
+def clustering_flag(task_type: str, task: str, ours: ScoreSet, reference: ScoreSet) -> str | None:
+    """A flag when a clustering task's two scores may differ by k-means seed noise alone.
+
+    Returns:
+        None for other task types, or when both sides' scikit-learn versions share a k-means stream. Else one line
+        naming both versions ("unknown" for a side without a provenance record).
+    """
+    if task_type != "Clustering" or task not in ours.scores or task not in reference.scores:
+        return None
+    a, b = sklearn_version(ours, task), sklearn_version(reference, task)
+    if a is not None and b is not None and kmeans_stream(a) == kmeans_stream(b):
+        return None
+    if a is None or b is None:
+        return (
+            f"scikit-learn {a or 'unknown'} (ours) vs {b or 'unknown'} (reference): k-means depends on it, a side "
+            "without a provenance record cannot be checked (docs/fidelity.md)"
+        )
+    return (
+        f"scikit-learn {a} (ours) vs {b} (reference): k-means draws other random numbers; the scores differ by "
+        "seed noise (±0.2-0.5 points per task) (docs/fidelity.md)"
+    )
+
+
+def reranking_record(scores: ScoreSet, task: str) -> dict[str, Any] | None:
+    """The reranking divergence counts a task's provenance record carries (None when it carries none)."""
+    record = scores.provenance.get(task) or {}
+    section = record.get(FIDELITY_KEY) if isinstance(record, Mapping) else None
+    reranking = section.get("reranking") if isinstance(section, Mapping) else None
+    return dict(reranking) if isinstance(reranking, Mapping) else None
+
+
+def divergence_kinds(record: Mapping[str, Any]) -> dict[str, int]:
+    """The counts of a reranking divergence record (`tasks.fidelity.reranking_divergences`), by kind, in its order."""
+    return {k: int(v) for k, v in record.items() if k not in ("queries", "examples") and isinstance(v, int)}
+
+
+def describe_divergences(record: Mapping[str, Any]) -> str:
+    """One line for logs and flags, e.g. "mteb 1/2 reranking definitions differ on 3 of 300 queries (no negative
+    candidate 2, duplicate candidate texts 1)"."""
+    counts = divergence_kinds(record)
+    parts = [f"{kind.replace('_', ' ')} {n}" for kind, n in counts.items() if n]
+    return (
+        f"mteb 1/2 reranking definitions differ on {sum(counts.values())} of {record.get('queries', '?')} queries "
+        f"({', '.join(parts)})"
+    )
+
+
+def reranking_flag(scores: ScoreSet, task: str) -> str | None:
+    """One line when a side's reranking data has queries on which mteb 1.x and 2.x scores differ by definition."""
+    record = reranking_record(scores, task)
+    if not record or not sum(divergence_kinds(record).values()):
+        return None
+    return describe_divergences(record)
+
+
+def run_flags(scores: ScoreSet) -> list[str]:
+    """ "<task>: <flag>" for every task of one score set whose reranking data diverges (the leaderboard view of a run
+    without a reference)."""
+    return [f"{task}: {flag}" for task in scores.scores if (flag := reranking_flag(scores, task))]
+
+
+def evaluator_flags(task_type: str, task: str, ours: ScoreSet, reference: ScoreSet) -> list[str]:
+    """Every evaluator-fidelity flag of one compared task, each side's reranking flag labelled with the side."""
+    flags = [flag for flag in (clustering_flag(task_type, task, ours, reference),) if flag]
+    for side in (ours, reference):
+        flag = reranking_flag(side, task)
+        if flag:
+            flags.append(f"{side.label}: {flag}")
+    return flags

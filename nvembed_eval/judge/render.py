@@ -1,0 +1,338 @@
+"""`nvembed-eval-compare`, the regression gate's command, and its outputs: markdown (shared tasks first, the rest
+counted), CSV (every row), JUnit XML, a labelled PNG; each delta with its interval where both sides have per-item data.
+
+Exit codes: 0 nothing regressed, 1 a task regressed, 2 unusable input or a comparison that cannot mean what it says
+(one `error:` line; docs/bad_input.md).
+
+Examples:
+    nvembed-eval-compare outputs/2025-01-01_12-00-00 --reference results/published/nv_embed_v2.csv
+    nvembed-eval-compare outputs/run --reference results/baselines/minilm --tolerance 0.01 --out ci/compare
+    nvembed-eval-compare outputs/ckpt-2000 --reference outputs/ckpt-1000 --gate significant
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from nvembed_eval.errors import NVEmbedEvalError
+from nvembed_eval.io import Parser, default_out, emit, non_negative_int, publish
+from nvembed_eval.judge.bootstrap import check_settings
+from nvembed_eval.judge.compare import DEFAULT_TOLERANCE, Comparison, Row, Status, compare
+from nvembed_eval.judge.gate import check_tolerance
+from nvembed_eval.judge.significance import DEFAULT_GATE, Gate, Interval, NoiseSettings
+from nvembed_eval.results.reading import load_scores
+from nvembed_eval.tasks.specs import load_task_spec
+
+OUTPUT_NAMES = ("compare.md", "compare.csv", "compare.junit.xml", "compare_deltas.png")
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    value = round(value, 2) + 0.0  # no "-0.00"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def _span(interval: Interval | None, signed: bool = False) -> str:
+    return "" if interval is None else f" [{_num(interval.low, signed)}, {_num(interval.high, signed)}]"
+
+
+def _with_interval(value: float | None, interval: Interval | None, signed: bool = False) -> str:
+    return _num(value, signed) + ("" if value is None else _span(interval, signed))
+
+
+def gate_line(cmp: Comparison) -> str:
+    """What fails a task under this comparison's gate, and which tasks fell back to tolerance."""
+    level = f"{cmp.settings.confidence:.0%}"
+    rule = {
+        Gate.tolerance: f"a drop of more than {cmp.tolerance:.2f} points",
+        Gate.significant: f"a {level} paired interval of the delta entirely below 0",
+        Gate.both: f"a drop of more than {cmp.tolerance:.2f} points whose {level} paired interval lies below 0",
+    }[cmp.gate]
+    mirror = " (and on the mirror-image improvement)" if cmp.two_sided else ""
+    line = f"Gate {cmp.gate}: a task fails on {rule}{mirror}."
+    if cmp.gate is not Gate.tolerance:
+        line += f" Intervals: {cmp.settings.describe()} (docs/significance.md)."
+    fallback = cmp.tolerance_only
+    if fallback:
+        line += (
+            f" {len(fallback)} task(s) without per-item data on both sides are judged by tolerance alone: "
+            f"{', '.join(r.task for r in fallback)}."
+        )
+    return line
+
+
+def verdict(cmp: Comparison) -> str:
+    if not cmp.failures:
+        return "PASS"
+    bases = sorted({r.basis for r in cmp.failures})
+    return f"FAIL: {len(cmp.failures)} task(s) beyond {' or '.join(bases)}"
+
+
+def _paired_delta(cmp: Comparison, members: Sequence[str]) -> str:
+    both = [r for r in cmp.rows if r.task in members and r.judged]
+    if not both:
+        return "—"
+    mean = sum(r.delta for r in both) / len(both)  # type: ignore[misc]
+    return f"{_num(mean, True)} over {len(both)} task{'s' if len(both) != 1 else ''}"
+
+
+def shown_rows(cmp: Comparison) -> list[Row]:
+    """Rows of the markdown table: every task the run has (or tried); reference-only tasks are counted instead."""
+    return [r for r in cmp.rows if r.ours is not None or r.task in cmp.ours.notes]
+
+
+def count_lines(cmp: Comparison) -> list[str]:
+    """The tasks not shown as rows, as counts (and the run's real missing list)."""
+    lines = []
+    missing = cmp.not_run
+    if missing:
+        lines.append(
+            f"Not in this run: {len(missing)} of the {len(cmp.benchmark.tasks)} benchmark tasks (no score, not "
+            f"counted as 0, not failed): {', '.join(missing)}."
+        )
+    outside = cmp.reference_only_outside
+    if outside:
+        lines.append(
+            f"{len(outside)} reference task{'s are' if len(outside) != 1 else ' is'} not in this run's benchmark "
+            f"({cmp.benchmark.title}); listed in compare.csv only."
+        )
+    return lines
+
+
+def render_markdown(cmp: Comparison) -> str:
+    tasks = cmp.benchmark.tasks
+    judged = sum(r.judged for r in cmp.rows)
+    lines = [
+        f"# {cmp.ours.label} vs {cmp.reference.label}",
+        "",
+        f"{verdict(cmp)} ({judged} task{'s' if judged != 1 else ''} judged; tolerance {cmp.tolerance:.2f} points"
+        f"{', two-sided' if cmp.two_sided else ''}; benchmark {cmp.benchmark.describe()}; gate {cmp.gate}).",
+        "",
+        gate_line(cmp),
+        "",
+        f"Models: run {cmp.ours.model_text()}; reference {cmp.reference.model_text()}.",
+    ]
+    lines += [f"> warning: {note}" for note in cmp.notes]
+    lines += [
+        "",
+        "| aggregate | ours | reference | mean delta on shared tasks |",
+        "|---|---|---|---|",
+    ]
+    for mine, theirs in zip(cmp.ours_board.aggregates(), cmp.reference_board.aggregates(), strict=True):
+        members = tasks if mine.name == "Average" else [t for t in tasks if load_task_spec(t).type == mine.name]
+        lines.append(
+            f"| {mine.name} | {mine.value_text()} ({mine.coverage()}) | {theirs.value_text()} ({theirs.coverage()}) "
+            f"| {_paired_delta(cmp, members)} |"
+        )
+    level = f"{cmp.settings.confidence:.0%}"
+    lines += [
+        "",
+        f"| task | type | ours [{level}] | reference [{level}] | delta [{level} paired] | status | flags |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in shown_rows(cmp):
+        status = f"**{r.status}**" if r in cmp.failures else str(r.status)
+        noise = r.noise
+        # A paired interval made on fewer items than a side has is not the interval of the shown delta: say so.
+        flags = [*r.flags, *([noise.why] if noise.delta is not None and noise.why else [])]
+        lines.append(
+            f"| {r.task} | {r.type} | {_with_interval(r.ours, noise.ours)} | "
+            f"{_with_interval(r.reference, noise.reference)} | {_with_interval(r.delta, noise.delta, True)} | "
+            f"{status} | {'; '.join(flags)} |"
+        )
+    return "\n".join([*lines, "", *count_lines(cmp)]).rstrip() + "\n"
+
+
+def render_csv(cmp: Comparison) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        [
+            "task", "type", "ours", "ours_low", "ours_high", "reference", "reference_low", "reference_high",
+            "delta", "delta_low", "delta_high", "interval", "status", "judged_by", "failed", "flags",
+        ]
+    )  # fmt: skip
+    for r in cmp.rows:
+        n = r.noise
+        cells = [
+            ("" if v is None else f"{v:.4f}")
+            for v in (r.ours, *_ends(n.ours), r.reference, *_ends(n.reference), r.delta, *_ends(n.delta))
+        ]
+        note = r.interval_note(cmp.gate)
+        writer.writerow([r.task, r.type, *cells, note, r.status, r.basis, int(r in cmp.failures), "; ".join(r.flags)])
+    return buffer.getvalue()
+
+
+def _ends(interval: Interval | None) -> tuple[float | None, float | None]:
+    return (None, None) if interval is None else (interval.low, interval.high)
+
+
+def _judgement(cmp: Comparison, r: Row) -> str:
+    """E.g. "delta -1.20 [-2.10, -0.31] (95% paired, bootstrap over 300 queries), tolerance 0.50, gate both"."""
+    note = r.interval_note(cmp.gate)
+    level = f"{cmp.settings.confidence:.0%} paired, " if r.noise.delta else ""
+    interval = f"{_span(r.noise.delta, True)} ({level}{note})" if note else ""
+    basis = f" (judged by {r.basis})" if r.basis else ""
+    return f"delta {_num(r.delta, True)}{interval}, tolerance {cmp.tolerance:.2f}, gate {cmp.gate}{basis}"
+
+
+def render_junit(cmp: Comparison) -> bytes:
+    """One testcase per benchmark task or task of the run: failures beyond tolerance, skips without both scores."""
+    cases = [r for r in cmp.rows if r.status is not Status.outside or r.ours is not None]
+    suite = ET.Element(
+        "testsuite",
+        name=f"nvembed-eval-compare {cmp.ours.label} vs {cmp.reference.label}",
+        tests=str(len(cases)),
+        failures=str(len(cmp.failures)),
+        skipped=str(sum(not r.judged for r in cases)),
+        errors="0",
+    )
+    suite_name = re.sub(r"\W+", "_", cmp.benchmark.name).strip("_")  # "MTEB(eng, v2)" -> "MTEB_eng_v2"
+    for r in cases:
+        case = ET.SubElement(suite, "testcase", classname=f"{suite_name}.{r.type}", name=r.task)
+        if r in cmp.failures:
+            failure = ET.SubElement(
+                case,
+                "failure",
+                message=f"{r.task}: ours {_num(r.ours)} vs reference {_num(r.reference)} ({_judgement(cmp, r)})",
+                type=r.status.name,
+            )
+            failure.text = "; ".join(r.flags)
+        elif not r.judged:
+            ET.SubElement(case, "skipped", message=f"{r.status.value}: not judged")
+        else:
+            ET.SubElement(case, "system-out").text = "; ".join([_judgement(cmp, r), *r.flags])
+    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+
+
+def render_plot(cmp: Comparison, path: Path) -> None:
+    """Bar plot of per-task deltas (ours - reference) with the tolerance band and, where both sides have per-item
+    data, the paired interval as an error bar; each bar labelled with its delta."""
+    from matplotlib.figure import Figure
+
+    shown = [r for r in cmp.rows if r.judged]
+    fig = Figure(figsize=(max(6.0, 0.45 * len(shown) + 2), 4.8), layout="constrained")
+    ax = fig.subplots()
+    colours = {Status.regression: "tab:red", Status.improvement: "tab:green"}
+    bars = ax.bar(
+        range(len(shown)),
+        [r.delta for r in shown],
+        color=[colours.get(r.status, "tab:gray") for r in shown],
+    )
+    with_interval = [(k, r) for k, r in enumerate(shown) if r.noise.delta is not None]
+    if with_interval:
+        below = [max(0.0, r.delta - r.noise.delta.low) for _, r in with_interval]  # type: ignore[operator,union-attr]
+        above = [max(0.0, r.noise.delta.high - r.delta) for _, r in with_interval]  # type: ignore[operator,union-attr]
+        ax.errorbar(
+            [k for k, _ in with_interval],
+            [r.delta for _, r in with_interval],
+            yerr=[below, above],
+            fmt="none",
+            ecolor="black",
+            elinewidth=1,
+            capsize=3,
+            label=f"{cmp.settings.confidence:.0%} paired interval",
+        )
+        ax.legend(fontsize=7, loc="best")
+    ax.bar_label(bars, labels=[_num(r.delta, True) for r in shown], fontsize=7, padding=2)
+    ax.set_xticks(range(len(shown)), [r.task for r in shown], rotation=90, fontsize=7)
+    for bound in (-cmp.tolerance, cmp.tolerance):
+        ax.axhline(bound, color="black", linestyle="--", linewidth=0.8)
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.margins(y=0.15)  # room for the labels
+    ax.set_ylabel("delta (points)")
+    ax.set_title(
+        f"{cmp.ours.label} - {cmp.reference.label} (gate {cmp.gate}, tolerance ±{cmp.tolerance:.2f}; "
+        f"{len(shown)} shared tasks, {len(with_interval)} with intervals)",
+        fontsize=9,
+    )
+    fig.savefig(path, dpi=110)
+
+
+def write_outputs(cmp: Comparison, out_dir: Path) -> list[Path]:
+    md, table, junit = render_markdown(cmp), render_csv(cmp), render_junit(cmp)
+    return publish(
+        out_dir,
+        {
+            OUTPUT_NAMES[0]: lambda p: p.write_text(md, encoding="utf-8"),
+            OUTPUT_NAMES[1]: lambda p: p.write_text(table, encoding="utf-8"),
+            OUTPUT_NAMES[2]: lambda p: p.write_bytes(junit),
+            OUTPUT_NAMES[3]: lambda p: render_plot(cmp, p),
+        },
+    )
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console script `nvembed-eval-compare`: per-task regression gate of a run against a reference."""
+    parser = Parser(prog="nvembed-eval-compare", description="Per-task regression gate.")
+    parser.add_argument("results", type=Path, help="run folder, mteb results folder, TaskResult JSON or score CSV")
+    parser.add_argument("--reference", type=Path, required=True, help="published score CSV or baseline results")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="allowed drop in points (>= 0)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/compare)")
+    parser.add_argument("--benchmark", default=None, help="conf/benchmark name (default: the run's own)")
+    parser.add_argument("--two-sided", action="store_true", help="also fail on improvements beyond tolerance")
+    parser.add_argument("--allow-other-model", action="store_true", help="compare runs of two different models")
+    parser.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="judge tasks whose results were made on different data (provenance), flagging each such row",
+    )
+    parser.add_argument(
+        "--gate",
+        choices=[g.value for g in Gate],
+        default=DEFAULT_GATE,
+        help="what fails a task: its drop exceeds the tolerance, its paired interval lies below 0 (significant), "
+        "or both (default; tolerance alone where a side has no per-item data); docs/significance.md",
+    )
+    parser.add_argument("--confidence", type=float, default=NoiseSettings.confidence, help="interval level (0.95)")
+    parser.add_argument("--resamples", type=int, default=NoiseSettings.resamples, help="bootstrap resamples (2000)")
+    parser.add_argument("--seed", type=non_negative_int, default=NoiseSettings.seed, help="bootstrap seed (0)")
+    args = parser.parse_args(argv)
+
+    def run() -> int:
+        check_tolerance(args.tolerance)  # before any file is read
+        check_settings(args.resamples, args.confidence)
+        cmp = compare(
+            load_scores(args.results),
+            load_scores(args.reference),
+            args.tolerance,
+            args.benchmark,
+            args.two_sided,
+            args.allow_other_model,
+            Gate(args.gate),
+            NoiseSettings(args.resamples, args.confidence, args.seed),
+            args.allow_other_data,
+        )
+        written = write_outputs(cmp, args.out or default_out([args.results], "compare"))
+        emit("".join(f"warning: {note}\n" for note in cmp.notes), sys.stderr)
+        emit(render_markdown(cmp) + "".join(f"wrote {path}\n" for path in written))
+        return cmp.exit_code
+
+    exit_with(run, "; nothing was judged")
+
+
+def exit_with(run: Callable[[], int], unexpected_suffix: str, *, exit_on_success: bool = True) -> None:
+    """Run a command and exit with its code; a refusal is one `error:` line and exit 2. Exit 1 means "regressed" to
+    CI, so nothing unexpected may exit 1 either."""
+    try:
+        code = run()
+    except NVEmbedEvalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        print(f"error: unexpected {type(exc).__name__}: {exc}{unexpected_suffix}", file=sys.stderr)
+        sys.exit(2)
+    if code or exit_on_success:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Provenance of one task result: everything that determines its value, stored inside the result file, and the
+comparison that decides whether a stored result may be reused by a run (docs/provenance.md lists every field).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nvembed_eval.io import installed_versions
+
+FORMAT = 1
+
+# Pinned in pyproject.toml because they compute the scores from the vectors (evaluators, logistic regression,
+# k-means, trec_eval): a result made under other versions of these is not reused.
+SCORE_PINS = ("mteb", "scikit-learn", "scipy", "pytrec-eval-terrier")
+# Recorded for the record (they move vectors by rounding, or drive sampling), not compared.
+RECORDED_VERSIONS = (*SCORE_PINS, "numpy", "torch", "transformers", "sentence-transformers", "datasets")
+# Keys of the data record that describe, but do not determine, the data (where it sat, why that commit).
+DATA_INFO_KEYS = frozenset({"path", "revision_source", "loaded_revision", "verified"})
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    """One provenance field that differs between a stored result and the run that would reuse it."""
+
+    field: str
+    stored: Any
+    expected: Any
+
+    def __str__(self) -> str:
+        return f"{self.field} {_short(self.stored)} -> {_short(self.expected)}"
+
+
+def make_provenance(
+    *,
+    task: dict[str, Any],
+    model: dict[str, Any],
+    prefixes: dict[str, str],
+    data: dict[str, Any],
+    installed: dict[str, str | None] | None = None,
+) -> dict[str, Any]:
+    """The provenance record of one task result.
+
+    Args:
+        task: {"name", "version", "split", "subset"} of the task spec.
+        model: {"name", "revision", "knobs", "identity_key"} of the model identity.
+        prefixes: side ("query", "document", "none") -> the literal text prepended to that side's inputs.
+        data: where the data came from: {"source": "hub", "repository", "revision", ...}, {"source": "local",
+            "path", "sha256"} or {"source": "package", "sha256"}.
+        installed: package versions; default: the installed `RECORDED_VERSIONS`.
+    """
+    return {
+        "format": FORMAT,
+        "task": task,
+        "model": model,
+        "prefixes": prefixes,
+        "data": data,
+        "versions": installed if installed is not None else installed_versions(RECORDED_VERSIONS),
+    }
+
+
+def differences(stored: dict[str, Any], expected: dict[str, Any]) -> list[FieldDiff]:
+    """The fields that determine a result's value and differ between `stored` and `expected`.
+
+    Compared: format, task version/split/subset, model identity key, every prefix, the data record (except
+    `DATA_INFO_KEYS`) and the `SCORE_PINS` versions; never the `FIDELITY_KEY` section (the evaluator-fidelity
+    counts describe the data; its content is data.sha256 / data.revision). The model's name, revision
+    and knobs are reported instead of its identity key when they differ, so the message says what changed.
+    """
+    out: list[FieldDiff] = []
+
+    def check(name: str, a: Any, b: Any) -> None:
+        if a != b:
+            out.append(FieldDiff(name, a, b))
+
+    check("format", stored.get("format"), expected.get("format"))
+    for key in ("version", "split", "subset"):
+        check(f"task.{key}", _get(stored, "task", key), _get(expected, "task", key))
+    if _get(stored, "model", "identity_key") != _get(expected, "model", "identity_key"):
+        before = len(out)
+        check("model.name", _get(stored, "model", "name"), _get(expected, "model", "name"))
+        check("model.revision", _get(stored, "model", "revision"), _get(expected, "model", "revision"))
+        knobs_a, knobs_b = _get(stored, "model", "knobs") or {}, _get(expected, "model", "knobs") or {}
+        for knob in sorted(set(knobs_a) | set(knobs_b)):
+            check(f"model.{knob}", knobs_a.get(knob), knobs_b.get(knob))
+        if len(out) == before:
+            check("model.identity_key", _get(stored, "model", "identity_key"), _get(expected, "model", "identity_key"))
+    prefixes_a, prefixes_b = stored.get("prefixes") or {}, expected.get("prefixes") or {}
+    for side in sorted(set(prefixes_a) | set(prefixes_b)):
+        check(f"prefix.{side}", prefixes_a.get(side), prefixes_b.get(side))
+    data_a, data_b = stored.get("data") or {}, expected.get("data") or {}
+    for key in sorted((set(data_a) | set(data_b)) - DATA_INFO_KEYS):
+        check(f"data.{key}", data_a.get(key), data_b.get(key))
+    for package in SCORE_PINS:
+        check(f"versions.{package}", _get(stored, "versions", package), _get(expected, "versions", package))
+    return out
+
+
+def summarize(diffs: list[FieldDiff]) -> list[str]:
+    """Diffs as text, fields with the same change merged: `prefix.query/none 'Instruct: ...' -> ''`."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for diff in diffs:
+        groups.setdefault(_shown_pair(diff.stored, diff.expected), []).append(diff.field)
+    out = []
+    for (stored, expected), names in groups.items():
+        family = {n.split(".", 1)[0] for n in names}
+        label = (
+            f"{family.pop()}.{'/'.join(n.split('.', 1)[1] for n in names)}"
+            if len(family) == 1 and len(names) > 1
+            else "/".join(names)
+        )
+        out.append(f"{label} {stored} -> {expected}")
+    return out
+
+
+def _get(record: dict[str, Any], section: str, key: str) -> Any:
+    part = record.get(section)
+    return part.get(key) if isinstance(part, dict) else None
+
+
+def _short(value: Any, limit: int = 48) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shown_pair(stored: Any, expected: Any, limit: int = 48) -> tuple[str, str]:
+    """Both values, short; two long texts are cut around their first difference (each cut quoted whole), so the
+    shown old and new never look the same."""
+    if not (isinstance(stored, str) and isinstance(expected, str)) or max(len(stored), len(expected)) <= limit:
+        return _short(stored, limit), _short(expected, limit)
+    first = next(
+        (i for i, (a, b) in enumerate(zip(stored, expected, strict=False)) if a != b), min(len(stored), len(expected))
+    )
+    start = max(0, first - 12)
+
+    def cut(text: str) -> str:
+        end = start + limit - 12
+        return ("..." if start else "") + repr(text[start:end]) + ("..." if end < len(text) else "")
+
+    return cut(stored), cut(expected)

@@ -1,0 +1,457 @@
+"""Reading scores from any source: a harness run folder, an mteb results folder (any depth of mteb's layout), one
+TaskResult JSON or a published score table (CSV: task, metric, score on 0-100, read whole or refused whole with the
+scale rule of docs/bad_input.md); what a folder's own records say it is of: the model (run.json, model_meta.json,
+mteb's `<org>__<name>/<revision>/` path), the run, Hydra's per-job overrides of a sweep; and a result's per-item file.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from nvembed_eval.errors import ItemsUnavailable, NVEmbedEvalError, ResultsError
+from nvembed_eval.results.scores import PROVENANCE_KEY, ScoreSet, TaskScore, metric_aliases, score_task_result
+from nvembed_eval.tasks.specs import list_task_specs, load_task_spec
+
+if TYPE_CHECKING:
+    from mteb import TaskResult
+
+    from nvembed_eval.tasks.specs import TaskSpec
+
+# Files a results folder may hold that are not TaskResults.
+NON_RESULT_FILES = frozenset({"run.json", "model_meta.json"})
+# Folders of a harness run folder (next to its run.json) that hold no TaskResults: per-item data, mteb's predictions.
+RUN_SIDE_FOLDERS = frozenset({"items", "predictions"})
+MAX_DEPTH = 3  # <dir>/X.json, <run>/results/X.json, <cache>/results/<model>/<revision>/X.json
+# What every reader of scores accepts, for the refusals of anything else.
+ACCEPTED = "pass a run folder, an mteb results folder, a TaskResult JSON (.json) or a score table (.csv)"
+# The run folder's files this reader looks at (results.run_folder.RunPaths writes them).
+RUN_FILE, MODEL_META_FILE = "run.json", "model_meta.json"
+HYDRA_CONFIG, HYDRA_OVERRIDES = Path(".hydra") / "config.yaml", Path(".hydra") / "overrides.yaml"
+ITEMS_MAX_BYTES = 512 * 1024 * 1024  # an items file of a task with millions of queries is ~100 MB
+
+
+def load_scores(path: str | Path, label: str | None = None) -> ScoreSet:
+    """Read scores from a harness run folder, an mteb results folder, one TaskResult JSON or a published CSV.
+
+    Args:
+        path: the folder or file.
+        label: row label for tables (default: the folder or file name).
+
+    Returns:
+        The ScoreSet; CQADupstackRetrieval is the mean of its 12 subforums when only those are present.
+
+    Raises:
+        ResultsError: missing path, malformed file, duplicate results for one task, unknown task or metric, scores
+            not on their scale (a table: docs/bad_input.md; a TaskResult: a fraction outside [-1, 1]), results of
+            several models in one folder.
+
+    Examples:
+        >>> round(load_scores("../shared/reference/nv_embed_v2_published.csv").values["SciFact"], 3)
+        80.127
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ResultsError(f"results path {p} does not exist; pass a run folder, an mteb results folder or a CSV")
+    check_input_kind(p, str(p))
+    if p.is_file() and p.suffix.lower() == ".csv":
+        return read_score_table(p, label)
+    if p.is_file():
+        return _score_files(p.parent, [p], label or p.stem)
+    if hydra_job_dirs(p):
+        raise ResultsError(
+            f"{p} is a Hydra multirun folder; pass one job folder (e.g. {p / '0'}) or use nvembed-eval-report"
+        )
+    files = find_result_files(p)
+    if not files:
+        raise ResultsError(f"no mteb TaskResult JSON under {p} (searched {MAX_DEPTH} levels); pass a results folder")
+    return _score_files(p, files, label)
+
+
+def check_input_kind(path: Path, what: str) -> None:
+    """Refuse, in one line, an existing path that is neither a folder, a score CSV nor a TaskResult JSON.
+
+    Args:
+        path: an existing path. what: how the message names it (e.g. "reference=/dev/null").
+
+    Raises:
+        ResultsError: a device, pipe or socket; a file that is neither .csv nor .json; a .json that parses but is no
+            TaskResult (no task_name and scores). A .json that does not parse is left to the reader ("malformed").
+    """
+    if path.is_dir():
+        return
+    if not path.is_file():
+        kind = "a device" if path.is_char_device() or path.is_block_device() else "not a regular file"
+        raise ResultsError(f"{what} is {kind}, not results; {ACCEPTED}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return
+    if suffix != ".json":
+        raise ResultsError(f"{what} is a {suffix or 'suffix-less'} file, not results; {ACCEPTED}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # a damaged result file: read_task_result says so and what to do
+    if not isinstance(data, dict) or not ({"task_name", "mteb_dataset_name"} & set(data) or "scores" in data):
+        raise ResultsError(f"{what} is a JSON file but not an mteb TaskResult (no task_name, no scores); {ACCEPTED}")
+
+
+def hydra_job_dirs(path: Path) -> list[Path]:
+    """Job folders of a Hydra multirun sweep (`<sweep>/<n>/.hydra/overrides.yaml`), numerically ordered."""
+    if not path.is_dir():
+        return []
+    jobs = [d for d in path.iterdir() if d.is_dir() and (d / ".hydra" / "overrides.yaml").is_file()]
+    return sorted(jobs, key=lambda d: (not d.name.isdigit(), int(d.name) if d.name.isdigit() else 0, d.name))
+
+
+def find_result_files(root: Path) -> list[Path]:
+    """TaskResult JSON candidates up to three levels below `root`; skips run.json, model_meta.json, dot-folders and a
+    run folder's `items/` and `predictions/`."""
+    found: list[Path] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        for child in sorted(folder.iterdir()):
+            if child.name.startswith("."):
+                continue
+            if child.is_dir():
+                if depth < MAX_DEPTH and not (child.name in RUN_SIDE_FOLDERS and (folder / "run.json").is_file()):
+                    walk(child, depth + 1)
+            elif (
+                child.suffix == ".json"
+                and child.name not in NON_RESULT_FILES
+                and not child.name.endswith("_predictions.json")
+            ):
+                found.append(child)
+
+    walk(root, 1)
+    return found
+
+
+def read_task_result(path: Path) -> TaskResult:
+    """mteb's own reader (it also upgrades results written by mteb 1.x)."""
+    from mteb import TaskResult
+
+    try:
+        return TaskResult.from_disk(path)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ResultsError(f"malformed results file {path} ({reason}); delete or regenerate it") from None
+    except OSError as exc:
+        raise ResultsError(f"cannot read results file {path} ({exc.strerror}); check the path") from None
+
+
+def _provenance_record(path: Path) -> dict[str, Any] | None:
+    """The `nvembed_eval` provenance record of a result file mteb has already read (None for plain mteb results)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    record = data.get(PROVENANCE_KEY) if isinstance(data, dict) else None
+    return record if isinstance(record, dict) else None
+
+
+def _spec(name: str, path: Path) -> TaskSpec:
+    try:
+        return load_task_spec(name)
+    except NVEmbedEvalError:
+        raise ResultsError(
+            f"results file {path} is for task '{name}', unknown to this harness and to mteb; remove it or register "
+            "the task"
+        ) from None
+
+
+def _default_label(root: Path) -> str:
+    if root.name == "results" and (root.parent / "run.json").is_file():
+        return root.parent.name
+    return root.name
+
+
+def _score_files(root: Path, files: list[Path], label: str | None) -> ScoreSet:
+    parents = {sub: spec for spec in list_task_specs().values() for sub in spec.subtasks}
+    info = read_run_info(root)
+    out = ScoreSet(source=root, label=label or _default_label(root), kind="results", run_info=info)
+    out.model, out.model_source = model_of(root, files, info)
+    seen: dict[str, Path] = {}
+    for path in files:
+        result = read_task_result(path)
+        name = result.task_name
+        if name in seen:
+            raise ResultsError(
+                f"duplicate results for task {name}: {seen[name]} and {path}; keep one (point at one model/revision)"
+            )
+        seen[name] = path
+        record = _provenance_record(path)
+        if record is not None:
+            out.provenance[name] = record
+        spec = _spec(name, path)
+        score = score_task_result(result, spec, path)
+        (out.subtask_scores if name in parents else out.scores)[name] = score
+
+    for parent in {spec.name: spec for spec in parents.values()}.values():
+        if parent.name in out.scores:
+            continue
+        present = [out.subtask_scores[s] for s in parent.subtasks if s in out.subtask_scores]
+        if present and len(present) == len(parent.subtasks):
+            mean = sum(s.value for s in present) / len(present)
+            out.scores[parent.name] = TaskScore(
+                parent.name,
+                mean,
+                parent.metric,
+                f"mean of {len(present)} subtask results under {root}",
+                None,
+                note=f"mean of {len(present)} subtasks",
+            )
+        elif present:
+            out.notes[parent.name] = f"only {len(present)}/{len(parent.subtasks)} subtasks; not scored"
+    return out
+
+
+# Overrides that never change a score: where outputs go, and Hydra's own settings.
+IGNORED_OVERRIDE_KEYS = ("output_dir", "hydra.", "hydra/")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"malformed {path} ({exc.msg} at line {exc.lineno}); fix or remove it") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"cannot read {path} ({exc}); fix or remove it") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        raise ResultsError(f"malformed {path}; fix or delete the job folder") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"cannot read {path} ({exc}); fix or delete the job folder") from None
+
+
+def read_run_info(root: Path) -> dict[str, Any]:
+    """The harness's record of the run that wrote `root` (the run folder or its `results/`).
+
+    Returns:
+        run.json as a dict; for a folder without run.json but with Hydra's `.hydra/config.yaml` (a sweep job that has
+        not started writing), `{"config": <that config>}`; else {}.
+
+    Raises:
+        ResultsError: run.json or config.yaml is malformed.
+    """
+    for folder in (root, root.parent):
+        if (folder / RUN_FILE).is_file():
+            return _read_json(folder / RUN_FILE)
+    if (root / HYDRA_CONFIG).is_file():
+        config = _read_yaml(root / HYDRA_CONFIG)
+        return {"config": config} if isinstance(config, dict) else {}
+    return {}
+
+
+def canonical_model(name: str) -> str:
+    """A model name for comparing: case-insensitive as hub repo ids are; mteb's folder form `org__name` = `org/name`."""
+    return name.strip().replace("__", "/").lower()
+
+
+def model_of(root: Path, files: list[Path], run_info: dict[str, Any]) -> tuple[str | None, str]:
+    """The model whose results are under `root`, and where that was read.
+
+    Args:
+        root: the folder given by the user.
+        files: the TaskResult JSONs found under it.
+        run_info: what `read_run_info(root)` returned.
+
+    Returns:
+        (name, source): from run.json `model.name` (or `config.model.name`), else model_meta.json `name`, else mteb's
+        results layout `<org>__<name>/<revision>/<Task>.json`; (None, "unknown") when nothing says.
+
+    Raises:
+        ResultsError: the files sit under several mteb model folders.
+    """
+    model = run_info.get("model") if isinstance(run_info.get("model"), dict) else {}
+    config = run_info.get("config") if isinstance(run_info.get("config"), dict) else {}
+    config_model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    for value, source in ((model.get("name"), "run.json"), (config_model.get("name"), "run.json config")):
+        if isinstance(value, str) and value.strip():
+            return value.strip(), source
+    for folder in (root, root.parent):
+        if (folder / MODEL_META_FILE).is_file():
+            name = _read_json(folder / MODEL_META_FILE).get("name")
+            if isinstance(name, str) and name.strip():
+                return name.strip(), str(folder / MODEL_META_FILE)
+    # mteb's cache writes results/<org>__<name>/<revision>/<Task>.json (its model_meta.json may be bare).
+    folders = {f.parent.parent for f in files if "__" in f.parent.parent.name}
+    if len(folders) > 1:
+        names = ", ".join(sorted(f.name for f in folders))
+        raise ResultsError(f"{root} holds results of several models ({names}); point at one model's folder")
+    if folders:
+        folder = folders.pop()
+        return folder.name.replace("__", "/", 1), f"mteb results path {folder.name}/<revision>/"
+    return None, "unknown"
+
+
+def job_overrides(job: Path) -> list[str]:
+    """A sweep job's Hydra overrides (`<job>/.hydra/overrides.yaml`), e.g. `["model.pooling=mean"]`.
+
+    Raises:
+        ResultsError: the file is malformed or not a list.
+    """
+    path = job / HYDRA_OVERRIDES
+    overrides = _read_yaml(path) or []
+    if not isinstance(overrides, list):
+        raise ResultsError(f"{path} is not a list of overrides; fix or delete the job folder")
+    return [str(o) for o in overrides]
+
+
+def meaningful(overrides: list[str]) -> list[str]:
+    """Overrides minus those that cannot change a score (output_dir, hydra settings)."""
+    return [o for o in overrides if not o.lstrip("+~").startswith(IGNORED_OVERRIDE_KEYS)]
+
+
+def read_items_file(result_path: Path, max_bytes: int = ITEMS_MAX_BYTES) -> bytes:
+    """The bytes of the per-item data file a result file records (`provenance.items`), checked to be the very file
+    it recorded (sha256) and to lie inside the result's run folder.
+
+    Raises:
+        ItemsUnavailable: with the reason (no record, none was made, outside the folder, missing, not a regular file,
+            larger than `max_bytes`, another file's sha256).
+    """
+    try:
+        record = (json.loads(result_path.read_text(encoding="utf-8")).get(PROVENANCE_KEY) or {}).get("items")
+    except (OSError, ValueError, AttributeError):
+        record = None
+    if not isinstance(record, dict):
+        raise ItemsUnavailable("its result records no per-item data")
+    if "unavailable" in record:
+        raise ItemsUnavailable(f"none was made: {record['unavailable']}")
+    run_dir = result_path.resolve().parent.parent
+    path = (run_dir / str(record.get("path"))).resolve()
+    if run_dir not in path.parents:
+        raise ItemsUnavailable(f"its result points outside the run folder ({record.get('path')})")
+    if not path.is_file():
+        raise ItemsUnavailable(f"{path} is missing")
+    if path.stat().st_size > max_bytes:
+        raise ItemsUnavailable(f"{path} is larger than {max_bytes} bytes; not read")
+    body = path.read_bytes()
+    if hashlib.sha256(body).hexdigest() != record.get("sha256"):
+        raise ItemsUnavailable(f"{path} is not the file its result recorded (sha256 differs); rerun the task")
+    return body
+
+
+# -------------------------------------------------------------------------------------------- score tables
+
+REQUIRED_COLUMNS = ("task", "metric", "score")
+# No leaderboard metric (nDCG, MAP, AP, accuracy, V-measure, Spearman) leaves [-1, 1], i.e. [-100, 100] in points.
+MAX_POINTS = 100.0
+# A score of at most 1 in magnitude cannot be told apart from mteb's 0-1 scale.
+FRACTION_BOUND = 1.0
+
+
+def read_score_table(path: Path, label: str | None = None) -> ScoreSet:
+    """Read a published score table.
+
+    Args:
+        path: CSV with columns task, metric, score (0-100) and optionally model (the hub id the scores are of, the
+            same on every row) and dataset_revision.
+        label: row label (default: the file name without suffix).
+
+    Returns:
+        The ScoreSet; its `model` is None when the table has no model column.
+
+    Raises:
+        ResultsError: unreadable file, missing column, no rows, empty or unknown task, duplicate task, wrong metric,
+            a score that is not a finite number or lies outside [-100, 100], more than one model, or scores not on
+            the 0-100 scale: all of them at most 1 in magnitude (the 0-1 scale) or some (a mix).
+    """
+    out = ScoreSet(source=path, label=label or path.stem, kind="table", model_source=f"{path.name} column model")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets write a byte-order mark
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            columns = set(reader.fieldnames or ())
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ResultsError(
+            f"cannot read score table {path} ({exc}); pass a CSV with columns task,metric,score"
+        ) from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise ResultsError(f"score table {path} lacks column '{missing[0]}'; it needs columns task, metric, score")
+    if not rows:
+        raise ResultsError(f"score table {path} has no rows; add one row per task (task,metric,score)")
+    lines: dict[str, int] = {}
+    models: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):
+        name = (row.get("task") or "").strip()
+        where = f"{path} line {line}"
+        if not name:
+            raise ResultsError(f"{where}: empty task name; fill it in or delete the row")
+        if name in lines:
+            raise ResultsError(f"duplicate rows for task {name} in {path} (lines {lines[name]} and {line}); keep one")
+        lines[name] = line
+        spec = _table_spec(name, where)
+        metric = (row.get("metric") or "").strip()
+        if metric not in metric_aliases(spec.metric):
+            raise ResultsError(
+                f"{where}: unknown metric '{metric}' for {name}; the leaderboard metric is "
+                f"{' / '.join(metric_aliases(spec.metric))}"
+            )
+        value = _score(row.get("score"), name, where)
+        if "model" in columns:
+            models.setdefault((row.get("model") or "").strip(), line)
+        revision = (row.get("dataset_revision") or "").strip() or None
+        out.scores[name] = TaskScore(name, value, metric, where, revision)
+    out.model = _one_model(models, path)
+    _check_scale(out, path)
+    return out
+
+
+def _score(text: str | None, task: str, where: str) -> float:
+    try:
+        value = float((text or "").strip())
+    except ValueError:
+        raise ResultsError(f"{where}: score {text!r} of {task} is not a number; fix the row") from None
+    if not math.isfinite(value):
+        raise ResultsError(f"{where}: score of {task} is {value}; fix the row")
+    if abs(value) > MAX_POINTS:
+        raise ResultsError(f"{where}: score {value:g} of {task} is outside [-100, 100]; scores are on the 0-100 scale")
+    return value
+
+
+def _one_model(models: dict[str, int], path: Path) -> str | None:
+    """The table's model: None without a model column (or with it empty throughout); refused when rows disagree."""
+    if len(models) > 1:
+        first = list(models.items())[:3]
+        shown = ", ".join(f"'{m}' (line {line})" if m else f"none (line {line})" for m, line in first)
+        raise ResultsError(f"score table {path} mixes models: {shown}; keep one model per table")
+    name = next(iter(models), "")
+    return name or None
+
+
+def _check_scale(table: ScoreSet, path: Path) -> None:
+    """Scores are on 0-100. Ones of magnitude <= 1 mean the 0-1 scale (all of them) or a mix (some): refused."""
+    small = [s for s in table.scores.values() if abs(s.value) <= FRACTION_BOUND]
+    if not small:
+        return
+    example = f"{small[0].task}={small[0].value:g}"
+    if len(small) == len(table.scores):
+        raise ResultsError(
+            f"score table {path} looks like the 0-1 scale (every score is at most 1, e.g. {example}); "
+            "write scores on the 0-100 scale (multiply by 100)"
+        )
+    raise ResultsError(
+        f"score table {path} mixes scales: {len(small)} of {len(table.scores)} scores are at most 1 (e.g. {example}) "
+        "while the others are on 0-100; write every score on the 0-100 scale"
+    )
+
+
+def _table_spec(name: str, where: str) -> TaskSpec:
+    try:
+        return load_task_spec(name)
+    except NVEmbedEvalError:
+        close = difflib.get_close_matches(name, list(list_task_specs()), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ResultsError(f"{where}: unknown task '{name}'; {hint}use mteb task names") from None

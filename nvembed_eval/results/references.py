@@ -1,0 +1,115 @@
+"""The reference a run is shown against (`reference=`): a published table shipped with the package, found by the
+run's model, or any table or results folder; found, validated whole and refused in one line before any task runs,
+rather than silently dropped at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from nvembed_eval.errors import ResultsError
+from nvembed_eval.io import bundled_dir
+from nvembed_eval.results.reading import canonical_model, check_input_kind, load_scores, read_score_table
+from nvembed_eval.results.scores import ScoreSet
+
+log = logging.getLogger(__name__)
+
+NO_REFERENCE = (None, "null", "none")
+
+
+def published_dir(folder: str | None) -> Path:
+    """The folder of published tables: `paths.published_dir`, or when that is null the tables shipped inside the
+    package (results/published/ of the checkout), so a run from any folder or an installed wheel finds them."""
+    return Path(folder).expanduser() if folder else bundled_dir("published")
+
+
+def published_table_for(model: str, folder: Path) -> Path | None:
+    """The table in `folder` whose `model` column names `model` (hub id, case-insensitive); None if none.
+
+    Raises:
+        ResultsError: a table there is unusable, or two tables claim the model.
+    """
+    if not model or not folder.is_dir():
+        return None
+    found = []
+    for path in sorted(folder.glob("*.csv")):
+        table = read_score_table(path)
+        if table.model and canonical_model(table.model) == canonical_model(model):
+            found.append(path)
+    if len(found) > 1:
+        raise ResultsError(f"{found[0]} and {found[1]} are both tables of {model}; keep one in {folder}")
+    return found[0] if found else None
+
+
+def reference_table(reference: str | None, model: str, published: str | None = None) -> Path | None:
+    """Where `reference=` points: a path (`reference=my.csv`), the name of a shipped table (`reference=nv_embed_v2`),
+    for `auto` the published table whose model is `model`; None for `reference=null`, or `auto` without a table.
+
+    Raises:
+        ResultsError: a bare name that is no shipped table (the message lists them).
+    """
+    if reference in NO_REFERENCE:
+        return None
+    folder = published_dir(published)
+    if reference == "auto":
+        return published_table_for(model, folder)
+    text = str(reference)
+    if "/" in text or Path(text).suffix or text.startswith("~"):
+        return Path(text).expanduser()
+    if not (folder / f"{text}.csv").is_file():
+        shipped = ", ".join(sorted(p.stem for p in folder.glob("*.csv")))
+        raise ResultsError(f"<reference={text}> is no published table; use one of: {shipped}, or a CSV path")
+    return folder / f"{text}.csv"
+
+
+def load_reference(
+    reference: str | None, model: str, planned: Sequence[str], published: str | None = None
+) -> ScoreSet | None:
+    """The reference of a run, loaded and validated whole (a run loads it once, before any task).
+
+    Args:
+        reference: `reference=` (auto, null, a shipped table's name, or a path). model: the run's `model.name`.
+        planned: the tasks the run asks for (an explicit reference must have some of them).
+        published: `paths.published_dir`.
+
+    Returns:
+        The reference's scores; None for `reference=null`, or `auto` and no table for the model.
+
+    Raises:
+        ResultsError: the path does not exist or is unusable (one line naming the file and the fix); an explicit
+            reference sharing no task with the run.
+    """
+    path = reference_table(reference, model, published)
+    if path is None:
+        return None
+    explicit = reference != "auto"
+    scores = check_reference(path, f"reference={reference}" if explicit else f"reference=auto ({path})")
+    if explicit and planned and not set(planned) & set(scores.scores):
+        shown = ", ".join(planned[:4]) + (f" and {len(planned) - 4} more" if len(planned) > 4 else "")
+        raise ResultsError(
+            f"reference={reference} has none of the run's tasks ({shown}); pass a reference with them, or "
+            "reference=null"
+        )
+    if scores.model and model and canonical_model(scores.model) != canonical_model(model):
+        log.warning("reference %s is of %s; this run is of %s: deltas compare two models", path, scores.model, model)
+    return scores
+
+
+def check_reference(path: str | Path, what: str | None = None) -> ScoreSet:
+    """A reference table or results folder, validated whole.
+
+    Raises:
+        ResultsError: it does not exist, or is unusable (one line naming it as `what`).
+
+    Examples:
+        >>> check_reference("results/published/nv_embed_v2.csv").model
+        'nvidia/NV-Embed-v2'
+    """
+    path = Path(path)
+    what = what or f"reference {path}"
+    if not path.exists():
+        raise ResultsError(f"{what} does not exist; pass an existing score table or results folder (or reference=null)")
+    check_input_kind(path, what)  # named as the user wrote it, before the reader names the path
+    return load_scores(path)

@@ -1,0 +1,526 @@
+"""A run folder, the only code that knows its layout: one mteb TaskResult JSON per task with its provenance, the
+run's records, locked against a second writer, written atomically, and taken back whole when the run is refused.
+
+Layout::
+
+    <run_dir>/run.json               resolved config, overrides, versions, model identity, per-task records
+    <run_dir>/model_meta.json        mteb ModelMeta of the model (as mteb's own result cache writes it)
+    <run_dir>/results/<Task>.json    mteb TaskResult (mteb.TaskResult.from_disk reads it) + its provenance record
+    <run_dir>/items/<Task>.json      per-item values for the noise-aware gate, bound to the result by sha256
+    <run_dir>/predictions/           mteb's predictions (save_predictions=true)
+    <run_dir>/.hydra/                Hydra's record of the config and overrides, written once the run is accepted
+    <run_dir>/nvembed-eval.log       the run's full log
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import platform
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nvembed_eval.errors import OutputLockedError, ResultsError
+from nvembed_eval.io import atomic_write, installed_versions, non_finite_to_null, write_json
+from nvembed_eval.results.provenance import differences, summarize
+from nvembed_eval.results.scores import PROVENANCE_KEY
+
+if TYPE_CHECKING:
+    from mteb import TaskResult
+
+    from nvembed_eval.models.base import ModelIdentity
+
+TRACKED_PACKAGES = (
+    "nvembed-eval",
+    "mteb",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "tokenizers",
+    "scikit-learn",
+    "scipy",
+    "pytrec-eval-terrier",
+    "numpy",
+    "datasets",
+    "hydra-core",
+)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where each record of a run lives."""
+
+    run_dir: Path
+
+    @property
+    def run_file(self) -> Path:
+        return self.run_dir / "run.json"
+
+    @property
+    def model_meta(self) -> Path:
+        return self.run_dir / "model_meta.json"
+
+    @property
+    def results(self) -> Path:
+        return self.run_dir / "results"
+
+    @property
+    def items(self) -> Path:
+        return self.run_dir / "items"
+
+    @property
+    def predictions(self) -> Path:
+        return self.run_dir / "predictions"
+
+    @property
+    def hydra(self) -> Path:
+        return self.run_dir / ".hydra"
+
+    @property
+    def log(self) -> Path:
+        return self.run_dir / "nvembed-eval.log"
+
+    @property
+    def lock(self) -> Path:
+        return self.run_dir / ".run.lock"
+
+    @property
+    def scratch(self) -> Path:
+        """mteb's predictions of the task being scored, when they are not kept (removed after each task)."""
+        return self.run_dir / ".scratch"
+
+    def result(self, task: str) -> Path:
+        return self.results / f"{task}.json"
+
+    def written(self) -> tuple[Path, ...]:
+        """Every path a run writes to: none may be a symbolic link (a write would land outside the folder)."""
+        return (
+            self.run_file,
+            self.model_meta,
+            self.results,
+            self.items,
+            self.predictions,
+            self.hydra,
+            self.log,
+            self.scratch,
+        )
+
+
+def package_versions() -> dict[str, str | None]:
+    return {"python": platform.python_version(), **installed_versions(TRACKED_PACKAGES)}
+
+
+def git_revision(cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """A finished task's result file as found in a run folder: its provenance, or None when it has none."""
+
+    path: Path
+    provenance: dict[str, Any] | None
+
+
+class RunFolder:
+    """Owns one run directory: lock, run.json bookkeeping, atomic writes of results, items and records, and the
+    checks that decide whether a stored result may be reused.
+
+    Nothing is written before `start()`. Every file and folder this invocation creates is remembered, and every
+    record it replaces keeps its old bytes, so `discard()` can take the run back without touching anything that was
+    there before (a user's own files, an earlier run's results).
+    """
+
+    def __init__(self, paths: RunPaths) -> None:
+        self.paths = paths
+        self.run_dir = paths.run_dir
+        self.record: dict[str, Any] = {}
+        self.started = False
+        self.results_written = 0
+        self._created: list[Path] = []  # in creation order
+        self._replaced: dict[Path, bytes] = {}  # records overwritten by this invocation -> their old bytes
+
+    # ---------------------------------------------------------------------------------------- lock and checks
+
+    @contextmanager
+    def locked(self) -> Iterator[RunFolder]:
+        """Exclusive lock on the folder; a second writer is refused (never interleaved files).
+
+        The lock is an OS-level file lock, so a killed run releases it and a rerun can resume.
+
+        Raises:
+            OutputLockedError: another run holds the lock. ResultsError: a record the run would write is a symbolic
+                link, or the folder cannot be created.
+        """
+        from filelock import FileLock, Timeout
+
+        self._mkdir(self.run_dir)
+        for path in self.paths.written():
+            if path.is_symlink():
+                raise ResultsError(
+                    f"{path} is a symbolic link; a run writes only inside its folder, so it refuses to follow it. "
+                    "Replace the link with the real folder or file, or choose another output_dir"
+                )
+        lock_path = self.paths.lock
+        if not lock_path.exists():
+            self._created.append(lock_path)
+        lock = FileLock(str(lock_path), timeout=0)
+        try:
+            lock.acquire()  # filelock's Timeout is an OSError: it must not pass through `writing`
+        except Timeout:
+            raise OutputLockedError(
+                f"another nvembed-eval run is writing {self.run_dir}; wait for it to finish or choose another "
+                "output_dir=..."
+            ) from None
+        try:
+            yield self
+        finally:
+            lock.release()
+
+    def load_record(self) -> dict[str, Any]:
+        """Read run.json (empty when absent). Reads only.
+
+        Raises:
+            ResultsError: run.json is not valid JSON.
+        """
+        if self.paths.run_file.exists():
+            try:
+                self.record = json.loads(self.paths.run_file.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ResultsError(
+                    f"malformed {self.paths.run_file} ({exc}); move it away or choose another output_dir"
+                ) from None
+        return self.record
+
+    def result_files(self) -> list[Path]:
+        """The finished tasks' result files (`results/<Task>.json`), sorted."""
+        return sorted(self.paths.results.glob("*.json")) if self.paths.results.is_dir() else []
+
+    def stored_result(self, task_name: str) -> StoredResult | None:
+        """The result file of `task_name` and its provenance; None when there is no result file.
+
+        Raises:
+            ResultsError: the file is not a readable TaskResult of that task (corrupt, truncated, another task); the
+                message names the file and how to recompute that task alone.
+        """
+        path = self.paths.result(task_name)
+        if not path.exists():
+            return None
+        fix = f"rerun with overwrite=[{task_name}] to recompute that task, or delete the file"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ResultsError(f"unreadable result file {path} ({_first_line(exc)}); {fix}") from None
+        if not isinstance(data, dict) or data.get("task_name") != task_name or not isinstance(data.get("scores"), dict):
+            raise ResultsError(f"{path} is not an mteb TaskResult of {task_name}; {fix}")
+        provenance = data.get(PROVENANCE_KEY)
+        if provenance is not None and not isinstance(provenance, dict):
+            raise ResultsError(f"{path} has a malformed '{PROVENANCE_KEY}' provenance record; {fix}")
+        return StoredResult(path, provenance)
+
+    def check_model(self, identity: ModelIdentity) -> None:
+        """Refuse a folder holding results of another model (or model settings). Reads only.
+
+        Each result file's provenance names its model; folders written before results carried provenance are judged
+        by run.json's model record.
+
+        Raises:
+            OutputLockedError: another model's results are here (results of two models are never mixed).
+        """
+        other = None
+        for path in self.result_files():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+            except (OSError, UnicodeDecodeError, ValueError):
+                continue  # reported by stored_result when the task is planned
+            model = ((data.get(PROVENANCE_KEY) or {}) if isinstance(data, dict) else {}).get("model") or {}
+            if model.get("identity_key") not in (None, identity.key()):
+                other = f"{_model_change(model, identity)} (in {path.name})"
+                break
+        previous = self.record.get("model") or {}
+        done = [n for n, e in (self.record.get("tasks") or {}).items() if e.get("status") == "done"]
+        if (
+            other is None
+            and previous.get("identity_key") not in (None, identity.key())
+            and any(self.paths.result(n).exists() for n in done)
+        ):
+            other = _model_change(previous, identity)
+        if other is not None:
+            raise OutputLockedError(
+                f"{self.run_dir} holds results of another model or model settings, {other}; use a new output_dir "
+                "(results of two models are never mixed)"
+            )
+
+    def reusable(
+        self, expected: dict[str, dict[str, Any]], *, overwrite: bool | frozenset[str], trust_existing: bool
+    ) -> dict[str, bool]:
+        """The stored results a run keeps: those whose provenance matches what the run would record. Reads only.
+
+        Args:
+            expected: task name -> the provenance a result of this run would carry (`provenance.make_provenance`).
+            overwrite: True to recompute every task, or the names of the tasks to recompute.
+            trust_existing: keep result files that carry no provenance (plain mteb, older versions) as they are.
+
+        Returns:
+            Task name -> True when kept only by `trust_existing`, False when its provenance matched.
+
+        Raises:
+            ResultsError: a stored result was made with other settings, has no provenance (without
+                `trust_existing`), or cannot be read; one line naming the tasks, what differs (stored -> now) and the
+                fix. Nothing is kept in a result while the run records settings it was not made with.
+        """
+        kept: dict[str, bool] = {}
+        refused: list[str] = []
+        unproven: list[str] = []
+        for name, wanted in expected.items():
+            if overwrite is True or (isinstance(overwrite, frozenset) and name in overwrite):
+                continue
+            stored = self.stored_result(name)
+            if stored is None:
+                continue
+            if stored.provenance is None:
+                if trust_existing:
+                    kept[name] = True
+                else:
+                    unproven.append(name)
+                continue
+            diffs = differences(stored.provenance, wanted)
+            if not diffs:
+                kept[name] = False
+                continue
+            shown = summarize(diffs)
+            more = f" (+{len(shown) - 3} more)" if len(shown) > 3 else ""
+            refused.append(f"{name}: {'; '.join(shown[:3])}{more}")
+        if refused:
+            names = [r.split(":", 1)[0] for r in refused]
+            if isinstance(overwrite, frozenset):  # the tasks the user already recomputes stay in the suggested list
+                names = sorted(set(names) | overwrite)
+            shown = " | ".join(refused[:3]) + (f" | +{len(refused) - 3} more tasks" if len(refused) > 3 else "")
+            raise ResultsError(
+                f"{self.run_dir} holds results made with other settings ({shown}); recompute them with "
+                f"overwrite=[{','.join(names)}] (or overwrite=true), or use a new output_dir"
+            )
+        if unproven:
+            raise ResultsError(
+                f"{self.run_dir} holds results without a provenance record ({', '.join(unproven[:5])}"
+                f"{', ...' if len(unproven) > 5 else ''}: written by plain mteb or an older nvembed-eval), so what made"
+                f" them is unknown; recompute them with overwrite=[{','.join(unproven)}], or keep them as they are "
+                "with trust_existing=true"
+            )
+        return kept
+
+    # ---------------------------------------------------------------------------------------------- writing
+
+    def start(self, *, config: dict[str, Any], overrides: list[str], identity: ModelIdentity, **extra: Any) -> None:
+        """Create or re-open run.json: the first write of a run, made only once every check has passed.
+
+        Args:
+            config: the resolved config. overrides: the command-line overrides. identity: the model's identity.
+            extra: more top-level run.json entries (e.g. the benchmark and its resolved task list).
+        """
+        self.record.update(
+            {
+                "config": config,
+                "overrides": overrides,
+                "versions": package_versions(),
+                "git_revision": git_revision(Path(__file__).resolve().parent),
+                "model": identity.record(),
+                **extra,
+            }
+        )
+        self.record.setdefault("tasks", {})
+        self.started = True
+        self._save()
+
+    def write_hydra_record(self, records: dict[str, str]) -> None:
+        """Hydra's record of the run (`.hydra/config.yaml`, `hydra.yaml`, `overrides.yaml`), as Hydra writes it, but
+        only once the run is accepted (conf/hydra/default.yaml turns Hydra's own early write off)."""
+        for name, text in records.items():
+            self._write(self.paths.hydra / name, text.encode("utf-8"))
+
+    def write_model_meta(self, meta: dict[str, Any]) -> None:
+        self._write(self.paths.model_meta, (json.dumps(meta, indent=2, default=str) + "\n").encode("utf-8"))
+
+    def claim_log(self) -> Path:
+        """The run log's path, remembered as created when this invocation starts it (the log itself is appended to
+        by the logging module)."""
+        if not self.paths.log.exists():
+            self._created.append(self.paths.log)
+        return self.paths.log
+
+    def prediction_dir(self) -> Path:
+        """`<run>/predictions/`, created (and remembered) if needed: mteb writes its files there."""
+        self._mkdir(self.paths.predictions)
+        return self.paths.predictions
+
+    @contextmanager
+    def scratch(self) -> Iterator[Path]:
+        """An empty scratch folder inside the run folder, removed afterwards. What a killed run left there is removed
+        first (the lock says no other run uses it), so nothing accumulates outside the folder or in it."""
+        path = self.paths.scratch
+        shutil.rmtree(path, ignore_errors=True)
+        self._mkdir(path)
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def adopt(self, paths: list[Path]) -> None:
+        """Files another library wrote into the folder for this run (mteb's predictions): taken back with the run."""
+        for path in paths:
+            if path not in self._created and path not in self._replaced:
+                self._created.append(path)
+
+    def remove_predictions(self, files: list[str]) -> None:
+        """Remove earlier predictions of a task this run recomputes (mteb would merge into them)."""
+        for name in files:
+            path = self.paths.predictions / name
+            if path.is_file() and not path.is_symlink():
+                self._remember(path)
+                path.unlink()
+
+    def write_items(self, task_name: str, body: bytes) -> dict[str, str]:
+        """Write `<run>/items/<Task>.json`; returns its record for the result's provenance: {"path", "sha256"}."""
+        path = self.paths.items / f"{task_name}.json"
+        self._write(path, body)
+        return {"path": path.relative_to(self.run_dir).as_posix(), "sha256": hashlib.sha256(body).hexdigest()}
+
+    def write_result(self, result: TaskResult, entry: dict[str, Any], provenance: dict[str, Any]) -> Path:
+        """Write the TaskResult atomically (mteb's own serialisation plus its provenance record), then record it in
+        run.json.
+
+        Raises:
+            ResultsError: a score is not a finite number (NaN, inf); nothing is written, the task counts as failed.
+        """
+        path = self.paths.result(result.task_name)
+        data = result.to_dict()
+        # What `TaskResult.to_disk` adds to `to_dict()`: the date as a timestamp and scores rounded to 6 decimals.
+        data["date"] = result.date.timestamp() if result.date else None
+        result._round_scores(data["scores"], 6)
+        bad = _non_finite_main_score(data.get("scores"))
+        if bad:
+            raise ResultsError(
+                f"{result.task_name}: mteb's evaluator gave a non-finite main score ({bad}); the task is not recorded "
+                "as finished. Check the task data (e.g. constant gold scores, a single class) and the model's vectors"
+            )
+        # Auxiliary metrics can be undefined on small data (mteb's nAUC of a perfect ranking is NaN): stored as null.
+        data["scores"] = non_finite_to_null(data.get("scores"))
+        data[PROVENANCE_KEY] = provenance
+        # allow_nan=False: the file is strict JSON, never a bare NaN that other readers reject.
+        self._write(path, (json.dumps(data, indent=2, allow_nan=False) + "\n").encode("utf-8"))
+        self.record.setdefault("tasks", {})[result.task_name] = {"status": "done", **entry}
+        self._save()
+        self.results_written += 1
+        return path
+
+    def record_trusted(self, task_name: str) -> None:
+        """run.json's entry for a result kept by `trust_existing=true`: what made it is unknown, so no settings are
+        claimed for it (an earlier entry for the task, made by other settings, is replaced)."""
+        self.record.setdefault("tasks", {})[task_name] = {
+            "status": "kept",
+            "provenance": None,
+            "note": "kept by trust_existing=true: the result file has no provenance record; what made it is unknown",
+        }
+        self._save()
+
+    def _save(self) -> None:
+        with writing(self.paths.run_file):
+            self._remember(self.paths.run_file)
+            write_json(self.paths.run_file, self.record)
+
+    def _write(self, path: Path, body: bytes) -> None:
+        with writing(path):
+            self._mkdir(path.parent)
+            self._remember(path)
+            atomic_write(path, body)
+
+    def _mkdir(self, folder: Path) -> None:
+        with writing(folder):
+            missing = [p for p in (folder, *folder.parents) if not p.exists()]
+            folder.mkdir(parents=True, exist_ok=True)
+            self._created += reversed(missing)
+
+    def _remember(self, path: Path) -> None:
+        """Before a write: a new file is remembered as created, an existing one (once) with its current bytes."""
+        if path in self._replaced or path in self._created:
+            return
+        if path.is_file():
+            self._replaced[path] = path.read_bytes()
+        else:
+            self._created.append(path)
+
+    # ------------------------------------------------------------------------------------------------ discard
+
+    def discard(self) -> None:
+        """Take back a run that recorded no result: remove every file and folder it created, newest first, then
+        restore every record it replaced. Nothing that existed before is removed; the run log keeps what it says
+        (why the run stopped) when it existed before."""
+        for path in reversed(self._created):
+            with contextlib.suppress(OSError):
+                if path.is_symlink() or path.is_file():
+                    path.unlink()
+                elif path.is_dir():
+                    shutil.rmtree(path)  # a folder this run created holds only what this run (and mteb) put there
+        for path, body in self._replaced.items():
+            if path != self.paths.log:
+                with contextlib.suppress(OSError):
+                    atomic_write(path, body)
+        self._created.clear()
+        self._replaced.clear()
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn a failed write under the run folder (full disk, read-only folder, a file where a folder should be) into
+    one line; `atomic_write` has already removed its temp file, so no partial or empty file is left."""
+    try:
+        yield
+    except OSError as exc:
+        raise ResultsError(
+            f"cannot write {path} ({exc.strerror or exc}); free disk space, fix the folder's permissions, or choose "
+            "another output_dir"
+        ) from None
+
+
+def _model_change(stored: dict[str, Any], identity: ModelIdentity) -> str:
+    """What differs between a stored model record and this run's model, e.g. `model.max_seq_length 8 -> 128`."""
+    now = {
+        "name": identity.name,
+        "revision": identity.revision,
+        "knobs": identity.knobs,
+        "identity_key": identity.key(),
+    }
+    changes = summarize(differences({"model": stored}, {"model": now}))
+    return "; ".join(changes) or f"{stored.get('name')}@{stored.get('revision')}"
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+
+def _non_finite_main_score(scores: Any) -> str | None:
+    """`<split>/<subset>=<value>` of the first split/subset whose `main_score` is missing or not a finite number."""
+    for split, entries in (scores or {}).items():
+        for entry in entries if isinstance(entries, list) else []:
+            value = entry.get("main_score") if isinstance(entry, dict) else None
+            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+                subset = entry.get("hf_subset") if isinstance(entry, dict) else "?"
+                return f"{split}/{subset} main_score={value}"
+    return None
