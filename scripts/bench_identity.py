@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nvembed_eval.models.base import folder_revision  # noqa: E402
+from nvembed_eval.models.base import folder_revision
 
 CHUNK = 64 * 1024 * 1024
 
