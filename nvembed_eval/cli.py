@@ -28,7 +28,7 @@ from nvembed_eval.config import (
     validate,
 )
 from nvembed_eval.errors import NVEmbedEvalError, ResultsError
-from nvembed_eval.io import Parser, conf_dir, finite_non_negative_float, nearest_existing, non_negative_int
+from nvembed_eval.io import Parser, conf_dir, emit, finite_non_negative_float, nearest_existing, non_negative_int
 from nvembed_eval.models.probe import (
     check_baseline_path,
     check_usable,
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
             check_sweep(line)  # every swept value, before the first job runs
             check_torch()
             check_sweep_output_dirs(line)
-            given = line.given("output_dir")
+            given = line.given("hydra.sweep.dir") or line.given("output_dir")
             root = str(given.value()) if given is not None and not given.is_sweep_override() else None
             default = Path(os.environ.get("NVEMBED_EVAL_ROOT", ".")) / "outputs"
             keep = nearest_existing(Path(root or default).expanduser().absolute())
@@ -84,11 +84,12 @@ def _single_run(line) -> None:
     cfg, hydra_cfg, run_dir = job_config(compose(line))
     settings = validate(cfg, line)
     if settings.plan.enabled:  # a dry run however it was set: no model, no data, nothing written
-        print(render_plan(settings), end="")
+        emit(render_plan(settings), end="")
         return
     check_torch()
-    given = line.given("output_dir")
-    check_output_dir(str(given.value()) if given is not None else str(run_dir))
+    key = "hydra.run.dir" if line.given("hydra.run.dir") is not None else "output_dir"
+    given = line.given(key)
+    check_output_dir(str(given.value()) if given is not None else str(run_dir), key)
     if not settings.progress:  # mteb's evaluators draw bars of their own; tqdm reads this when first imported
         os.environ.setdefault("TQDM_DISABLE", "1")
     logging.config.dictConfig(_plain(hydra_cfg.job_logging))  # the console Hydra would configure for a job
@@ -113,7 +114,7 @@ def _hydra_main(args: list[str], keep: Path) -> None:
     def job(cfg: DictConfig) -> None:
         hydra_cfg = HydraConfig.get()
         try:
-            settings = validate(cfg)
+            settings = validate(cfg, cwd=hydra_cfg.runtime.cwd)  # the launch folder, even after hydra.job.chdir
             if not settings.progress:
                 os.environ.setdefault("TQDM_DISABLE", "1")
             _run(resolve_run(cfg, hydra_cfg, settings), keep)
@@ -196,7 +197,7 @@ def _probe(args) -> int:
             device=device,
             batch_size=settings.batch_size,
         )
-        print(f"wrote {args.baseline}: probe set v{probe_set.version}, {vectors.shape[0]} texts x {vectors.shape[1]}")
+        emit(f"wrote {args.baseline}: probe set v{probe_set.version}, {vectors.shape[0]} texts x {vectors.shape[1]}")
         return 0
     probe_set = load_probe_set(baseline.probe_set_version)
     difference = identity_difference(baseline, encoder.identity)
@@ -212,8 +213,8 @@ def _probe(args) -> int:
     tolerance = args.tolerance if args.tolerance is not None else default_tolerance(baseline.identity)
     cmp = compare_embeddings(probe_set, baseline.embeddings, vectors, tolerance)
     if difference:
-        print(f"note: comparing across models ({difference})")
-    print(render_comparison(cmp, baseline, probe_versions(), args.worst), end="")
+        emit(f"note: comparing across models ({difference})")
+    emit(render_comparison(cmp, baseline, probe_versions(), args.worst), end="")
     return cmp.exit_code
 
 

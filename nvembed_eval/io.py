@@ -13,6 +13,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import uuid
@@ -118,11 +119,13 @@ def default_out(inputs: Sequence[Path], folder_name: str) -> Path:
     )
 
 
-def emit(text: str, stream: Any = None) -> None:
-    """Print to stdout (or `stream`); a closed pipe (`| head`) must not turn the exit code into a traceback's 1."""
+def emit(text: str = "", stream: Any = None, end: str = "\n") -> None:
+    """`print` for the console commands: to stdout (or `stream`). A reader that stops early (`| head -1`) closes the
+    pipe: the rest of the output is dropped and the command keeps its own exit code (a gate's 1 stays 1), where
+    `print` would end in a BrokenPipeError traceback."""
     stream = stream or sys.stdout
     try:
-        stream.write(text)
+        stream.write(text + end)
         stream.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
@@ -180,9 +183,61 @@ def human_size(n: float) -> str:
     return f"{n:.0f} {units[0]}" if units[0] == "B" else f"{n:.1f} {units[0]}"
 
 
+def names_a_path(text: str) -> bool:
+    """Whether a value that may be a name (a shipped table, `auto`) is meant as a path: it has a folder part, a
+    suffix, or starts with `~`."""
+    return "/" in text or bool(Path(text).suffix) or text.startswith("~")
+
+
 def nearest_existing(path: Path) -> Path:
     """`path` or its nearest ancestor that exists."""
     return next(p for p in (path, *path.parents) if p.exists())
+
+
+# ------------------------------------------------------------------------------------------------------ reading
+
+READ_MAX_BYTES = 256 * 1024 * 1024  # a results, record or score file (a real one is at most a few MB)
+
+
+def check_regular_file(path: Path, what: str | None = None, limit: int | None = None) -> int:
+    """The size in bytes of `path` when it is a regular file (links followed) of at most `limit` bytes: a reader given
+    a FIFO would wait forever, a device would never end, a huge file would fill the memory.
+
+    Raises:
+        ResultsError: a pipe, device, socket or folder, or a file larger than `limit` (one line naming it).
+        OSError: it cannot be looked at (missing, no permission).
+    """
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a pipe" if stat.S_ISFIFO(info.st_mode) else "a folder" if stat.S_ISDIR(info.st_mode) else "a device"
+        raise ResultsError(f"{what or path} is {kind}, not a regular file; pass the file itself")
+    if limit is not None and info.st_size > limit:
+        raise ResultsError(
+            f"{what or path} is {human_size(info.st_size)}, more than the {human_size(limit)} a file of its kind can "
+            "be; it is not read (check that it is the file you meant)"
+        )
+    return info.st_size
+
+
+def read_bounded(path: Path, limit: int = READ_MAX_BYTES, what: str | None = None) -> bytes:
+    """Every byte of the regular file `path`, refused when larger than `limit` bytes (before reading it, and when it
+    grew past `limit` while being read).
+
+    Raises:
+        ResultsError: as `check_regular_file`. OSError: it cannot be read.
+    """
+    check_regular_file(path, what, limit)
+    with path.open("rb") as handle:
+        body = handle.read(limit + 1)
+    if len(body) > limit:
+        check_regular_file(path, what, limit)  # grown meanwhile: refused in the same words
+        raise ResultsError(f"{what or path} grew past {human_size(limit)} while being read; it is not read")
+    return body
+
+
+def read_text(path: Path, limit: int = READ_MAX_BYTES) -> str:
+    """`read_bounded` decoded as UTF-8 (raises UnicodeDecodeError as `Path.read_text` does)."""
+    return read_bounded(path, limit).decode("utf-8")
 
 
 # ------------------------------------------------------------------------------------------------------ digests
@@ -201,11 +256,11 @@ def file_sha256(path: Path, *, salt: bytes = b"", remember: bool = False) -> str
     Raises:
         OSError: the file cannot be read.
     """
-    stat = path.stat()
+    info = path.stat()
     memo = None
     if remember:
         with contextlib.suppress(OSError, RuntimeError):  # no usable home folder: nothing is remembered
-            memo = _memo_path(path, stat, salt)
+            memo = _memo_path(path, info, salt)
     if memo is not None:
         with contextlib.suppress(OSError, UnicodeDecodeError):
             known = memo.read_text(encoding="ascii").strip()
@@ -222,19 +277,11 @@ def file_sha256(path: Path, *, salt: bytes = b"", remember: bool = False) -> str
     return value
 
 
-def _memo_path(path: Path, stat: os.stat_result, salt: bytes) -> Path:
+def _memo_path(path: Path, info: os.stat_result, salt: bytes) -> Path:
     root = os.environ.get(DIGESTS_ENV)
     folder = Path(root).expanduser() if root else Path.home() / ".cache" / "nvembed-eval" / "digests"
-    facts = [
-        str(path.resolve()),
-        stat.st_size,
-        stat.st_mtime_ns,
-        stat.st_ctime_ns,
-        stat.st_ino,
-        stat.st_dev,
-        salt.hex(),
-    ]
-    key = json.dumps(facts)
+    facts = [path.resolve(), info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev, salt.hex()]
+    key = json.dumps(facts, default=str)
     return folder / hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nvembed_eval.errors import ConfigError, NVEmbedEvalError
-from nvembed_eval.io import Parser, conf_dir, text_table
+from nvembed_eval.io import Parser, conf_dir, emit, text_table
 from nvembed_eval.tasks.benchmarks import Benchmark, harness_benchmarks
 from nvembed_eval.tasks.specs import list_task_specs, load_task_spec, register_smoke_tasks
 
@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NVEmbedEvalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(text)
+    emit(text)
     return 0
 
 

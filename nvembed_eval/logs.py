@@ -55,25 +55,48 @@ def _notice(record: logging.LogRecord) -> str:
     return message
 
 
+class _RunLogHandler(logging.FileHandler):
+    """The run log's handler. A write that fails (full disk) stops the log instead of printing logging's traceback for
+    every later record; `detach_run_log` then says once that the log is incomplete."""
+
+    failure: OSError | None = None
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handleError(record)
+            return
+        if self.failure is None:
+            self.failure = error
+        self.setLevel(logging.CRITICAL + 1)  # stop trying: every later write would fail the same way
+
+
 def attach_run_log(path: Path) -> Path:
     """Send every log record (INFO and above, all libraries) to the run log `path`, appending across resumed runs.
     Returns `path`."""
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _RunLogHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(_FORMAT))
     handler.setLevel(logging.INFO)
-    root = logging.getLogger()
-    root.addHandler(handler)
+    logging.getLogger().addHandler(handler)
     logging.captureWarnings(True)  # Python warnings too (py.warnings logger), deduplicated on the console
     return path
 
 
 def detach_run_log(path: Path) -> None:
-    """Close and remove the run log handler of `path` (the Python API runs several runs in one process)."""
+    """Close and remove the run log handler of `path` (the Python API runs several runs in one process). A log that
+    could not be written completely (full disk) is reported in one warning; the run's results stand on their own
+    writes, each checked where it is made."""
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == Path(path).absolute():
+        if isinstance(handler, _RunLogHandler) and Path(handler.baseFilename) == Path(path).absolute():
             root.removeHandler(handler)
-            handler.close()
+            try:
+                handler.close()
+            except OSError as exc:  # the final flush on a full disk
+                handler.failure = handler.failure or exc
+            if handler.failure is not None:
+                reason = handler.failure.strerror or handler.failure
+                logging.getLogger(__name__).warning("the run log %s is incomplete: %s", path, reason)
 
 
 def route_library_logs(progress: bool = False) -> None:

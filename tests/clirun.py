@@ -81,17 +81,19 @@ def invoke(
     main: Callable[[list[str]], object] | None = None,
     env: dict[str, str] | None = None,
     hub: Path | None = None,
+    cwd: Path = REPO,
 ) -> CliResult:
     """An entry point's `main(args)` in this process, as the console script would run it: from the checkout, with
     the isolated environment, stdout and stderr captured, its exit code; logging and the environment restored after.
     `main` defaults to `nvembed-eval`'s. `hub`: a Hugging Face home (hubcache.py) that huggingface_hub and datasets
-    read instead of the real one (they read HF_HOME when imported, so their settings are pointed at it)."""
+    read instead of the real one (they read HF_HOME when imported, so their settings are pointed at it). `cwd`: the
+    folder it runs in (default: the checkout)."""
     if main is None:
         from nvembed_eval.cli import main
     out, err = io.StringIO(), io.StringIO()
     with _restored(), _hub(hub), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         os.environ.update({**isolated_env(tmp), **(env or {})})
-        os.chdir(REPO)
+        os.chdir(cwd)
         try:
             main(list(args))
             code = 0

@@ -190,7 +190,7 @@ def test_the_gate_imports_only_what_it_needs(tmp_path):
         "from nvembed_eval.judge.render import main\n"
         "try:\n"
         f"    main([{str(REPO / 'results/baselines/ci_minilm')!r}, '--reference',"
-        f" {str(REPO / 'results/published/all_minilm_l6_v2.csv')!r}, '--out', {str(tmp_path)!r}])\n"
+        f" {str(REPO / 'results/published/all_minilm_l6_v2.csv')!r}, '--out', {str(tmp_path)!r}, '--allow-subset'])\n"
         "except SystemExit as exit:\n"
         "    code = exit.code\n"
         "print(json.dumps([code, sorted(m for m in sys.modules if m.startswith('nvembed_eval'))]))\n"

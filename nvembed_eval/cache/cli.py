@@ -12,7 +12,7 @@ from pathlib import Path
 from nvembed_eval.cache.encoder import ENV_VAR, default_cache_dir
 from nvembed_eval.cache.store import MODEL_DIR_RE, PruneSummary, clear_folder, prune_root, scan_root
 from nvembed_eval.errors import CacheError, NVEmbedEvalError
-from nvembed_eval.io import SIZE_EXAMPLES, Parser, human_size, parse_size
+from nvembed_eval.io import SIZE_EXAMPLES, Parser, emit, human_size, parse_size
 
 logger = logging.getLogger(__name__)
 
@@ -34,28 +34,28 @@ def _confirm(question: str, yes: bool) -> bool:
         raise CacheError(f"refusing to {question} without --yes")
     if input(f"{question}? [y/N] ").strip().lower() in {"y", "yes"}:
         return True
-    print("nothing deleted")
+    emit("nothing deleted")
     return False
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
     root = _resolve_dir(args.cache_dir)
     rows = scan_root(root)
-    print(f"cache dir: {root}")
+    emit(f"cache dir: {root}")
     if not rows:
-        print("empty")
+        emit("empty")
         return 0
-    print(f"{'model key':<18}{'shards':>8}{'entries':>11}{'size':>12}  model")
+    emit(f"{'model key':<18}{'shards':>8}{'entries':>11}{'size':>12}  model")
     for r in rows:
         size = human_size(r["bytes"])
-        print(f"{r['key']:<18}{r['shards']:>8}{r['entries']:>11}{size:>12}  {r['name']}@{r['revision']}")
+        emit(f"{r['key']:<18}{r['shards']:>8}{r['entries']:>11}{size:>12}  {r['name']}@{r['revision']}")
         if r["partial_files"] or r["unreadable_shards"]:
-            print(
+            emit(
                 f"{'':<18}{r['partial_files']} unfinished temp files ({human_size(r['partial_bytes'])}), "
                 f"{r['unreadable_shards']} unreadable shards; `clear` removes them"
             )
     total = human_size(sum(r["bytes"] for r in rows))
-    print(f"{'total':<18}{sum(r['shards'] for r in rows):>8}{sum(r['entries'] for r in rows):>11}{total:>12}")
+    emit(f"{'total':<18}{sum(r['shards'] for r in rows):>8}{sum(r['entries'] for r in rows):>11}{total:>12}")
     return 0
 
 
@@ -67,7 +67,7 @@ def _cmd_clear(args: argparse.Namespace) -> int:
     folders = sorted(p for p in root.iterdir() if p.is_dir() and MODEL_DIR_RE.match(p.name)) if root.is_dir() else []
     chosen = [p for p in folders if p.name.startswith(prefix)]
     if not folders and not prefix:
-        print(f"nothing to clear in {root}")
+        emit(f"nothing to clear in {root}")
         return 0
     if not chosen:
         known = ", ".join(p.name for p in folders) or "none"
@@ -79,16 +79,16 @@ def _cmd_clear(args: argparse.Namespace) -> int:
     for folder in chosen:
         f, b = clear_folder(folder)
         files, size = files + f, size + b
-    print(f"removed {files} files ({human_size(size)}) from {len(chosen)} model folder(s) in {root}")
+    emit(f"removed {files} files ({human_size(size)}) from {len(chosen)} model folder(s) in {root}")
     return 0
 
 
 def _print_prune(summary: PruneSummary, verb: str, root: Path, max_bytes: int) -> None:
-    print(f"{verb} {summary.files_removed} files ({human_size(summary.bytes_removed)}) from {root}")
+    emit(f"{verb} {summary.files_removed} files ({human_size(summary.bytes_removed)}) from {root}")
     for key, n in sorted(summary.shards_removed.items()):
-        print(f"  {key}: {n} shards")
+        emit(f"  {key}: {n} shards")
     over = "; the rest are temp files of jobs still writing" if summary.bytes_left > max_bytes else ""
-    print(f"left: {human_size(summary.bytes_left)} of cache files (cap {human_size(max_bytes)}){over}")
+    emit(f"left: {human_size(summary.bytes_left)} of cache files (cap {human_size(max_bytes)}){over}")
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:
@@ -97,7 +97,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     plan = prune_root(root, max_bytes, dry_run=True)
     if plan.files_removed == 0:
         left, cap = human_size(plan.bytes_left), human_size(max_bytes)
-        print(f"nothing to remove: {left} of cache files in {root} (cap {cap})")
+        emit(f"nothing to remove: {left} of cache files in {root} (cap {cap})")
         return 0
     if args.dry_run:
         _print_prune(plan, "would remove", root, max_bytes)

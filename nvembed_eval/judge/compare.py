@@ -35,7 +35,7 @@ class Status(StrEnum):
     ok = "ok"
     regression = "REGRESSION"
     improvement = "improved"  # beyond tolerance: shown, fails only with --two-sided
-    missing = "missing"  # in the benchmark and the reference, not in the run
+    missing = "missing"  # in the benchmark and the reference, not in the run: fails unless a subset is allowed
     no_reference = "no reference"  # in the run, not in the reference
     outside = "not in benchmark"  # outside the benchmark: shown, never judged
 
@@ -80,6 +80,7 @@ class Comparison:
     notes: tuple[str, ...] = ()  # warnings the outputs must carry (other model, unknown model, benchmark choice)
     gate: Gate = DEFAULT_GATE
     settings: NoiseSettings = field(default_factory=NoiseSettings)
+    allow_subset: bool = False  # reference tasks the run lacks are shown, not failed
 
     @property
     def tolerance_only(self) -> list[Row]:
@@ -88,8 +89,18 @@ class Comparison:
 
     @property
     def failures(self) -> list[Row]:
+        """Rows that fail the gate: regressions (and improvements when two-sided), and benchmark tasks the reference
+        scored but the run did not, unless a subset is allowed: a gate that passes when a task stopped running would
+        pass over what it never checked."""
         bad = {Status.regression, Status.improvement} if self.two_sided else {Status.regression}
+        if not self.allow_subset:
+            bad.add(Status.missing)
         return [r for r in self.rows if r.status in bad]
+
+    @property
+    def uncovered(self) -> list[Row]:
+        """Benchmark tasks the reference scored and the run did not."""
+        return [r for r in self.rows if r.status is Status.missing]
 
     @property
     def exit_code(self) -> int:
@@ -173,6 +184,7 @@ def compare(
     gate: Gate = DEFAULT_GATE,
     settings: NoiseSettings | None = None,
     allow_other_data: bool = False,
+    allow_subset: bool = False,
 ) -> Comparison:
     """Compare two score sets task by task, or refuse.
 
@@ -191,10 +203,12 @@ def compare(
         settings: resamples, confidence level and seed of the intervals (default `NoiseSettings()`).
         allow_other_data: judge tasks whose results' provenance records name different data on the two sides (other
             local files, another hub commit), flagging each such row "data differs: ..."; by default they are refused.
+        allow_subset: judge only the tasks the run has; by default a benchmark task the reference scored and the run
+            did not fails (coverage), so a task that stopped running cannot turn a gate green.
 
     Returns:
-        The Comparison; `exit_code` is 1 when a judged task failed, else 0. Tasks without a score on one side, or
-        outside the benchmark, never fail and never count as 0.
+        The Comparison; `exit_code` is 1 when a judged task failed or a reference task is missing from the run
+        (without `allow_subset`), else 0. A missing score never counts as 0; tasks outside the benchmark never fail.
 
     Raises:
         ConfigError: non-finite or negative tolerance; unknown benchmark name; resamples or confidence out of range.
@@ -243,4 +257,5 @@ def compare(
         tuple(notes + bench_notes),
         gate,
         settings,
+        allow_subset,
     )

@@ -216,7 +216,7 @@ def build_items(data: TaskData, spec: TaskSpec, prediction_dir: Path, result: Ta
             path = prediction_dir / leaf.prediction_file_name
             if not path.is_file():
                 raise ItemsUnavailable(f"mteb wrote no predictions for {leaf.metadata.name}")
-            predictions = json.loads(path.read_text(encoding="utf-8"))
+            predictions = json.loads(path.read_text(encoding="utf-8"))  # mteb wrote it in the run's scratch folder
             groups.append(make(leaf, spec.metric, predictions, leaf.eval_splits[0], leaf.hf_subsets[0]))
     items = ItemSet(spec.name, kind, unit, spec.metric, score, tuple(groups))
     check_score(items, score)

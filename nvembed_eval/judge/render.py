@@ -72,8 +72,20 @@ def gate_line(cmp: Comparison) -> str:
 def verdict(cmp: Comparison) -> str:
     if not cmp.failures:
         return "PASS"
-    bases = sorted({r.basis for r in cmp.failures})
-    return f"FAIL: {len(cmp.failures)} task(s) beyond {' or '.join(bases)}"
+    judged = [r for r in cmp.failures if r.judged]
+    parts = [f"{len(judged)} task(s) beyond {' or '.join(sorted({r.basis for r in judged}))}"] if judged else []
+    if not cmp.allow_subset and cmp.uncovered:
+        parts.append(f"{len(cmp.uncovered)} reference task(s) not in the run")
+    return "FAIL: " + "; ".join(parts)
+
+
+def subset_note(cmp: Comparison) -> str:
+    """How reference tasks missing from the run were treated, in words every output carries; "" when none is."""
+    if not cmp.uncovered:
+        return ""
+    if cmp.allow_subset:
+        return "not in the run, not judged (--allow-subset)"
+    return "not in the run: fails the gate (pass --allow-subset to judge the run's tasks alone)"
 
 
 def _paired_delta(cmp: Comparison, members: Sequence[str]) -> str:
@@ -95,9 +107,11 @@ def count_lines(cmp: Comparison) -> list[str]:
     missing = cmp.not_run
     if missing:
         lines.append(
-            f"Not in this run: {len(missing)} of the {len(cmp.benchmark.tasks)} benchmark tasks (no score, not "
-            f"counted as 0, not failed): {', '.join(missing)}."
+            f"Not in this run: {len(missing)} of the {len(cmp.benchmark.tasks)} benchmark tasks (no score, never "
+            f"counted as 0): {', '.join(missing)}."
         )
+    if note := subset_note(cmp):
+        lines.append(f"{len(cmp.uncovered)} of them the reference scored: {note}.")
     outside = cmp.reference_only_outside
     if outside:
         lines.append(
@@ -110,11 +124,12 @@ def count_lines(cmp: Comparison) -> list[str]:
 def render_markdown(cmp: Comparison) -> str:
     tasks = cmp.benchmark.tasks
     judged = sum(r.judged for r in cmp.rows)
+    subset = ", subset allowed" if cmp.allow_subset and cmp.uncovered else ""
     lines = [
         f"# {cmp.ours.label} vs {cmp.reference.label}",
         "",
         f"{verdict(cmp)} ({judged} task{'s' if judged != 1 else ''} judged; tolerance {cmp.tolerance:.2f} points"
-        f"{', two-sided' if cmp.two_sided else ''}; benchmark {cmp.benchmark.describe()}; gate {cmp.gate}).",
+        f"{', two-sided' if cmp.two_sided else ''}{subset}; benchmark {cmp.benchmark.describe()}; gate {cmp.gate}).",
         "",
         gate_line(cmp),
         "",
@@ -167,7 +182,8 @@ def render_csv(cmp: Comparison) -> str:
             for v in (r.ours, *_ends(n.ours), r.reference, *_ends(n.reference), r.delta, *_ends(n.delta))
         ]
         note = r.interval_note(cmp.gate)
-        writer.writerow([r.task, r.type, *cells, note, r.status, r.basis, int(r in cmp.failures), "; ".join(r.flags)])
+        flags = [*r.flags, *([subset_note(cmp)] if r.status is Status.missing else [])]
+        writer.writerow([r.task, r.type, *cells, note, r.status, r.basis, int(r in cmp.failures), "; ".join(flags)])
     return buffer.getvalue()
 
 
@@ -192,13 +208,16 @@ def render_junit(cmp: Comparison) -> bytes:
         name=f"nvembed-eval-compare {cmp.ours.label} vs {cmp.reference.label}",
         tests=str(len(cases)),
         failures=str(len(cmp.failures)),
-        skipped=str(sum(not r.judged for r in cases)),
+        skipped=str(sum(not r.judged and r not in cmp.failures for r in cases)),
         errors="0",
     )
     suite_name = re.sub(r"\W+", "_", cmp.benchmark.name).strip("_")  # "MTEB(eng, v2)" -> "MTEB_eng_v2"
     for r in cases:
         case = ET.SubElement(suite, "testcase", classname=f"{suite_name}.{r.type}", name=r.task)
-        if r in cmp.failures:
+        if r.status is Status.missing:
+            message = f"{r.task}: reference {_num(r.reference)}, {subset_note(cmp)}"
+            ET.SubElement(case, "failure" if r in cmp.failures else "skipped", message=message, type=r.status.name)
+        elif r in cmp.failures:
             failure = ET.SubElement(
                 case,
                 "failure",
@@ -251,7 +270,9 @@ def render_plot(cmp: Comparison, path: Path) -> None:
     ax.set_ylabel("delta (points)")
     ax.set_title(
         f"{cmp.ours.label} - {cmp.reference.label} (gate {cmp.gate}, tolerance ±{cmp.tolerance:.2f}; "
-        f"{len(shown)} shared tasks, {len(with_interval)} with intervals)",
+        f"{len(shown)} shared tasks, {len(with_interval)} with intervals"
+        f"{f'; {len(cmp.uncovered)} reference tasks not in the run' if cmp.uncovered else ''}"
+        f"{', subset allowed' if cmp.allow_subset and cmp.uncovered else ''})",
         fontsize=9,
     )
     fig.savefig(path, dpi=110)
@@ -286,6 +307,12 @@ def main(argv: list[str] | None = None) -> NoReturn:
         help="judge tasks whose results were made on different data (provenance), flagging each such row",
     )
     parser.add_argument(
+        "--allow-subset",
+        action="store_true",
+        help="judge only the tasks the run has (default: a benchmark task the reference scored and the run did not "
+        "fails the gate)",
+    )
+    parser.add_argument(
         "--gate",
         choices=[g.value for g in Gate],
         default=DEFAULT_GATE,
@@ -310,10 +337,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
             Gate(args.gate),
             NoiseSettings(args.resamples, args.confidence, args.seed),
             args.allow_other_data,
+            args.allow_subset,
         )
         written = write_outputs(cmp, args.out or default_out([args.results], "compare"))
-        emit("".join(f"warning: {note}\n" for note in cmp.notes), sys.stderr)
-        emit(render_markdown(cmp) + "".join(f"wrote {path}\n" for path in written))
+        emit("".join(f"warning: {note}\n" for note in cmp.notes), sys.stderr, end="")
+        emit(render_markdown(cmp) + "".join(f"wrote {path}\n" for path in written), end="")
         return cmp.exit_code
 
     exit_with(run, "; nothing was judged")

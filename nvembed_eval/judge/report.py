@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     def run() -> int:
         report = discover_runs(args.runs, args.benchmark)
         written = write_report(report, args.out or default_out(args.runs, "report"))
-        emit(render_markdown(report) + "".join(f"wrote {path}\n" for path in written))
+        emit(render_markdown(report) + "".join(f"wrote {path}\n" for path in written), end="")
         return 0
 
     exit_with(run, "", exit_on_success=False)

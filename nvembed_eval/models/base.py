@@ -1,8 +1,4 @@
-"""The one protocol every model family implements: encode texts with an already-templated instruction prefix.
-
-Templating (which instruction, which side, which template) happens in `nvembed_eval.tasks.instructions`; caching in
-`nvembed_eval.cache`; the bridge to mteb's encoder protocol in `nvembed_eval.models.mteb_adapter`.
-"""
+"""The one protocol every model family implements: encode texts with an already-templated instruction prefix."""
 
 from __future__ import annotations
 
@@ -23,12 +19,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModelIdentity:
-    """What makes two models' embeddings interchangeable.
-
-    `name` and `revision` feed mteb's result metadata (mteb keys its result cache by them); `knobs` holds every
-    setting that changes the vectors (dtype, max_length, pooling, ...). `key()` is what the embedding cache and the
-    results folder use, so two models that differ in any of these never share a result or a cached vector.
-    """
+    """What makes two models' embeddings interchangeable: `name` and `revision` (mteb keys its results by them) and
+    `knobs`, every setting that changes the vectors. `key()` keys the embedding cache and the results folder."""
 
     name: str  # "org/model" form, as mteb expects
     revision: str  # 40-hex hub commit of the loaded snapshot, or "sha256:<16 hex>" over every file a folder loads
@@ -39,24 +31,17 @@ class ModelIdentity:
         return {"name": self.name, "revision": self.revision, "knobs": self.knobs, "identity_key": self.key()}
 
     def key(self) -> str:
-        """Stable hex digest over name, revision and knobs."""
-        payload = json.dumps(
-            {"name": self.name, "revision": self.revision, "knobs": self.knobs}, sort_keys=True, default=str
-        )
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        payload = {"name": self.name, "revision": self.revision, "knobs": self.knobs}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
 @runtime_checkable
 class TextEncoder(Protocol):
-    """A model family adapter.
-
-    `encode` receives raw texts and the literal prefix to prepend (already templated; "" for none). It returns a
-    float32 array of shape (len(texts), dim), row i for texts[i], in the caller's order. `task_name` (the mteb task)
-    and `side` ("query", "document" or None) say what is being encoded; families whose prompts the model applies
-    itself (`instruction_template()` is None and a `prompt_key(task_name, side)` method exists, as for mteb registry
-    models) need them, and then `prefix` is that `prompt_key`, which keys the cache and the provenance. Other
-    families ignore them.
-    """
+    """A model family adapter: `encode` gets raw texts and the literal, already templated prefix ("" for none) and
+    returns float32 (len(texts), dim), row i for texts[i]. `task_name` (the mteb task) and `side` ("query", "document",
+    None) matter only when the model applies its own prompts (`instruction_template()` is None and it has a
+    `prompt_key(task_name, side)`, as mteb registry models do); then `prefix` is that key, which keys cache and
+    provenance."""
 
     identity: ModelIdentity
     embed_dim: int
@@ -73,19 +58,12 @@ class TextEncoder(Protocol):
     ) -> np.ndarray: ...
 
     def instruction_template(self) -> str | None:
-        """Template applied to an instruction, with `{instruction}` placeholder ("{instruction}" = verbatim); None =
-        no instruction is prepended by the harness."""
-        ...
+        """Template with an `{instruction}` placeholder; None = the harness prepends no instruction."""
 
 
 def planned_instruction_template(model_config: Mapping[str, Any]) -> str | None:
-    """The instruction template a model config would use, told without loading the model (for `plan=true`).
-
-    The adapter class named by the config's `_target_` answers through its static `template_for_config(config)`.
-
-    Raises:
-        ConfigError: the class cannot be imported, or has no `template_for_config`.
-    """
+    """The instruction template a model config would use, without loading the model (`plan=true`), from the static
+    `template_for_config(config)` of its `_target_` class; ConfigError if that cannot be imported or has none."""
     target = str(model_config.get("_target_") or "")
     module, _, name = target.rpartition(".")
     try:
@@ -102,10 +80,17 @@ def planned_instruction_template(model_config: Mapping[str, Any]) -> str | None:
 
 
 def folder_revision(folder: Path, files: Iterable[Path]) -> str:
-    """The revision of a model loaded from a folder, which has no hub commit: "sha256:<16 hex>" over every file it
-    loads (config, tokenizer, module configs, weights), their paths relative to `folder` and every byte of each.
-
-    Nothing is sampled: two checkpoints that differ in any byte differ here. Each file's digest is remembered by
-    (path, size, mtime, ctime, inode), so a 15 GB checkpoint is read once, not on every run (`io.file_sha256`).
-    """
+    """The revision of a folder (no hub commit): "sha256:<16 hex>" over every file it loads, paths and all bytes. Each
+    file's digest is remembered by (path, size, mtime, ctime, inode): a 15 GB checkpoint is read once (`io`)."""
     return "sha256:" + files_sha256(folder, files, salted=True, remember=True)[:16]
+
+
+def check_length(value: int, limit: int | None, key: str, model: str) -> None:
+    """Refuse a length setting above what the model can embed, when the model is loaded and before any data is read
+    (past its position embeddings a model fails mid-run, or embeds garbage).
+
+    Raises:
+        ConfigError: `value` > `limit` (one line naming both and the key).
+    """
+    if limit is not None and int(value) > limit:
+        raise ConfigError(f"<{key}={value}> is more than {model} can embed ({limit} tokens); use {key}={limit} or less")

@@ -1,8 +1,4 @@
-"""Hugging Face hub ids -> the local snapshot folder that is actually loaded, and the 40-hex commit it holds.
-
-Every model family resolves a hub id here and then loads from the returned folder, so the identity records the commit
-of the bytes loaded, never a branch or tag name (`main` moves; a commit does not).
-"""
+"""Hugging Face hub ids -> the snapshot folder actually loaded and its 40-hex commit (never a branch: `main` moves)."""
 
 from __future__ import annotations
 
@@ -34,10 +30,8 @@ def is_hub_id(value: str) -> bool:
 
 
 def snapshot_of_folder(folder: Path) -> Snapshot:
-    """A folder as is; one inside the hub cache layout (`models--org--name/snapshots/<commit>`) keeps its id and commit.
-
-    A snapshot folder's files are links into `../../blobs`, named by their content hash, so its name pins its bytes.
-    """
+    """A folder as is; one inside the hub cache layout (`models--org--name/snapshots/<commit>`) keeps its id and commit
+    (its files are links into `../../blobs`, named by content hash, so the folder name pins its bytes)."""
     parts = folder.parts
     if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--") and COMMIT.match(parts[-1]):
         org_name = parts[-3][len("models--") :].split("--", 1)
@@ -47,31 +41,16 @@ def snapshot_of_folder(folder: Path) -> Snapshot:
 
 
 def download_snapshot(repo_id: str, revision: str | None, allow_patterns: list[str], key: str) -> Snapshot:
-    """The snapshot folder of `repo_id` at `revision`, downloading only `allow_patterns` (offline: the cache only).
-
-    Args:
-        repo_id: "org/name".
-        revision: Branch, tag or commit; None = the repo's default branch (`main`).
-        allow_patterns: Files to fetch (fnmatch globs; `*` also matches `/`). Callers leave pickle weights and `*.py`
-            out unless the user allowed them.
-        key: The config key that named the repo, for errors (`model.path`, `model.name`).
-
-    Returns:
-        The snapshot, whose `commit` is the 40-hex commit of the folder that will be loaded.
-
-    Raises:
-        CheckpointError: neither downloadable nor in the cache, or the cache returned no commit folder.
-    """
+    """The snapshot folder of `repo_id` at `revision` (None = `main`), fetching only `allow_patterns` (callers leave
+    pickle and `*.py` out unless allowed); offline or on failure, the cache only. CheckpointError, naming the config key
+    `key`, when it is neither downloadable nor cached, or the cache returned no commit folder."""
     from huggingface_hub import snapshot_download
 
-    def fetch(local_only: bool) -> str:
-        return snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, local_files_only=local_only)
-
-    try:
-        local = fetch(False)  # offline (HF_HUB_OFFLINE), huggingface_hub itself answers from its cache
+    try:  # offline (HF_HUB_OFFLINE), huggingface_hub itself answers from its cache
+        local = snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, local_files_only=False)
     except Exception as first:  # no network, gated repo, unknown revision...: try the local cache before giving up
         try:
-            local = fetch(True)
+            local = snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, local_files_only=True)
             log.warning("hub download of %s failed (%s); using the cached snapshot %s", repo_id, first, local)
         except Exception:
             reason = str(first).splitlines()[0] if str(first) else ""

@@ -1,30 +1,20 @@
-"""Bridge from our `TextEncoder` protocol to mteb's encoder protocol (`AbsEncoder`).
-
-mteb hands us a DataLoader of batches plus the task metadata and the side (`prompt_type`); we flatten it to texts,
-ask the instruction resolver for the literal prefix, and call the (cached) encoder once per side with the task name
-and side. A model from mteb's own registry (`mteb_registry`) also scores with its own similarity function.
-"""
+"""Bridge from our `TextEncoder` to mteb's `AbsEncoder`: mteb's batches become texts plus the resolver's prefix; a model
+from mteb's registry keeps its own similarity function."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+from mteb.abstasks.task_metadata import TaskMetadata
 from mteb.models.abs_encoder import AbsEncoder
 from mteb.models.model_meta import ModelMeta
+from mteb.types import PromptType
 
 from nvembed_eval.errors import EncodingError
-
-if TYPE_CHECKING:
-    from mteb.abstasks.task_metadata import TaskMetadata
-    from mteb.types import PromptType
-
-    from nvembed_eval.models.base import TextEncoder
-
-log = logging.getLogger(__name__)
+from nvembed_eval.models.base import TextEncoder
 
 # (task name, side) -> literal prefix to prepend ("" for none). Side is "query", "document" or None.
 PrefixResolver = Callable[[str, "str | None"], str]
@@ -40,11 +30,8 @@ class TaskEncodeStats:
 
 
 def build_model_meta(encoder: TextEncoder) -> ModelMeta:
-    """mteb metadata from our identity: name + revision are what mteb writes into every TaskResult.
-
-    For a model from mteb's registry (an encoder with an `mteb_model`), the similarity function and the use of
-    instructions are that model's own.
-    """
+    """mteb metadata from our identity (mteb writes name + revision into every TaskResult); a model from mteb's
+    registry (an encoder with an `mteb_model`) keeps its own similarity function and use of instructions."""
     identity = encoder.identity
     inner_meta = getattr(getattr(encoder, "mteb_model", None), "mteb_model_meta", None)
     return ModelMeta(
@@ -71,13 +58,8 @@ def build_model_meta(encoder: TextEncoder) -> ModelMeta:
 
 
 class MtebEncoder(AbsEncoder):
-    """An mteb encoder over a `TextEncoder` plus a prefix resolver.
-
-    Args:
-        encoder: the model adapter (usually wrapped in `CachedEncoder`).
-        resolve_prefix: (task name, side) -> prefix string.
-        batch_size: forwarded to the encoder (a token budget may override it inside NV-Embed).
-    """
+    """An mteb encoder over a `TextEncoder` (usually a `CachedEncoder`) plus a prefix resolver; `batch_size` is
+    forwarded to the encoder (a token budget may override it inside NV-Embed)."""
 
     def __init__(self, encoder: TextEncoder, resolve_prefix: PrefixResolver, batch_size: int = 32) -> None:
         self.encoder = encoder
@@ -97,25 +79,23 @@ class MtebEncoder(AbsEncoder):
         **kwargs: Any,
     ) -> np.ndarray:
         texts = [text for batch in inputs for text in batch["text"]]
-        side = prompt_type.value if prompt_type is not None else None
-        prefix = self.resolve_prefix(task_metadata.name, side)
-        stats = self.task_stats.setdefault(task_metadata.name, TaskEncodeStats())
+        task, side = task_metadata.name, prompt_type.value if prompt_type is not None else None
+        prefix = self.resolve_prefix(task, side)
+        stats = self.task_stats.setdefault(task, TaskEncodeStats())
         stats.prefixes[side or "all"] = prefix
         tokens_before = _tokens_seen(self.encoder)
-        vectors = self.encoder.encode(
-            texts, prefix=prefix, batch_size=self.batch_size, task_name=task_metadata.name, side=side
-        )
+        vectors = self.encoder.encode(texts, prefix=prefix, batch_size=self.batch_size, task_name=task, side=side)
         stats.texts += len(texts)
         stats.tokens += _tokens_seen(self.encoder) - tokens_before
         if vectors.shape[0] != len(texts):
             raise EncodingError(
                 f"{self.encoder.identity.name} returned {vectors.shape[0]} vectors for {len(texts)} texts "
-                f"in {task_metadata.name}; the model adapter must return one row per text"
+                f"in {task}; the model adapter must return one row per text"
             )
         bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
         if bad.size:
             raise EncodingError(
-                f"non-finite embedding for input {int(bad[0])} of {task_metadata.name} ({side or 'all'} side, "
+                f"non-finite embedding for input {int(bad[0])} of {task} ({side or 'all'} side, "
                 f"{bad.size} bad rows); check model.dtype and the input text"
             )
         return vectors
@@ -123,20 +103,12 @@ class MtebEncoder(AbsEncoder):
     def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
         """The wrapped mteb model's own similarity when there is one (e.g. sentence-transformers' configured one)."""
         inner = getattr(self.encoder, "mteb_model", None)
-        return (
-            inner.similarity(embeddings1, embeddings2)
-            if inner is not None
-            else super().similarity(embeddings1, embeddings2)
-        )
+        return (super() if inner is None else inner).similarity(embeddings1, embeddings2)
 
     def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> Any:
-        """Pairwise form of `similarity`, likewise delegated."""
         inner = getattr(self.encoder, "mteb_model", None)
-        if inner is not None:
-            return inner.similarity_pairwise(embeddings1, embeddings2)
-        return super().similarity_pairwise(embeddings1, embeddings2)
+        return (super() if inner is None else inner).similarity_pairwise(embeddings1, embeddings2)
 
 
 def _tokens_seen(encoder: TextEncoder) -> int:
-    stats = getattr(encoder, "stats", None) or {}
-    return int(stats.get("tokens", 0))
+    return int((getattr(encoder, "stats", None) or {}).get("tokens", 0))

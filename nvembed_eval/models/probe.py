@@ -1,6 +1,5 @@
 """Embedding probes: a versioned set of texts shipped in the package, encoded straight through a model (no cache) into
-a baseline safetensors file, and compared text by text against it (`nvembed-eval-probe`, docs/probes.md).
-"""
+a baseline safetensors file, and compared text by text against it (`nvembed-eval-probe`, docs/probes.md)."""
 
 from __future__ import annotations
 
@@ -11,17 +10,14 @@ import platform
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from nvembed_eval.errors import ResultsError
 from nvembed_eval.io import atomic_write, installed_versions
-from nvembed_eval.models.base import ModelIdentity
+from nvembed_eval.models.base import ModelIdentity, TextEncoder
 from nvembed_eval.tasks.instructions import render_prefix
-
-if TYPE_CHECKING:
-    from nvembed_eval.models.base import TextEncoder
 
 PROBE_SET_VERSION = 1  # the set nvembed-eval-probe writes new baselines with
 BASELINE_FORMAT = "nvembed-eval-probe-baseline/1"
@@ -61,11 +57,7 @@ class ProbeSet:
 
 
 def load_probe_set(version: int = PROBE_SET_VERSION) -> ProbeSet:
-    """The probe set shipped as `nvembed_eval/models/probe_sets/probes_v<version>.json`.
-
-    Raises:
-        ResultsError: no such version in this package (names the versions it has).
-    """
+    """The shipped `probe_sets/probes_v<version>.json`; ResultsError naming the versions there are if it is absent."""
     folder = resources.files("nvembed_eval.models").joinpath("probe_sets")
     name = f"probes_v{version}.json"
     if not folder.joinpath(name).is_file():
@@ -92,21 +84,11 @@ def load_probe_set(version: int = PROBE_SET_VERSION) -> ProbeSet:
     return ProbeSet(int(raw["version"]), hashlib.sha256(canonical.encode("utf-8")).hexdigest(), probes)
 
 
-def probe_prefixes(probe_set: ProbeSet, template: str | None) -> list[str]:
-    """The literal prefix of each probe under the model's instruction template ("" where it has none)."""
-    return [render_prefix(p.instruction, template) if template is not None else "" for p in probe_set.probes]
-
-
 def encode_probes(encoder: TextEncoder, probe_set: ProbeSet, batch_size: int = 32) -> np.ndarray:
-    """Embed every probe with its templated instruction, one `encode` call per distinct prefix.
-
-    Pass the bare model adapter, not `CachedEncoder`: a cached vector would hide the very library or kernel change
-    the probe exists to catch.
-
-    Returns:
-        float32 array (len(probe_set.probes), encoder.embed_dim), row i for probe i.
-    """
-    prefixes = probe_prefixes(probe_set, encoder.instruction_template())
+    """float32 (len(probe_set.probes), embed_dim), row i for probe i with its templated instruction, one `encode` per
+    prefix. Pass the bare adapter, not `CachedEncoder`: a cached vector would hide the change the probe must catch."""
+    template = encoder.instruction_template()
+    prefixes = [render_prefix(p.instruction, template) if template is not None else "" for p in probe_set.probes]
     out = np.zeros((len(probe_set.probes), encoder.embed_dim), dtype=np.float32)
     for prefix in dict.fromkeys(prefixes):  # first-seen order, so a run is reproducible
         rows = [i for i, p in enumerate(prefixes) if p == prefix]
@@ -115,7 +97,6 @@ def encode_probes(encoder: TextEncoder, probe_set: ProbeSet, batch_size: int = 3
 
 
 def probe_versions() -> dict[str, str]:
-    """Installed versions of the packages whose changes the probes are meant to catch."""
     return {name: version or "not installed" for name, version in installed_versions(PACKAGES).items()}
 
 
@@ -165,16 +146,12 @@ def write_baseline(
         "batch_size": str(batch_size),
         "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    data = save({EMBEDDINGS_KEY: np.ascontiguousarray(embeddings, dtype=np.float32)}, metadata=meta)
-    atomic_write(Path(path), data)
+    atomic_write(Path(path), save({EMBEDDINGS_KEY: np.ascontiguousarray(embeddings, dtype=np.float32)}, metadata=meta))
 
 
 def check_baseline_path(path: Path, must_exist: bool) -> None:
-    """Refuse a baseline path that is a folder or another kind of non-file, or (`must_exist`) that is missing.
-
-    Raises:
-        ResultsError: one line saying what the path is and that a baseline is a .safetensors file.
-    """
+    """ResultsError (one line: what the path is; a baseline is a .safetensors file) for a folder or other non-file,
+    or (`must_exist`) a missing path."""
     path = Path(path)
     what = "a folder" if path.is_dir() else "not a regular file" if path.exists() and not path.is_file() else None
     if what:
@@ -187,11 +164,7 @@ def check_baseline_path(path: Path, must_exist: bool) -> None:
 
 
 def read_baseline(path: Path) -> Baseline:
-    """Read and validate a baseline file.
-
-    Raises:
-        ResultsError: missing, a folder, not a safetensors file, or not a probe baseline (names what is wrong).
-    """
+    """Read and validate a baseline; ResultsError naming what is wrong (missing, not safetensors, not a baseline)."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -228,11 +201,8 @@ def read_baseline(path: Path) -> Baseline:
 
 
 def check_usable(baseline: Baseline, probe_set: ProbeSet) -> None:
-    """Refuse a baseline that cannot be compared row for row with this probe set.
-
-    Raises:
-        ResultsError: other probe-set version, edited set, or a shape that does not match the probe list.
-    """
+    """ResultsError when the baseline cannot be compared row for row with this probe set: other probe-set version,
+    edited set, or a shape that does not match the probe list."""
     if baseline.probe_set_version != probe_set.version:
         raise ResultsError(
             f"{baseline.path} was written with probe set v{baseline.probe_set_version}, this run uses "
@@ -256,9 +226,8 @@ def identity_difference(baseline: Baseline, identity: ModelIdentity) -> str | No
     mine, theirs = identity_dict(identity), baseline.identity
     diffs = [f"{k} {theirs.get(k)!r} -> {mine[k]!r}" for k in ("name", "revision") if theirs.get(k) != mine[k]]
     knobs_a, knobs_b = theirs.get("knobs") or {}, mine["knobs"]
-    for key in sorted(set(knobs_a) | set(knobs_b)):
-        if knobs_a.get(key) != knobs_b.get(key):
-            diffs.append(f"{key} {knobs_a.get(key)!r} -> {knobs_b.get(key)!r}")
+    keys = sorted(set(knobs_a) | set(knobs_b))
+    diffs += [f"{k} {knobs_a.get(k)!r} -> {knobs_b.get(k)!r}" for k in keys if knobs_a.get(k) != knobs_b.get(k)]
     return "; ".join(diffs) or None
 
 
@@ -275,10 +244,8 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ProbeComparison:
-    """Per-text agreement of two embedding matrices of the same probe set.
-
-    `max_abs` is the largest element-wise |difference| of the L2-normalised vectors; `cosine` their cosine.
-    """
+    """Per-text agreement of two embedding matrices of the same probe set: `max_abs` is the largest element-wise
+    |difference| of the L2-normalised vectors, `cosine` their cosine."""
 
     probe_set: ProbeSet
     cosine: np.ndarray  # (N,)
@@ -309,19 +276,15 @@ def compare_embeddings(
 
 
 def _preview(text: str, width: int = 48) -> str:
-    shown = repr(text[:width])
-    return shown + (f"... ({len(text):,} chars)" if len(text) > width else "")
+    return repr(text[:width]) + (f"... ({len(text):,} chars)" if len(text) > width else "")
 
 
 def render_comparison(cmp: ProbeComparison, baseline: Baseline, current_versions: dict[str, str], k: int = 10) -> str:
     """The check report: version changes since the baseline, the k worst texts, and a verdict line."""
     lines = [f"probe set v{cmp.probe_set.version}: {len(cmp.probe_set.probes)} texts; baseline {baseline.path}"]
     lines.append(f"baseline written {baseline.written} on {baseline.device} (batch size {baseline.batch_size})")
-    changed = [
-        f"{n} {baseline.versions.get(n, '?')} -> {v}"
-        for n, v in current_versions.items()
-        if baseline.versions.get(n) != v
-    ]
+    old = baseline.versions
+    changed = [f"{n} {old.get(n, '?')} -> {v}" for n, v in current_versions.items() if old.get(n) != v]
     lines.append("package changes since the baseline: " + ("; ".join(changed) if changed else "none"))
     lines += ["", f"{'probe':<34} {'tags':<28} {'cosine':>12} {'max abs diff':>13}  text", "-" * 110]
     for i in cmp.worst(k):
@@ -333,9 +296,7 @@ def render_comparison(cmp: ProbeComparison, baseline: Baseline, current_versions
         )
     worst = float(np.nanmax(cmp.max_abs)) if cmp.max_abs.size else 0.0
     summary = f"max abs diff {worst:.3e}, min cosine {float(np.nanmin(cmp.cosine)):.9f}, tolerance {cmp.tolerance:.1e}"
-    n = len(cmp.probe_set.probes)
-    if cmp.failed.size:
-        lines += ["", f"FAIL: {cmp.failed.size}/{n} texts beyond tolerance (* above); {summary}"]
-    else:
-        lines += ["", f"PASS: {n}/{n} texts within tolerance; {summary}"]
+    n, bad = len(cmp.probe_set.probes), cmp.failed.size
+    verdict = f"FAIL: {bad}/{n} texts beyond tolerance (* above)" if bad else f"PASS: {n}/{n} texts within tolerance"
+    lines += ["", f"{verdict}; {summary}"]
     return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import difflib
 import hashlib
+import io
 import json
 import math
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from nvembed_eval.errors import ItemsUnavailable, NVEmbedEvalError, ResultsError
+from nvembed_eval.io import READ_MAX_BYTES, check_regular_file, read_bounded, read_text
 from nvembed_eval.results.scores import PROVENANCE_KEY, ScoreSet, TaskScore, metric_aliases, score_task_result
 from nvembed_eval.tasks.specs import list_task_specs, load_task_spec
 
@@ -96,7 +98,7 @@ def check_input_kind(path: Path, what: str) -> None:
     if suffix != ".json":
         raise ResultsError(f"{what} is a {suffix or 'suffix-less'} file, not results; {ACCEPTED}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path))
     except (OSError, ValueError):
         return  # a damaged result file: read_task_result says so and what to do
     if not isinstance(data, dict) or not ({"task_name", "mteb_dataset_name"} & set(data) or "scores" in data):
@@ -139,6 +141,7 @@ def read_task_result(path: Path) -> TaskResult:
     from mteb import TaskResult
 
     try:
+        check_regular_file(path, f"results file {path}", READ_MAX_BYTES)  # mteb reads it whole, whatever it is
         return TaskResult.from_disk(path)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
@@ -149,7 +152,7 @@ def read_task_result(path: Path) -> TaskResult:
 
 def _provenance_record(path: Path) -> dict[str, Any] | None:
     """The `nvembed_eval` provenance record of a result file mteb has already read (None for plain mteb results)."""
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = json.loads(read_text(path))
     record = data.get(PROVENANCE_KEY) if isinstance(data, dict) else None
     return record if isinstance(record, dict) else None
 
@@ -216,7 +219,7 @@ IGNORED_OVERRIDE_KEYS = ("output_dir", "hydra.", "hydra/")
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise ResultsError(f"malformed {path} ({exc.msg} at line {exc.lineno}); fix or remove it") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -226,7 +229,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(read_text(path))
     except yaml.YAMLError:
         raise ResultsError(f"malformed {path}; fix or delete the job folder") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -321,8 +324,8 @@ def read_items_file(result_path: Path, max_bytes: int = ITEMS_MAX_BYTES) -> byte
             larger than `max_bytes`, another file's sha256).
     """
     try:
-        record = (json.loads(result_path.read_text(encoding="utf-8")).get(PROVENANCE_KEY) or {}).get("items")
-    except (OSError, ValueError, AttributeError):
+        record = (json.loads(read_text(result_path)).get(PROVENANCE_KEY) or {}).get("items")
+    except (OSError, ValueError, AttributeError, ResultsError):
         record = None
     if not isinstance(record, dict):
         raise ItemsUnavailable("its result records no per-item data")
@@ -332,11 +335,12 @@ def read_items_file(result_path: Path, max_bytes: int = ITEMS_MAX_BYTES) -> byte
     path = (run_dir / str(record.get("path"))).resolve()
     if run_dir not in path.parents:
         raise ItemsUnavailable(f"its result points outside the run folder ({record.get('path')})")
-    if not path.is_file():
+    if not path.exists():
         raise ItemsUnavailable(f"{path} is missing")
-    if path.stat().st_size > max_bytes:
-        raise ItemsUnavailable(f"{path} is larger than {max_bytes} bytes; not read")
-    body = path.read_bytes()
+    try:
+        body = read_bounded(path, max_bytes)
+    except (ResultsError, OSError) as exc:  # a pipe, a device, a file made huge
+        raise ItemsUnavailable(str(exc)) from None
     if hashlib.sha256(body).hexdigest() != record.get("sha256"):
         raise ItemsUnavailable(f"{path} is not the file its result recorded (sha256 differs); rerun the task")
     return body
@@ -369,10 +373,10 @@ def read_score_table(path: Path, label: str | None = None) -> ScoreSet:
     """
     out = ScoreSet(source=path, label=label or path.stem, kind="table", model_source=f"{path.name} column model")
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets write a byte-order mark
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            columns = set(reader.fieldnames or ())
+        text = read_bounded(path).decode("utf-8-sig")  # -sig: spreadsheets write a byte-order mark
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = list(reader)
+        columns = set(reader.fieldnames or ())
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ResultsError(
             f"cannot read score table {path} ({exc}); pass a CSV with columns task,metric,score"

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nvembed_eval.errors import ResultsError
-from nvembed_eval.io import bundled_dir
+from nvembed_eval.io import bundled_dir, names_a_path
 from nvembed_eval.results.reading import canonical_model, check_input_kind, load_scores, read_score_table
 from nvembed_eval.results.scores import ScoreSet
 
@@ -56,7 +56,7 @@ def reference_table(reference: str | None, model: str, published: str | None = N
     if reference == "auto":
         return published_table_for(model, folder)
     text = str(reference)
-    if "/" in text or Path(text).suffix or text.startswith("~"):
+    if names_a_path(text):
         return Path(text).expanduser()
     if not (folder / f"{text}.csv").is_file():
         shipped = ", ".join(sorted(p.stem for p in folder.glob("*.csv")))

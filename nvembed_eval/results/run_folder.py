@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import OutputLockedError, ResultsError
-from nvembed_eval.io import atomic_write, installed_versions, non_finite_to_null, write_json
+from nvembed_eval.io import atomic_write, installed_versions, non_finite_to_null, read_text, write_json
 from nvembed_eval.results.provenance import differences, summarize
 from nvembed_eval.results.scores import PROVENANCE_KEY
 
@@ -198,7 +198,7 @@ class RunFolder:
         """
         if self.paths.run_file.exists():
             try:
-                self.record = json.loads(self.paths.run_file.read_text(encoding="utf-8"))
+                self.record = json.loads(read_text(self.paths.run_file))
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise ResultsError(
                     f"malformed {self.paths.run_file} ({exc}); move it away or choose another output_dir"
@@ -221,7 +221,7 @@ class RunFolder:
             return None
         fix = f"rerun with overwrite=[{task_name}] to recompute that task, or delete the file"
         try:
-            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+            data = json.loads(read_text(path), parse_constant=_refuse_constant)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise ResultsError(f"unreadable result file {path} ({_first_line(exc)}); {fix}") from None
         if not isinstance(data, dict) or data.get("task_name") != task_name or not isinstance(data.get("scores"), dict):
@@ -243,7 +243,7 @@ class RunFolder:
         other = None
         for path in self.result_files():
             try:
-                data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+                data = json.loads(read_text(path), parse_constant=_refuse_constant)
             except (OSError, UnicodeDecodeError, ValueError):
                 continue  # reported by stored_result when the task is planned
             model = ((data.get(PROVENANCE_KEY) or {}) if isinstance(data, dict) else {}).get("model") or {}

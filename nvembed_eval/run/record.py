@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nvembed_eval.config import RunSettings
+from nvembed_eval.config import RunSettings, check_outside_folders
 from nvembed_eval.errors import ConfigError
 from nvembed_eval.models.base import planned_instruction_template
 from nvembed_eval.results.references import load_reference
@@ -81,11 +81,12 @@ def resolve_run(cfg: DictConfig, hydra_cfg: DictConfig, settings: RunSettings) -
         settings: `config.validate(cfg)`.
 
     Raises:
-        NVEmbedEvalError: an unknown task, data that cannot be served, an unusable reference, `overwrite=[...]`
-            naming a task the run does not evaluate.
+        NVEmbedEvalError: a cache folder that cannot be created (`check_outside_folders`), an unknown task, data
+            that cannot be served, an unusable reference, `overwrite=[...]` naming a task the run does not evaluate.
     """
     from omegaconf import OmegaConf
 
+    check_outside_folders(settings)
     if settings.model.get("compile"):
         log.info("compiling the model with torch.compile (model.compile=true): its first batches wait for it")
     benchmark, specs = choose_tasks(settings)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nvembed_eval.io import text_table
+from nvembed_eval.io import emit, text_table
 from nvembed_eval.judge.compare import compare
 from nvembed_eval.judge.gate import choose_benchmark, run_flags
 from nvembed_eval.judge.render import render_markdown, write_outputs
@@ -90,16 +90,16 @@ def print_run_table(summary: RunSummary, reference: ScoreSet | None, model: str)
         ]
         for row in summary_rows(summary, reference)
     ]
-    print(f"\nResults in {summary.run_dir}")
+    emit(f"\nResults in {summary.run_dir}")
     if reference is not None:
         other = reference.model and model and canonical_model(reference.model) != canonical_model(model)
         warning = f" (warning: not this run's model {model})" if other else ""
-        print(f"Published column: {reference.source}, model {reference.model_text()}{warning}")
-    print(text_table(rows, ["task", "type", "metric", "score", "published", "delta", "note"]))
+        emit(f"Published column: {reference.source}, model {reference.model_text()}{warning}")
+    emit(text_table(rows, ["task", "type", "metric", "score", "published", "delta", "note"]))
     if summary.not_run:  # a partial benchmark is said at the end, not only in an early warning
         total = len(summary.outcomes) + len(summary.not_run)
         more = f" and {len(summary.not_run) - 8} more" if len(summary.not_run) > 8 else ""
-        print(
+        emit(
             f"Coverage: {len(summary.outcomes)} of {total} tasks of benchmark {summary.benchmark}; "
             f"not run (no data here): {', '.join(summary.not_run[:8])}{more}"
         )
@@ -111,21 +111,23 @@ def print_leaderboard(summary: RunSummary, reference: ScoreSet | None) -> None:
     `<run>/compare/`. Without a reference, or one sharing no task with the run, only the run's own averages."""
     ours = load_scores(summary.run_dir)
     bench, _ = choose_benchmark([ours], None)
-    print()
+    emit()
     if reference is None or not set(bench.tasks) & set(ours.scores) & set(reference.scores):
         why = (
             "no reference (reference=null, or none shipped for this model)"
             if reference is None
             else (f"reference {reference.source} has none of this run's tasks")
         )
-        print(f"Leaderboard of {ours.label} over benchmark {bench.describe()}; {why}:")
-        print(format_leaderboard(benchmark_leaderboard(ours.values, bench)))
+        emit(f"Leaderboard of {ours.label} over benchmark {bench.describe()}; {why}:")
+        emit(format_leaderboard(benchmark_leaderboard(ours.values, bench)))
         for flag in run_flags(ours):
-            print(f"flag: {flag}")
+            emit(f"flag: {flag}")
         return
-    # An explicit reference= is the user's choice even for another model or other data: a view, not a gate; the
-    # output says so (compare's notes, each data-differs row flagged).
-    comparison = compare(ours, reference, benchmark=bench, allow_other_model=True, allow_other_data=True)
-    print(render_markdown(comparison))
+    # An explicit reference= is the user's choice even for another model or other data: a view, not a gate (tasks
+    # without data here are allowed to be missing); the output says so (notes, flagged rows, the subset line).
+    comparison = compare(
+        ours, reference, benchmark=bench, allow_other_model=True, allow_other_data=True, allow_subset=True
+    )
+    emit(render_markdown(comparison))
     for path in write_outputs(comparison, summary.run_dir / "compare"):
-        print(f"wrote {path}")
+        emit(f"wrote {path}")

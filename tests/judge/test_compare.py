@@ -78,13 +78,17 @@ def test_improvement_is_flagged_but_fails_only_two_sided(tmp_path, baseline):
 def test_against_published_card_missing_tasks_counted_not_zero(tmp_path):
     run = write_run(tmp_path / "run", BASE)  # its run.json records no benchmark: the 56 tasks either side has
     out = tmp_path / "out"
-    assert run_main([str(run), "--reference", str(PUBLISHED), "--tolerance", "100", "--out", str(out)]) == 0
+    args = [str(run), "--reference", str(PUBLISHED), "--tolerance", "100", "--out", str(out), "--allow-subset"]
+    assert run_main(args) == 0
     rows = {r["task"]: r for r in csv.DictReader((out / "compare.csv").open())}
     assert len(rows) == 56  # the CSV keeps every row
     assert rows["ArguAna"]["status"] == "missing" and rows["ArguAna"]["ours"] == "" and rows["ArguAna"]["delta"] == ""
+    assert rows["ArguAna"]["flags"] == "not in the run, not judged (--allow-subset)"
     md = (out / "compare.md").read_text()
     assert "| ArguAna |" not in md  # the markdown shows the run's tasks and counts the rest
-    assert "Not in this run: 53 of the 56 benchmark tasks (no score, not counted as 0, not failed): Amazon" in md
+    assert "PASS (3 tasks judged; tolerance 100.00 points, subset allowed; benchmark" in md
+    assert "Not in this run: 53 of the 56 benchmark tasks (no score, never counted as 0): Amazon" in md
+    assert "53 of them the reference scored: not in the run, not judged (--allow-subset)." in md
     assert "| Average | 75.50 (3/56 tasks, partial) | 72.31 (56 tasks) |" in md
     assert "| Retrieval | 64.50 (1/15 tasks, partial) | 62.65 (15 tasks) |" in md
     assert "> warning: model of the reference is unknown (a table without a model column)" in md
@@ -93,7 +97,31 @@ def test_against_published_card_missing_tasks_counted_not_zero(tmp_path):
     assert "unverified instruction (table7_unverified)" in rows["Banking77Classification"]["flags"]
     assert "unverified" not in rows["SciFact"]["flags"]
     junit = ET.parse(out / "compare.junit.xml").getroot()
-    assert junit.get("tests") == "56" and junit.get("skipped") == "53"
+    assert junit.get("tests") == "56" and junit.get("skipped") == "53" and junit.get("failures") == "0"
+
+
+def test_a_baseline_task_missing_from_the_run_fails_the_gate(tmp_path, baseline, capsys):
+    """Fail closed on coverage: the report was a CI gate that went green when a task's data was removed."""
+    run = write_run(tmp_path / "run", BASE)
+    (run / "results" / "SciFact.json").unlink()  # the task stopped running; the other two are unchanged
+    out = tmp_path / "out"
+    assert run_main([str(run), "--reference", str(baseline), "--out", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "FAIL: 1 reference task(s) not in the run" in printed
+    assert "1 of them the reference scored: not in the run: fails the gate (pass --allow-subset" in printed
+    junit = ET.parse(out / "compare.junit.xml").getroot()
+    failed = {
+        c.get("name"): c.find("failure").get("message") for c in junit.iter("testcase") if c.find("failure") is not None
+    }
+    assert failed == {
+        "SciFact": "SciFact: reference 64.50, not in the run: fails the gate (pass --allow-subset to "
+        "judge the run's tasks alone)"
+    }
+    assert junit.get("failures") == "1" and junit.get("skipped") == "0"
+    rows = {r["task"]: r for r in csv.DictReader((out / "compare.csv").open())}
+    assert rows["SciFact"]["status"] == "missing" and rows["SciFact"]["failed"] == "1"
+    assert run_main([str(run), "--reference", str(baseline), "--out", str(out), "--allow-subset"]) == 0
+    assert "subset allowed" in capsys.readouterr().out
 
 
 def test_benchmark_flag_limits_what_is_judged(tmp_path, baseline):
@@ -105,6 +133,7 @@ def test_benchmark_flag_limits_what_is_judged(tmp_path, baseline):
     assert rows["SciFact"]["status"] == "ok" and rows["STSBenchmark"]["status"] == "not in benchmark"
     md = (out / "compare.md").read_text()
     assert "benchmark retrieval (15 tasks, from --benchmark)" in md and "Not in this run: 14 of the 15" in md
+    assert "reference scored" not in md  # the baseline has none of the 14: nothing it judged went missing
 
 
 def test_unverified_flag_only_when_the_run_used_nv_instructions(tmp_path, baseline):

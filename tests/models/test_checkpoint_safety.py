@@ -75,7 +75,7 @@ def test_allow_pickle_loads_the_same_sentence_transformer(tmp_path):
     from nvembed_eval.models.sentence_transformer.encoder_st import SentenceTransformerEncoder
 
     folder = _to_pickle(_minilm_copy(tmp_path / "minilm"))
-    with pytest.raises(CheckpointError, match=r"holds only pickle weights \(pytorch_model\.bin\)"):
+    with pytest.raises(CheckpointError, match=r"holds pickle weights \(pytorch_model\.bin\) and no model\.safetensors"):
         SentenceTransformerEncoder(path=str(folder), device="cpu")
     texts = ["A man is playing a guitar.", "Someone plays an instrument."]
     pickled = SentenceTransformerEncoder(path=str(folder), device="cpu", allow_pickle=True, show_progress=False)

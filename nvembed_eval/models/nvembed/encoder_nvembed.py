@@ -1,11 +1,8 @@
-"""NVEmbedEncoder: the project's `TextEncoder` for NV-Embed checkpoints.
-
-Loads a checkpoint (folder or hub id) safely and encodes fast: length-sorted token-budget batches, results restored
-to the caller's order, optional multi-process split (torchrun), identity and token statistics for the runner.
-"""
+"""NVEmbedEncoder, the `TextEncoder` for NV-Embed checkpoints: safe loading, token-budget batches, torchrun split."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 import time
@@ -16,20 +13,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from nvembed_eval.errors import ConfigError, EncodingError
-from nvembed_eval.models.base import ModelIdentity, folder_revision
+from nvembed_eval.models.base import ModelIdentity, check_length, folder_revision
 
+from . import loading
 from .configuration_nvembed import AttnImplementation, NVEmbedConfig, Pooling
 from .distributed import all_reduce_ints, assign_batches, gather_rows, rank_and_world
-from .loading import (
-    CONFIG,
-    TOKENIZER,
-    check_files,
-    load_weights,
-    loaded_files,
-    resolve_checkpoint,
-    resolve_device,
-    resolve_dtype,
-)
 from .tiny import ensure_tiny_checkpoint
 from .tokenization_nvembed import EncodedBatch, NVEmbedTokenizer
 
@@ -45,14 +33,9 @@ DEFAULT_TOKEN_BUDGET = {"cuda": 32768, "cpu": 16384}  # padded tokens per forwar
 
 
 def plan_batches(lengths: Sequence[int], max_texts: int, token_budget: int) -> list[np.ndarray]:
-    """Group text indices into batches, longest texts first.
-
-    Each batch holds at most `max_texts` texts and at most `token_budget` padded tokens (texts x longest length); a
-    text longer than the budget gets a batch of its own. Ties keep input order, so the plan is deterministic.
-
-    Returns:
-        Arrays of input indices, one per batch, in the order they run.
-    """
+    """Arrays of input indices, one per batch in run order, longest texts first (ties in input order, so the plan is
+    deterministic). A batch holds at most `max_texts` texts and `token_budget` padded tokens (texts x longest length); a
+    text longer than the budget gets a batch of its own."""
     lengths = np.asarray(lengths, dtype=np.int64)
     order = np.lexsort((np.arange(len(lengths)), -lengths))  # longest first, then by input index
     batches, start = [], 0
@@ -65,31 +48,12 @@ def plan_batches(lengths: Sequence[int], max_texts: int, token_budget: int) -> l
 
 
 class NVEmbedEncoder:
-    """NV-Embed-v1/v2 (or a tiny test checkpoint) behind the `TextEncoder` protocol.
-
-    Args:
-        path: Checkpoint folder (official layout), HF cache snapshot folder, or hub id ("nvidia/NV-Embed-v2").
-        revision: Hub branch/tag/commit, for hub ids.
-        dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16.
-        device: auto, cpu, cuda or cuda:N. Under torchrun, auto picks the LOCAL_RANK GPU.
-        max_length: Truncation length in tokens, counting <s> (model card: 32768).
-        pooling: latent (NV-Embed), mean or last_token (ablations).
-        mask_instruction: Exclude the instruction tokens from pooling (NV-Embed: true).
-        bidirectional: Full attention (NV-Embed: true); false = causal (ablation).
-        attn_implementation: sdpa, eager (reference-style), varlen (torch's varlen_attn on unpadded tokens; CUDA,
-            torch >= 2.10) or flash_attention_2 (the same with the flash-attn package).
-        compile: torch.compile the decoder layers so their element-wise work fuses (GPU; the first batches of each
-            new shape pay for compilation).
-        token_budget: Max padded tokens per forward pass; None = 32768 on CUDA, 16384 on CPU.
-        allow_pickle: Accept pickle `.bin` weights (read with weights_only=True).
-        name: mteb-style "org/model" name; default: hub id, nvidia/NV-Embed-vN for such a folder, else local/<dir>.
-        create_tiny_if_missing: If `path` holds no checkpoint, write the tiny random-weight one there first.
-        progress: Show a progress bar; None = only when stderr is a terminal (and on rank 0).
-
-    Examples:
-        >>> enc = NVEmbedEncoder("nvidia/NV-Embed-v2")  # doctest: +SKIP
-        >>> q = enc.encode(["how do judo throws work?"], prefix=enc.instruction_template().format(instruction="..."))
-    """
+    """NV-Embed-v1/v2 (or a tiny test checkpoint) behind the `TextEncoder` protocol; parameters are the model config
+    keys (conf/model/nv_embed_v2.yaml documents them). Also: `path` may be a checkpoint folder (official layout), an HF
+    cache snapshot folder or a hub id; `device=auto` picks the LOCAL_RANK GPU under torchrun; `max_length` counts <s>;
+    with `compile` the first batches of each new shape pay for compilation; pickle weights are read with
+    weights_only=True; `name` defaults to the hub id, nvidia/NV-Embed-vN for such a folder, else local/<dir>;
+    `create_tiny_if_missing` writes the tiny random-weight checkpoint to `path` first if it holds none."""
 
     def __init__(
         self,
@@ -115,41 +79,34 @@ class NVEmbedEncoder:
         from .modeling_nvembed import NVEmbedModel
 
         attn = AttnImplementation(attn_implementation)  # knob values: checked by the run's schema (config.py)
-
         if create_tiny_if_missing and not Path(path).expanduser().is_dir():
             ensure_tiny_checkpoint(path)
-        resolved = resolve_checkpoint(path, revision, allow_pickle)
+        resolved = loading.resolve_checkpoint(path, revision, allow_pickle)
         folder = resolved.folder
-        check_files(folder)
-        config = NVEmbedConfig.from_json_file(
-            folder / CONFIG,
-            pooling=Pooling(pooling),
-            is_mask_instruction=mask_instruction,
-            bidirectional=bidirectional,
-            attn_implementation=attn,
-        )
-        device_ = resolve_device(device)
-        dtype_ = resolve_dtype(dtype, device_)
+        loading.check_files(folder)
+        knobs = {"pooling": Pooling(pooling), "is_mask_instruction": mask_instruction, "bidirectional": bidirectional}
+        config = NVEmbedConfig.from_json_file(folder / loading.CONFIG, **knobs, attn_implementation=attn)
+        name = name or loading.default_name(resolved)
+        check_length(max_length, config.text_config.max_position_embeddings, "model.max_length", name)
+        device_ = loading.resolve_device(device)
+        dtype_ = loading.resolve_dtype(dtype, device_)
         if dtype == "auto":
             log.info("model.dtype=auto -> %s on %s (set model.dtype to choose)", dtype_, device_)
         if token_budget is None:
-            log.info(
-                "model.token_budget=null -> %d padded tokens per batch on %s (set model.token_budget to choose)",
-                DEFAULT_TOKEN_BUDGET.get(device_.type, DEFAULT_TOKEN_BUDGET["cpu"]),
-                device_.type,
-            )
+            message = "model.token_budget=null -> %d padded tokens per batch on %s (set model.token_budget to choose)"
+            log.info(message, DEFAULT_TOKEN_BUDGET.get(device_.type, DEFAULT_TOKEN_BUDGET["cpu"]), device_.type)
         if attn.packed:
             _check_packed_kernel(attn, device_, dtype_)
-        tokenizer = NVEmbedTokenizer(folder / TOKENIZER)
+        tokenizer = NVEmbedTokenizer(folder / loading.TOKENIZER)
         with torch.device("meta"):
             model = NVEmbedModel(config)
-        load_weights(model, folder, allow_pickle=allow_pickle, dtype=dtype_, device=device_)
+        loading.load_weights(model, folder, allow_pickle=allow_pickle, dtype=dtype_, device=device_)
         if compile:
             model.compile_layers()
         self.folder: Path | None = folder
         # A hub snapshot is pinned by its commit; a plain folder by every file it loads (config, tokenizer, weights).
-        revision_id = resolved.commit or folder_revision(folder, loaded_files(folder, allow_pickle))
-        self._attach(model, tokenizer, name or resolved.default_name, revision_id, max_length, token_budget, progress)
+        revision_id = resolved.commit or folder_revision(folder, loading.loaded_files(folder, allow_pickle))
+        self._attach(model, tokenizer, name, revision_id, max_length, token_budget, progress)
         log.info("loaded %s from %s on %s: %s", self.identity.name, folder, device_, self.identity)
 
     @classmethod
@@ -206,7 +163,6 @@ class NVEmbedEncoder:
 
     @staticmethod
     def template_for_config(config: Mapping[str, Any]) -> str:
-        """The instruction template, known without loading weights (`plan=true`): the card's, for every checkpoint."""
         return INSTRUCTION_TEMPLATE
 
     def instruction_template(self) -> str:
@@ -225,14 +181,9 @@ class NVEmbedEncoder:
         task_name: str | None = None,
         side: str | None = None,
     ) -> np.ndarray:
-        """Embed `texts` (each prefixed with `prefix`); row i is texts[i]. float32, shape (len(texts), embed_dim).
-
-        `task_name` and `side` are part of the `TextEncoder` protocol and unused here: the prefix says it all.
-
-        `batch_size` caps the texts per forward pass and `token_budget` its padded tokens; for GPU throughput on
-        short texts pass a large batch_size and let the token budget decide. Under torch.distributed every rank must
-        call this with the same arguments; each encodes a share and all return the full array.
-        """
+        """float32 (len(texts), embed_dim), row i for `prefix` + texts[i] (`task_name`, `side`: unused). `batch_size`
+        caps the texts per forward pass, `token_budget` its padded tokens (for GPU throughput on short texts, pass a
+        large batch_size). Under torch.distributed all ranks call it with the same arguments; each gets all rows."""
         import torch
 
         texts = list(texts)
@@ -284,10 +235,8 @@ class NVEmbedEncoder:
     def _forward(self, batch: EncodedBatch) -> np.ndarray:
         import torch
 
-        def to_device(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(a).to(self.device, non_blocking=True)
-
-        output = self.model(to_device(batch.input_ids), to_device(batch.attention_mask), to_device(batch.pool_mask))
+        arrays = (batch.input_ids, batch.attention_mask, batch.pool_mask)
+        output = self.model(*(torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays))
         return output.embeddings.float().cpu().numpy()
 
     def _progress_bar(self, total: int, rank: int):
@@ -299,8 +248,6 @@ class NVEmbedEncoder:
 
 def _check_packed_kernel(attn: AttnImplementation, device: torch.device, dtype: torch.dtype) -> None:
     """The varlen kernels run only on CUDA in half precision, and each needs its library."""
-    import importlib.util
-
     import torch
 
     if device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16):

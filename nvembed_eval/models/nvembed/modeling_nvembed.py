@@ -1,9 +1,7 @@
-"""The NV-Embed network in one file: a bidirectional Mistral backbone, then latent-attention pooling.
-
-Written for this project from the NV-Embed paper (Lee et al. 2024, arXiv:2405.17428, section 3) and the reference
-behaviour recorded in the golden set's README (`../shared/golden/nvembed-tiny/README.md`, items 8-11); the backbone
-keeps the layout and submodule names of transformers' Mistral so that the official checkpoint keys load unchanged.
-"""
+"""The NV-Embed network in one file: a bidirectional Mistral backbone, then latent-attention pooling. Written for this
+project from the NV-Embed paper (Lee et al. 2024, arXiv:2405.17428, section 3) and the reference behaviour recorded in
+the golden set's README (`../shared/golden/nvembed-tiny/README.md`, items 8-11); the backbone keeps the layout and
+submodule names of transformers' Mistral so that the official checkpoint keys load unchanged."""
 
 from __future__ import annotations
 
@@ -30,19 +28,12 @@ TOKEN_CHUNK = 32768
 SDPA_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Token layout and attention kernels
-# --------------------------------------------------------------------------------------------------------------------
-
-
 @dataclass
 class TokenLayout:
     """Where a batch's tokens sit and what attention may see.
-
     Padded layout: activations are (B, T, D); `key_padding_mask` (B, T) is True at real tokens, None if nothing is
     padded. Packed layout (the varlen kernels): activations are (1, N, D) holding only the N real tokens, and
-    `cu_seqlens` (B + 1,) int32 marks where each sequence starts.
-    """
+    `cu_seqlens` (B + 1,) int32 marks where each sequence starts."""
 
     kernel: Callable[[Tensor, Tensor, Tensor, TokenLayout], Tensor]
     position_ids: Tensor  # (B, T) or (1, N)
@@ -59,11 +50,9 @@ def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
 
 def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, layout: TokenLayout) -> Tensor:
     """torch SDPA. q (B, T, H, d), k/v (B, T, KVH, d) -> (B, T, H, d).
-
     The padding mask is passed as a broadcast (B, 1, 1, T) boolean, never as a materialised (B, 1, T, T) float mask.
     Bidirectional GQA without copying K/V: the `rep` query heads that share a KV head are stacked along the query
-    axis, (B, KVH, rep * T, d), which is exact because no mask depends on the query position.
-    """
+    axis, (B, KVH, rep * T, d), which is exact because no mask depends on the query position."""
     B, T, H, d = q.shape
     kvh = k.shape[2]
     k, v = k.transpose(1, 2), v.transpose(1, 2)  # (B, KVH, T, d)
@@ -118,11 +107,9 @@ def _varlen_attn_parameters() -> frozenset[str]:
 
 def varlen_attention(q: Tensor, k: Tensor, v: Tensor, layout: TokenLayout) -> Tensor:
     """torch's own varlen_attn (FlashAttention-2 inside torch >= 2.10) over packed tokens: no compute on padding.
-
     q (1, N, H, d), k/v (1, N, KVH, d) -> (1, N, H, d). torch 2.12 added `enable_gqa`; on older torch the `rep` query
     heads that share a KV head become `rep` consecutive query rows of that head (cu_seqlens scaled by `rep`), exact for
-    bidirectional attention because no mask depends on the query position, so K/V are never copied.
-    """
+    bidirectional attention because no mask depends on the query position, so K/V are never copied."""
     from torch.nn.attention.varlen import varlen_attn
 
     q, k, v = q[0], k[0], v[0]
@@ -151,11 +138,6 @@ ATTENTION_KERNELS: dict[AttnImplementation, Callable[[Tensor, Tensor, Tensor, To
     AttnImplementation.FLASH_ATTENTION_2: flash_attention_2,
     AttnImplementation.VARLEN: varlen_attention,
 }
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Mistral backbone (checkpoint prefix `embedding_model.`)
-# --------------------------------------------------------------------------------------------------------------------
 
 
 class NVEmbedRMSNorm(nn.Module):
@@ -211,9 +193,8 @@ def fuse_linears(linears: list[nn.Linear]) -> Tensor:
 
 
 class NVEmbedAttention(nn.Module):
-    """Grouped-query self-attention. NV-Embed: bidirectional (padding mask only), and no sliding window.
-
-    Holds the projections; the decoder layer calls `project`, then the kernel, then `o_proj` (see its forward)."""
+    """Grouped-query self-attention projections (NV-Embed: bidirectional, padding mask only, no sliding window); the
+    decoder layer calls `project`, then the kernel, then `o_proj`."""
 
     def __init__(self, config: NVEmbedConfig):
         super().__init__()
@@ -303,7 +284,6 @@ class NVEmbedDecoderLayer(nn.Module):
 
 
 def run_layer(layer: NVEmbedDecoderLayer, x: Tensor, cos: Tensor, sin: Tensor, layout: TokenLayout) -> Tensor:
-    """One decoder layer, eager."""
     return layer(x, cos, sin, layout)
 
 
@@ -322,7 +302,7 @@ def compiled_layer_runner() -> Callable[..., Tensor]:
 
 
 class NVEmbedMistralModel(nn.Module):
-    """Token embeddings -> decoder layers -> final RMSNorm. Returns the last hidden state."""
+    """Token embeddings -> decoder layers -> final RMSNorm (checkpoint prefix `embedding_model.`)."""
 
     def __init__(self, config: NVEmbedConfig):
         super().__init__()
@@ -339,11 +319,6 @@ class NVEmbedMistralModel(nn.Module):
         for layer in self.layers:
             x = self.run_layer(layer, x, cos, sin, layout)
         return self.norm(x)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Latent-attention pooling (checkpoint prefix `latent_attention_model.`)
-# --------------------------------------------------------------------------------------------------------------------
 
 
 class NVEmbedCrossAttention(nn.Module):
@@ -410,17 +385,15 @@ class NVEmbedPreNorm(nn.Module):
 
 
 class NVEmbedLatentAttentionModel(nn.Module):
-    """Per-token latent attention + GEGLU feed-forward, both with residuals. Tokens never interact here."""
+    """Per-token latent attention + GEGLU feed-forward, both with residuals; tokens never interact here (checkpoint
+    prefix `latent_attention_model.`)."""
 
     def __init__(self, config: NVEmbedConfig):
         super().__init__()
         lat = config.latent_attention_config
-        self.cross_attend_blocks = nn.ModuleList(
-            [
-                NVEmbedPreNorm(lat.latent_dim, NVEmbedCrossAttention(config), context_dim=lat.hidden_dim),
-                NVEmbedPreNorm(lat.latent_dim, NVEmbedFeedForward(lat.latent_dim)),
-            ]
-        )
+        attn = NVEmbedPreNorm(lat.latent_dim, NVEmbedCrossAttention(config), context_dim=lat.hidden_dim)
+        ff = NVEmbedPreNorm(lat.latent_dim, NVEmbedFeedForward(lat.latent_dim))
+        self.cross_attend_blocks = nn.ModuleList([attn, ff])
         self.latents = nn.Parameter(torch.randn(lat.num_latents_value, lat.latent_dim))
 
     def forward(self, hidden: Tensor) -> Tensor:
@@ -435,7 +408,6 @@ class NVEmbedLatentAttentionModel(nn.Module):
 
 
 def run_latent_block(block: NVEmbedLatentAttentionModel, hidden: Tensor) -> Tensor:
-    """The latent block, eager."""
     return block(hidden)
 
 
@@ -445,11 +417,6 @@ def compiled_latent_runner() -> Callable[[NVEmbedLatentAttentionModel, Tensor], 
     return torch.compile(NVEmbedLatentAttentionModel.forward, dynamic=True)
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# The whole model
-# --------------------------------------------------------------------------------------------------------------------
-
-
 @dataclass
 class NVEmbedOutput:
     embeddings: Tensor  # (B, D) float32, L2-normalised if output_normalize
@@ -457,11 +424,9 @@ class NVEmbedOutput:
 
 
 class NVEmbedModel(nn.Module):
-    """Backbone + pooling. `forward(input_ids, attention_mask, pool_mask)` -> one fp32 vector per row.
-
-    Inputs are right-padded (B, T) tensors as built by `NVEmbedTokenizer`: `attention_mask` marks real tokens,
-    `pool_mask` the tokens averaged by the pooling (the real tokens minus the leading instruction tokens).
-    """
+    """Backbone + pooling. `forward(input_ids, attention_mask, pool_mask)` -> one fp32 vector per row. Inputs are
+    right-padded (B, T) tensors as built by `NVEmbedTokenizer`: `attention_mask` marks real tokens, `pool_mask` the
+    tokens averaged by the pooling (the real tokens minus the leading instruction tokens)."""
 
     def __init__(self, config: NVEmbedConfig):
         super().__init__()
@@ -471,12 +436,9 @@ class NVEmbedModel(nn.Module):
         self.run_latent: Callable[[NVEmbedLatentAttentionModel, Tensor], Tensor] = run_latent_block
 
     def fuse_projections(self, enabled: bool = True) -> NVEmbedModel:
-        """Run q/k/v as one GEMM and gate/up as one GEMM (enabled), or as the checkpoint's separate Linears.
-
-        The first call stacks the loaded weights and makes the separate Linears views of the stack, so both modes
-        share one copy of the weights. Call it after loading, on the model's final device; `.to()` afterwards would
-        copy the views apart.
-        """
+        """Run q/k/v as one GEMM and gate/up as one GEMM (enabled), or as the checkpoint's separate Linears. The first
+        call stacks the loaded weights and makes the separate Linears views of the stack (one copy of the weights). Call
+        it after loading, on the model's final device; `.to()` afterwards would copy the views apart."""
         for layer in self.embedding_model.layers:
             for block in (layer.self_attn, layer.mlp):
                 if enabled:
@@ -530,7 +492,6 @@ class NVEmbedModel(nn.Module):
             real = attention_mask.bool()
             hidden = self.embedding_model(input_ids[real][None], layout)[0]  # (N, D): real tokens only
             grid_index = real.flatten().nonzero().squeeze(1)  # (N,) cell of each packed token in the (B*T) grid
-
         pooling = self.config.pooling
         if pooling is Pooling.LAST_TOKEN:
             last_cell = torch.arange(B, device=input_ids.device) * T + attention_mask.sum(1) - 1  # (B,)
@@ -544,7 +505,6 @@ class NVEmbedModel(nn.Module):
             grid[grid_index[rows]] = states.float()
             # Sum over positions per row (a fixed-order reduction, deterministic on GPU too), then divide: masked mean.
             pooled = grid.view(B, T, -1).sum(1) / pool_mask.sum(1, keepdim=True).float()
-
         embeddings = pooled
         if self.config.latent_attention_config.output_normalize:
             embeddings = F.normalize(pooled, p=2, dim=-1)

@@ -1,8 +1,5 @@
-"""Tiny random-weight NV-Embed checkpoints in the official layout (keys, config schema, tokenizer files).
-
-Used by the tests, the `model=nv_embed_tiny` smoke config and the CPU benchmark. The weight recipe is the golden set's
-(README "Weights"): fan-in-scaled Linear weights keep attention and GEGLU far from their trivial regimes.
-"""
+"""Tiny random-weight NV-Embed checkpoints in the official layout, for the tests, `model=nv_embed_tiny` and the CPU
+benchmark. Weight recipe: the golden set's (README "Weights"); fan-in scaling keeps attention and GEGLU non-trivial."""
 
 from __future__ import annotations
 
@@ -73,11 +70,8 @@ def tiny_config(
 def random_state_dict(
     model: NVEmbedModel, seed: int = 0, dtype: torch.dtype | None = None, device: torch.device | str | None = None
 ) -> dict[str, torch.Tensor]:
-    """Random weights for every parameter of `model` (which may live on the meta device).
-
-    One `torch.randn` per tensor in sorted key order: norm weights 1 + 0.1 N, biases 0.02 N, token embeddings and
-    latents 0.02 N, Linear weights N / sqrt(fan_in).
-    """
+    """Random weights for every parameter of `model` (may be on the meta device), one `torch.randn` per tensor in sorted
+    key order: norm weights 1 + 0.1 N, biases, token embeddings and latents 0.02 N, Linear weights N / sqrt(fan_in)."""
     import torch
 
     device = torch.device(device or "cpu")
@@ -85,12 +79,10 @@ def random_state_dict(
     state = {}
     for name, param in sorted(model.named_parameters()):
         noise = torch.randn(param.shape, generator=gen, device=device, dtype=torch.float32)
-        if name.endswith(".bias"):
+        if name.endswith((".bias", "embed_tokens.weight", "latents")):
             value = 0.02 * noise
         elif "norm" in name.rsplit(".", 1)[0].rsplit(".", 1)[-1]:  # RMSNorm / LayerNorm weights
             value = 1.0 + 0.1 * noise
-        elif name.endswith("embed_tokens.weight") or name.endswith("latents"):
-            value = 0.02 * noise
         else:
             value = noise / param.shape[1] ** 0.5
         state[name] = value.to(dtype or torch.float32)
@@ -120,25 +112,10 @@ def write_tiny_checkpoint(
     config: NVEmbedConfig | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a random-weight checkpoint in the official layout: config.json, weights, tokenizer files.
-
-    Args:
-        out_dir: Folder to create. Written atomically (a temp folder renamed into place), so concurrent first uses are
-            safe: whoever renames first wins and the others discard their copy.
-        seed: Weight seed.
-        tokenizer_dir: Folder holding the Mistral tokenizer files to copy (tokenizer.json at least). Defaults to
-            `default_tokenizer_dir()`; nothing is downloaded.
-        num_shards: 1 writes `model.safetensors`; more writes `model-0000i-of-0000n.safetensors` plus
-            `model.safetensors.index.json`, like the official checkpoint.
-        config: Shape to write; defaults to `tiny_config()`.
-        overwrite: Replace an existing checkpoint at `out_dir`.
-
-    Returns:
-        `out_dir` as a Path.
-
-    Examples:
-        >>> write_tiny_checkpoint("/tmp/nv_embed_tiny", num_shards=2)  # doctest: +SKIP
-    """
+    """Write a random-weight checkpoint (config.json, weights, tokenizer files) to `out_dir` and return it as a Path,
+    atomically (a temp folder renamed into place: concurrent first uses are safe). `tokenizer_dir` (default
+    `default_tokenizer_dir()`; nothing is downloaded) holds the Mistral tokenizer files to copy; `num_shards` > 1 writes
+    `model-0000i-of-0000n.safetensors` plus `model.safetensors.index.json`; `config` defaults to `tiny_config()`."""
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir).expanduser()
@@ -153,21 +130,21 @@ def write_tiny_checkpoint(
         raise CheckpointError(f"{out_dir} already exists and is not empty; pass overwrite=True or pick another folder.")
     config = config or tiny_config()
     state = {k: v.contiguous() for k, v in build_random_model(config, seed).state_dict().items()}
-
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        provenance = {"seed": seed, "version": TINY_VERSION}
-        meta = config.to_dict() | {"torch_dtype": "float32", "nvembed_eval_tiny": provenance}
+        meta = config.to_dict() | {
+            "torch_dtype": "float32",
+            "nvembed_eval_tiny": {"seed": seed, "version": TINY_VERSION},
+        }
         (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        keys = sorted(state)
         if num_shards <= 1:
             save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         else:
             weight_map = {}
             for i in range(num_shards):
                 name = f"model-{i + 1:05d}-of-{num_shards:05d}.safetensors"
-                part = {k: state[k] for k in keys[i::num_shards]}
+                part = {k: state[k] for k in sorted(state)[i::num_shards]}
                 save_file(part, str(tmp / name), metadata={"format": "pt"})
                 weight_map.update(dict.fromkeys(part, name))
             total = sum(t.numel() * t.element_size() for t in state.values())
@@ -194,7 +171,6 @@ def write_tiny_checkpoint(
 
 
 def ensure_tiny_checkpoint(path: str | Path, seed: int = 0, tokenizer_dir: str | Path | None = None) -> Path:
-    """Return `path`, writing a tiny checkpoint there first if it holds none."""
     path = Path(path).expanduser()
     if not (path / "config.json").is_file():
         log.info("writing a tiny random-weight NV-Embed checkpoint to %s (set model.create_tiny_if_missing=false "

@@ -1,8 +1,5 @@
-"""NV-Embed input building: `tokenizer.json` loaded as-is, then EOS, truncation, right padding and the pooling mask.
-
-Reproduces NVIDIA's encode path as documented in the golden README items 1-7 and 12-16. `AutoTokenizer` is not used:
-it rebuilds the tokenizer with a Metaspace pre-tokenizer and gets leading whitespace and literal special tokens wrong.
-"""
+"""NV-Embed inputs as NVIDIA's encode builds them (golden README items 1-7, 12-16): `tokenizer.json` as-is
+(`AutoTokenizer`'s Metaspace rebuild gets leading spaces and literal special tokens wrong), EOS, truncation, padding."""
 
 from __future__ import annotations
 
@@ -41,8 +38,7 @@ class NVEmbedTokenizer:
             raise CheckpointError(message) from None
         self._tok.no_truncation()  # we truncate ourselves, counting <s>, exactly like NVIDIA's call
         self._tok.no_padding()
-        self.bos_id = self._tok.token_to_id(BOS)
-        self.eos_id = self._tok.token_to_id(EOS)
+        self.bos_id, self.eos_id = self._tok.token_to_id(BOS), self._tok.token_to_id(EOS)
         if self.bos_id is None or self.eos_id is None:
             raise CheckpointError(f"{tokenizer_file} has no {BOS} / {EOS} token; this is not the Mistral tokenizer.")
         if self._tok.encode("").ids != [self.bos_id]:
@@ -54,10 +50,8 @@ class NVEmbedTokenizer:
         return len(self._tok.encode(prefix, add_special_tokens=False).ids) if prefix else 0
 
     def token_ids(self, texts: Sequence[str], prefix: str, max_length: int) -> list[np.ndarray]:
-        """`<s>` + tokens of (prefix + text + "</s>"), cut to `max_length` tokens; a cut </s> is not restored.
-
-        Returns one int32 array per text (a tenth of the memory of Python int lists, for large corpora).
-        """
+        """`<s>` + tokens of (prefix + text + "</s>"), cut to `max_length` tokens (a cut </s> is not restored); one
+        int32 array per text (a tenth of the memory of Python int lists, for large corpora)."""
         ids = []
         for start in range(0, len(texts), TOKENIZE_CHUNK):
             chunk = [prefix + text + EOS for text in texts[start : start + TOKENIZE_CHUNK]]
@@ -65,11 +59,9 @@ class NVEmbedTokenizer:
         return ids
 
     def pad(self, ids: Sequence[Sequence[int] | np.ndarray], instruction_lens: int) -> EncodedBatch:
-        """Right-pad with </s>; pool_mask = attention_mask with positions [0, instruction_lens) zeroed.
-
-        Counting from position 0 (which is <s>) is NVIDIA's rule; for prefixes ending in "Query: " it masks exactly
-        <s> and the instruction (golden README item 3).
-        """
+        """Right-pad with </s>; pool_mask = attention_mask with positions [0, instruction_lens) zeroed. Counting from
+        position 0 (<s>) is NVIDIA's rule; for prefixes ending in "Query: " it masks exactly <s> and the instruction
+        (golden README item 3)."""
         width = max(len(row) for row in ids)
         input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
         attention_mask = np.zeros((len(ids), width), dtype=np.int64)

@@ -1,14 +1,17 @@
-"""What a sentence-transformers folder loads: the root (config, tokenizer, weights, `modules.json`) plus each module
-folder `modules.json` names (`1_Pooling/`, `2_Dense/`, ...). Used for its checks and its fingerprint.
-"""
+"""What a sentence-transformers folder loads (root plus the module folders in `modules.json`): checks, fingerprint."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nvembed_eval.errors import CheckpointError
-from nvembed_eval.models.safety import PICKLE_PATTERNS, inside, refuse_pickle_folders
+from nvembed_eval.models.safety import PICKLE_PATTERNS, PICKLE_SUFFIXES, inside, pickle_refused
+from nvembed_eval.models.weights import check_weights, stored_shapes, weight_files
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 MODULES = "modules.json"
 # Hub download: configs, tokenizer files and safetensors weights of the root and of every module folder.
@@ -20,15 +23,13 @@ def hub_patterns(allow_pickle: bool) -> list[str]:
     return HUB_PATTERNS + (PICKLE_PATTERNS if allow_pickle else [])
 
 
-def module_folders(folder: Path) -> list[Path]:
-    """The folders the model loads from: `folder` itself and each module path in `modules.json` (when present).
-
-    Raises:
-        CheckpointError: `modules.json` is unreadable, or names a module folder outside `folder`.
-    """
+def module_paths(folder: Path) -> list[Path]:
+    """The folder of each module, in the model's order (`modules.json`; without it, a plain transformers folder:
+    `[folder]`, to which sentence-transformers adds mean pooling). CheckpointError when `modules.json` is unreadable
+    or names a module folder outside `folder`."""
     modules = folder / MODULES
     if not modules.is_file():
-        return [folder]  # a plain transformers folder: sentence-transformers adds mean pooling
+        return [folder]
     try:
         entries = json.loads(modules.read_text(encoding="utf-8"))
         paths = [entry.get("path", "") for entry in entries]
@@ -36,20 +37,17 @@ def module_folders(folder: Path) -> list[Path]:
         raise CheckpointError(
             f"{modules} is not a readable list of modules ({str(exc).splitlines()[0]}); restore it."
         ) from None
-    found = [folder]
-    for path in paths:
-        module = inside(folder, path, f"{MODULES} module path")
-        if module not in found:
-            found.append(module)
-    return found
+    return [inside(folder, path, f"{MODULES} module path") for path in paths]
+
+
+def module_folders(folder: Path) -> list[Path]:
+    """`folder` and each module's folder, once each."""
+    return list(dict.fromkeys([folder, *module_paths(folder)]))
 
 
 def loaded_files(folder: Path) -> list[Path]:
-    """Every file the model may read: the root's files, and every file below each module folder (hidden ones aside).
-
-    The root is not walked into (`onnx/`, `openvino/` are other runtimes); module folders are, since modules such as
-    `Router` keep their own sub-modules there.
-    """
+    """Every file the model may read: the root's files (not walked into: `onnx/`, `openvino/` are other runtimes) and
+    every non-hidden file below each module folder (`Router` keeps its sub-modules there)."""
     files: set[Path] = set()
     for module in module_folders(folder):
         if not module.is_dir():
@@ -60,19 +58,33 @@ def loaded_files(folder: Path) -> list[Path]:
 
 
 def check_folder(folder: Path, allow_pickle: bool, key: str = "model.path") -> list[Path]:
-    """Refuse what this project never loads, before sentence-transformers reads anything.
-
-    Returns:
-        `loaded_files(folder)`, for the fingerprint.
-
-    Raises:
-        CheckpointError: not a model folder, a module outside the folder, or pickle weights without
-            `model.allow_pickle=true` (`safety.pickle_refused`, the same message for every family).
-    """
+    """Refuse what this project never loads before sentence-transformers reads anything (CheckpointError: no model
+    folder, a module outside it, or a module whose weights are pickle without model.allow_pickle=true — a stray
+    other `*.safetensors` beside them does not count); returns `loaded_files(folder)`."""
     if not (folder / MODULES).is_file() and not (folder / "config.json").is_file():
         raise CheckpointError(
             f"{folder} <{key}> holds neither {MODULES} nor config.json, so it is no sentence-transformers model; "
             "point it at the model folder (or a hub id) and download the model again if files are missing."
         )
-    refuse_pickle_folders(module_folders(folder), allow_pickle)
+    for module in module_folders(folder):
+        files, _ = weight_files(module, allow_pickle, required=False)
+        pickled = sorted(p.name for p in module.glob("*") if p.suffix in PICKLE_SUFFIXES) if module.is_dir() else []
+        if pickled and not files and not allow_pickle:  # a custom module's own pickle file: never read either
+            raise pickle_refused(module, pickled[0])
     return loaded_files(folder)
+
+
+def check_loaded(model: SentenceTransformer, folder: Path, allow_pickle: bool) -> None:
+    """Strict loading (`weights.check_weights`) for each module of a loaded sentence-transformers model against its
+    folder's weight files: the library leaves a missing or renamed tensor at random initialisation and says so only
+    in a warning.
+
+    Raises:
+        CheckpointError: a module's weights are not exactly the ones it needs (one line naming the offenders).
+    """
+    for module, path in zip(model, module_paths(folder), strict=False):
+        target = getattr(module, "auto_model", module)  # the transformers model inside a Transformer module
+        files, pickled = weight_files(path, allow_pickle, required=False)
+        stored = stored_shapes(files, pickled)
+        if stored or target.state_dict():
+            check_weights(target, stored, path, f"its {type(module).__name__} module ({type(target).__name__})")

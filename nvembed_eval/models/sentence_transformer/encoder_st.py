@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nvembed_eval.errors import CheckpointError, ConfigError, NVEmbedEvalError
-from nvembed_eval.models.base import ModelIdentity, folder_revision
+from nvembed_eval.models.base import ModelIdentity, check_length, folder_revision
 from nvembed_eval.models.hub import Snapshot, download_snapshot, is_hub_id, snapshot_of_folder
 
-from .checkpoint import check_folder, hub_patterns
+from .checkpoint import check_folder, check_loaded, hub_patterns
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+OFFSET_MODELS = ("roberta", "xlm-roberta", "camembert", "longformer")  # position ids start after the padding id
 
 
 def _packaged_minilm() -> Path | None:
@@ -35,14 +36,8 @@ def _packaged_minilm() -> Path | None:
 def resolve_model_source(
     path: str | None, hub_id: str, revision: str | None = None, allow_pickle: bool = False
 ) -> Snapshot:
-    """The folder to load: an explicit `path` (folder or hub id), else the packaged copy, else `hub_id` from the hub.
-
-    A hub id is resolved to its snapshot folder (the cache, or a download of configs, tokenizer and safetensors;
-    pickle only with `allow_pickle`), so the commit of the loaded bytes is known.
-
-    Raises:
-        CheckpointError: `path` is neither a folder nor a hub id, or the hub id cannot be resolved.
-    """
+    """An explicit `path` (folder or hub id), else the packaged copy, else `hub_id` from the hub; a hub id as its
+    snapshot (pickle only with `allow_pickle`). CheckpointError: `path` is neither, or a hub id cannot be resolved."""
     if path:
         local = Path(path).expanduser()
         if local.is_dir():
@@ -50,21 +45,14 @@ def resolve_model_source(
         if not is_hub_id(path):
             raise CheckpointError(f"model folder not found <model.path={path}>; give an existing folder or a hub id")
         return download_snapshot(path, revision, hub_patterns(allow_pickle), "model.path")
-    packaged = _packaged_minilm() if hub_id == MINILM_HUB_ID else None
-    if packaged is not None:
+    if hub_id == MINILM_HUB_ID and (packaged := _packaged_minilm()) is not None:
         return Snapshot(packaged)
     return download_snapshot(hub_id, revision, hub_patterns(allow_pickle), "model.name")
 
 
 def load_sentence_transformer(folder: Path, device: str, key: str = "model.path", **kwargs: Any) -> SentenceTransformer:
-    """`SentenceTransformer(folder)` with no remote code; any failure becomes one `CheckpointError` line.
-
-    Args:
-        folder: A local model folder that passed `checkpoint.check_folder`.
-        device: A torch device string.
-        key: The config key that chose the folder, for the error.
-        **kwargs: Passed to `SentenceTransformer`.
-    """
+    """`SentenceTransformer(folder, **kwargs)` with no remote code, for a folder that passed `check_folder`; any
+    failure becomes one `CheckpointError` line naming `key`, the config key that chose the folder."""
     from sentence_transformers import SentenceTransformer
 
     try:
@@ -79,8 +67,25 @@ def load_sentence_transformer(folder: Path, device: str, key: str = "model.path"
         ) from None
 
 
+def st_model_kwargs(allow_pickle: bool) -> dict[str, Any]:
+    """transformers' loading settings for this family: without allow_pickle it may read model.safetensors only; a
+    wrong shape is loaded (at random) so that `check_loaded` names it with the other offenders, and refuses."""
+    return {"use_safetensors": not allow_pickle or None, "ignore_mismatched_sizes": True}
+
+
+def length_limit(model: SentenceTransformer) -> int | None:
+    """The most tokens the model can embed: its position embeddings (`max_position_embeddings`; RoBERTa-style models
+    spend `pad_token_id + 1` of them on an offset); None when the config has none. (The tokenizer's
+    `model_max_length` is no guide here: sentence-transformers sets it to its own `max_seq_length`.)"""
+    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is None:
+        return None
+    offset = (getattr(config, "pad_token_id", 0) or 0) + 1 if getattr(config, "model_type", "") in OFFSET_MODELS else 0
+    return int(positions) - offset
+
+
 def auto_device(device: str) -> str:
-    """`auto` -> cuda when available, else cpu; anything else unchanged."""
     if device != "auto":
         return device
     import torch
@@ -89,19 +94,10 @@ def auto_device(device: str) -> str:
 
 
 class SentenceTransformerEncoder:
-    """`TextEncoder` over a sentence-transformers model.
-
-    Args:
-        name: mteb-style "org/model" name recorded in results.
-        path: local folder or hub id; None = the packaged MiniLM if installed, else `name` from the hub.
-        revision: hub branch, tag or commit (hub ids only; None = main). The identity records the resolved commit.
-        device: "cpu", "cuda", "cuda:1" or "auto".
-        max_seq_length: override the model's own limit (None keeps it).
-        normalize: L2-normalise embeddings (cosine and dot then agree).
-        use_instructions: prepend instructions as plain text; the published MiniLM scores use none.
-        show_progress: tqdm bar with ETA while encoding.
-        allow_pickle: accept pickle weights (`pytorch_model.bin`) where a folder has no safetensors.
-    """
+    """`TextEncoder` over a sentence-transformers model (parameters: the keys of conf/model/minilm.yaml). `path` (folder
+    or hub id) None = the packaged MiniLM if installed, else `name` from the hub; a hub `revision` is recorded as the
+    resolved commit; `max_seq_length` None keeps the model's own limit; `normalize` L2-normalises (cosine and dot then
+    agree); `use_instructions` prepends instructions as plain text (the published MiniLM scores use none)."""
 
     def __init__(
         self,
@@ -120,14 +116,14 @@ class SentenceTransformerEncoder:
         source = resolve_model_source(path, name, revision, allow_pickle)
         loaded = check_folder(source.folder, allow_pickle)
         self.folder = source.folder
-        self.model = load_sentence_transformer(source.folder, auto_device(device))
+        kwargs = st_model_kwargs(allow_pickle)
+        self.model = load_sentence_transformer(source.folder, auto_device(device), model_kwargs=kwargs)
+        check_loaded(self.model, source.folder, allow_pickle)
         if max_seq_length is not None:
+            check_length(max_seq_length, length_limit(self.model), "model.max_seq_length", name)
             self.model.max_seq_length = int(max_seq_length)
-        self.identity = ModelIdentity(
-            name=name,
-            revision=source.commit or folder_revision(source.folder, loaded),
-            knobs={"max_seq_length": self.model.max_seq_length, "normalize": normalize},
-        )
+        knobs = {"max_seq_length": self.model.max_seq_length, "normalize": normalize}
+        self.identity = ModelIdentity(name, source.commit or folder_revision(source.folder, loaded), knobs)
         log.info("loaded %s from %s: %s", name, source.folder, self.identity.revision)
         self.embed_dim = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length)
@@ -138,7 +134,6 @@ class SentenceTransformerEncoder:
 
     @staticmethod
     def template_for_config(config: Mapping[str, Any]) -> str | None:
-        """The instruction template for a config, known without loading the model (`plan=true`)."""
         return "{instruction} " if config.get("use_instructions") else None
 
     def instruction_template(self) -> str | None:
