@@ -1,7 +1,5 @@
-"""Benchmarks: which tasks make up a leaderboard. This harness's `conf/benchmark/<name>.yaml` task lists, any benchmark
-of mteb's registry by its mteb name (`MTEB(eng, v2)`, `MTEB(eng, v1)` and their aliases), an ad-hoc `tasks=[...]`
-list, or what a run folder recorded; and the one place that decides which tasks a run evaluates.
-"""
+"""Benchmarks: which tasks make up a leaderboard (`conf/benchmark/<name>.yaml`, mteb's registry by name or alias, an
+ad-hoc `tasks=[...]` list, or what a run folder recorded), and the one place that picks the tasks a run evaluates."""
 
 from __future__ import annotations
 
@@ -23,34 +21,21 @@ AD_HOC = "tasks"  # the name of a benchmark that is a `tasks=[...]` list
 
 @dataclass(frozen=True)
 class Benchmark:
-    """The tasks whose scores make up the averages (the denominators), and where that list came from.
+    """The tasks whose scores make up the averages (the denominators), and where that list came from."""
 
-    Attributes:
-        name: a conf/benchmark name ("smoke", "mteb_eng_v1"), mteb's name ("MTEB(eng, v2)"), "tasks" for an ad-hoc
-            `tasks=[...]` list, or a description such as "tasks present in any input".
-        tasks: task names in benchmark order, no duplicates.
-        source: where the list was read, e.g. "--benchmark", "run.json benchmark", "run.json config.tasks".
-        description: mteb's description of its benchmark (markdown), else "".
-        scopes: for mteb's benchmarks, task name -> (splits, subsets) the benchmark evaluates it on.
-    """
-
+    # a conf/benchmark name ("smoke", "mteb_eng_v1"), mteb's name ("MTEB(eng, v2)"), "tasks" for an ad-hoc
+    # `tasks=[...]` list, or a description such as "tasks present in any input"
     name: str
-    tasks: tuple[str, ...]
-    source: str = "config"
-    description: str = ""
+    tasks: tuple[str, ...]  # task names in benchmark order, no duplicates
+    source: str = "config"  # where the list was read, e.g. "--benchmark", "run.json benchmark", "run.json config.tasks"
+    description: str = ""  # mteb's description of its benchmark (markdown), else ""
+    # for mteb's benchmarks, task name -> (splits, subsets) the benchmark evaluates it on
     scopes: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
 
     @classmethod
     def named(cls, name: str, source: str = "--benchmark") -> Benchmark:
-        """`conf/benchmark/<name>.yaml`'s task list, else mteb's benchmark of that name or alias.
-
-        Raises:
-            ConfigError: neither knows the name (lists this harness's benchmarks), or the YAML has no task list.
-
-        Examples:
-            >>> len(Benchmark.named("mteb_eng_v1").tasks), len(Benchmark.named("MTEB(eng, v1)").tasks)
-            (56, 56)
-        """
+        """`conf/benchmark/<name>.yaml`'s task list, else mteb's benchmark of that name or alias. Raises `ConfigError`
+        when neither knows the name (lists this harness's benchmarks), or the YAML has no task list."""
         check_name(name, "benchmark")
         path = conf_dir() / "benchmark" / f"{name}.yaml"
         if path.is_file():
@@ -75,14 +60,12 @@ class Benchmark:
     @property
     def title(self) -> str:
         """The name, or for an ad-hoc list the list itself: "tasks=[SciFact,NFCorpus]"."""
-        if self.name != AD_HOC:
-            return self.name
-        return f"tasks=[{','.join(self.tasks[:4])}{',...' if len(self.tasks) > 4 else ''}]"
+        more = ",..." if len(self.tasks) > 4 else ""
+        return self.name if self.name != AD_HOC else f"tasks=[{','.join(self.tasks[:4])}{more}]"
 
     def describe(self) -> str:
         """E.g. "smoke (7 tasks, from run.json config.benchmark)"."""
-        count = len(self.tasks)
-        return f"{self.title} ({count} task{'s' if count != 1 else ''}, from {self.source})"
+        return f"{self.title} ({len(self.tasks)} task{'s' if len(self.tasks) != 1 else ''}, from {self.source})"
 
     def record(self) -> dict[str, object]:
         """run.json's `benchmark` entry: the name and every task, the leaderboard's denominators (a run that serves 3
@@ -91,22 +74,14 @@ class Benchmark:
 
     def align(self, spec: TaskSpec) -> TaskSpec:
         """`spec` on the split and subset this (mteb) benchmark scores: a spec built from mteb's metadata takes the
-        benchmark's when it names exactly one of each; otherwise a difference is logged (this harness scores one
-        split and one subset per task)."""
+        benchmark's when it names one of each; else a difference is logged (one split and subset per task here)."""
         splits, subsets = self.scopes.get(spec.name, ((spec.split,), (spec.subset,)))
         if (spec.split, spec.subset) == (splits[0], subsets[0]) and len(splits) == len(subsets) == 1:
             return spec
         if not has_task_yaml(spec.name) and len(splits) == len(subsets) == 1:
             return dataclasses.replace(spec, split=splits[0], subset=subsets[0])
-        log.warning(
-            "%s: %s evaluates split(s) %s, subset(s) %s; this harness scores split %s, subset %s only",
-            spec.name,
-            self.name,
-            ",".join(splits),
-            ",".join(subsets),
-            spec.split,
-            spec.subset,
-        )
+        message = "%s: %s evaluates split(s) %s, subset(s) %s; this harness scores split %s, subset %s only"
+        log.warning(message, spec.name, self.name, ",".join(splits), ",".join(subsets), spec.split, spec.subset)
         return spec
 
 
@@ -137,15 +112,9 @@ def _mteb_names() -> dict[str, str]:
 
 
 def mteb_benchmark(name: str, key: str = "benchmark.name") -> Benchmark:
-    """A benchmark of mteb's registry (`mteb.get_benchmark`), with its task names and scopes.
-
-    Args:
-        name: an mteb benchmark name or alias, e.g. "MTEB(eng, v2)", "MTEB(eng, classic)".
-        key: the config key the name came from, for the error message.
-
-    Raises:
-        ConfigError: mteb has no such benchmark (one line with close matches).
-    """
+    """A benchmark of mteb's registry by name or alias ("MTEB(eng, v2)", "MTEB(eng, classic)"), with its task names
+    and scopes; `key` is the config key the name came from, for the `ConfigError` when mteb has no such benchmark
+    (one line with close matches)."""
     import mteb
 
     known = _mteb_names()
@@ -164,31 +133,21 @@ def mteb_benchmark(name: str, key: str = "benchmark.name") -> Benchmark:
 def select_tasks(
     tasks: Sequence[str] | None, benchmark_name: str | None, benchmark_tasks: Sequence[str]
 ) -> tuple[Benchmark, list[TaskSpec]]:
-    """Which tasks a run evaluates and which benchmark it is: the one place that decides both.
+    """Which tasks a run evaluates and which benchmark it is: the one place that decides both. `tasks` (`tasks=[...]`),
+    when given, wins and is the benchmark ("tasks"); else `benchmark_tasks` of the harness benchmark `benchmark_name`,
+    or, when those are empty (`benchmark=mteb`), mteb's benchmark of that name.
 
-    Args:
-        tasks: `tasks=[...]`; when given it wins and is the benchmark ("tasks").
-        benchmark_name: `benchmark.name` (a harness benchmark's name, or mteb's for `benchmark=mteb`).
-        benchmark_tasks: `benchmark.tasks` of a harness benchmark; empty for `benchmark=mteb`.
-
-    Returns:
-        The benchmark (every task, also those without data here) and the specs of its tasks, checked against mteb's
-        registry, in order, duplicates dropped.
-
-    Raises:
-        TaskNotFoundError: an unknown task (with close matches). ConfigError: no tasks, or an unknown mteb benchmark.
-    """
+    Returns the benchmark (every task, also those without data here) and its tasks' specs, checked against mteb's
+    registry, in order, without duplicates. Raises `TaskNotFoundError` for an unknown task (with close matches),
+    `ConfigError` for no tasks or an unknown mteb benchmark."""
     named = None
     if tasks:
-        names = resolve_task_names(list(tasks), [])
-        name = AD_HOC
+        names, name = resolve_task_names(list(tasks), []), AD_HOC
     elif benchmark_tasks:
-        names = resolve_task_names(None, list(benchmark_tasks))
-        name = str(benchmark_name or AD_HOC)
+        names, name = resolve_task_names(None, list(benchmark_tasks)), str(benchmark_name or AD_HOC)
     else:
         named = mteb_benchmark(str(benchmark_name))
-        names = resolve_task_names(None, list(named.tasks))
-        name = named.name
+        names, name = resolve_task_names(None, list(named.tasks)), named.name
     if not names:
         raise ConfigError("no tasks selected; pass tasks=[TaskName,...] or benchmark=<name>")
     specs = [load_task_spec(n) for n in names]

@@ -1,9 +1,6 @@
-"""Cost plan (`plan=true`): what a run would encode, from mteb's descriptive statistics (shipped in the mteb wheel,
-read through `TaskMetadata.descriptive_stats`), without loading a model or any data (docs/plan.md).
-
-Per task: the texts mteb hands the model, the distinct ones the embedding cache encodes, estimated tokens and
-instruction-prefix tokens; across tasks: text groups the cache shares (FEVER and ClimateFEVER's corpus) counted once.
-"""
+"""Cost plan (`plan=true`): per task, the texts mteb would hand the model, the distinct ones the cache encodes and their
+estimated tokens, with groups two tasks share (FEVER and ClimateFEVER's corpus) counted once; from mteb's descriptive
+statistics (`TaskMetadata.descriptive_stats`, shipped in the mteb wheel), loading no model or data (docs/plan.md)."""
 
 from __future__ import annotations
 
@@ -27,41 +24,26 @@ SHARED_REL_TOLERANCE = 1e-3
 
 @dataclass(frozen=True)
 class TextGroup:
-    """Texts of one role in one task that mteb encodes in one call, with one prefix.
+    """Texts of one role in one task that mteb encodes in one call, with one prefix."""
 
-    Attributes:
-        role: what the texts are ("documents", "queries", "sentence1", "train (sampled)", ...).
-        side: the prompt type mteb passes ("query", "document") or None for symmetric tasks.
-        texts: how many texts mteb hands the model, duplicates included.
-        unique: how many of them are distinct: what the embedding cache encodes.
-        chars: characters of all `texts`.
-        unique_chars: estimated characters of the distinct texts (their count x the mean length).
-        min_chars, max_chars: shortest and longest text, in characters.
-        shareable: False for samples (classification training texts), which two tasks draw differently.
-    """
-
-    role: str
-    side: str | None
-    texts: int
-    unique: int
-    chars: int
-    unique_chars: int
-    min_chars: int
-    max_chars: int
-    shareable: bool = True
+    role: str  # what the texts are ("documents", "queries", "sentence1", "train (sampled)", ...)
+    side: str | None  # the prompt type mteb passes ("query", "document"), None for symmetric tasks
+    texts: int  # how many texts mteb hands the model, duplicates included
+    unique: int  # how many of them are distinct: what the embedding cache encodes
+    chars: int  # characters of all `texts`
+    unique_chars: int  # estimated characters of the distinct texts (their count x the mean length)
+    min_chars: int  # shortest text, in characters
+    max_chars: int  # longest text
+    shareable: bool = True  # False for samples (classification training texts), which two tasks draw differently
 
     def matches(self, other: TextGroup) -> bool:
         """Whether the statistics say the two groups hold the same texts (see SHARED_REL_TOLERANCE)."""
-
-        def close(a: float, b: float) -> bool:
-            return abs(a - b) <= SHARED_REL_TOLERANCE * max(a, b)
-
         return (
             self.shareable
             and other.shareable
             and (self.min_chars, self.max_chars) == (other.min_chars, other.max_chars)
-            and close(self.unique, other.unique)
-            and close(self.unique_chars, other.unique_chars)
+            and math.isclose(self.unique, other.unique, rel_tol=SHARED_REL_TOLERANCE)
+            and math.isclose(self.unique_chars, other.unique_chars, rel_tol=SHARED_REL_TOLERANCE)
         )
 
 
@@ -123,50 +105,26 @@ def _count(stats: dict[str, Any]) -> int:
 
 def _group(role: str, side: str | None, stats: dict[str, Any], texts: int | None = None) -> TextGroup:
     n = _count(stats) if texts is None else texts
-    unique = min(int(stats["unique_texts"]), n)
-    return TextGroup(
-        role=role,
-        side=side,
-        texts=n,
-        unique=unique,
-        chars=int(stats["total_text_length"]),
-        unique_chars=round(unique * stats["average_text_length"]),
-        min_chars=int(stats["min_text_length"]),
-        max_chars=int(stats["max_text_length"]),
-    )
+    unique, mean = min(int(stats["unique_texts"]), n), stats["average_text_length"]
+    lengths = int(stats["min_text_length"]), int(stats["max_text_length"])
+    return TextGroup(role, side, n, unique, int(stats["total_text_length"]), round(unique * mean), *lengths)
 
 
 def _sampled(role: str, stats: dict[str, Any], n: int) -> TextGroup:
     """A random sample of n texts from a group: the mean length times n, never shared with another task."""
-    n = min(n, _count(stats))
-    mean = stats["average_text_length"]
-    return TextGroup(
-        role,
-        None,
-        n,
-        n,
-        round(n * mean),
-        round(n * mean),
-        stats["min_text_length"],
-        stats["max_text_length"],
-        shareable=False,
-    )
+    n, mean = min(n, _count(stats)), stats["average_text_length"]
+    lengths = stats["min_text_length"], stats["max_text_length"]
+    return TextGroup(role, None, n, n, round(n * mean), round(n * mean), *lengths, shareable=False)
 
 
 def _classification_train(task: Any, stats: dict[str, Any]) -> TextGroup:
-    """mteb encodes the union of `n_experiments` draws of `samples_per_label` texts per label (undersampling).
-
-    Each label with c texts contributes c * (1 - (1 - k/c)^E) texts in expectation, k = min(samples_per_label, c).
-    """
+    """mteb encodes the union of `n_experiments` draws of `samples_per_label` texts per label (undersampling). Each
+    label with c texts contributes c * (1 - (1 - k/c)^E) texts in expectation, k = min(samples_per_label, c)."""
     experiments, per_label = int(task.n_experiments), int(task.samples_per_label)
     labels = (stats.get("label_statistics") or {}).get("labels") or {}
     if labels:
-        expected = 0.0
-        for entry in labels.values():
-            c = int(entry["count"])
-            k = min(per_label, c)
-            expected += c * (1 - (1 - k / c) ** experiments) if c else 0
-        n = round(expected)
+        counts = [int(entry["count"]) for entry in labels.values()]
+        n = round(sum(c * (1 - (1 - min(per_label, c) / c) ** experiments) for c in counts if c))
     else:  # no per-label counts: the upper bound
         n = experiments * per_label * int((stats.get("label_statistics") or {}).get("unique_labels") or 1)
     return _sampled("train (sampled)", stats["text_statistics"], n)
@@ -177,21 +135,14 @@ def _split_stats(all_stats: dict[str, Any], split: str, subset: str) -> dict[str
     if not isinstance(entry, dict):
         return None
     per_subset = entry.get("hf_subset_descriptive_stats")
-    if per_subset:
-        return per_subset.get(subset)
-    return entry
+    return per_subset.get(subset) if per_subset else entry
 
 
 def text_groups(task: Any, split: str, subset: str) -> list[TextGroup] | str:
-    """The text groups mteb 2.26 encodes for one (non-aggregate) task, or why they cannot be told.
-
-    Args:
-        task: the mteb task object (its class decides what is encoded: all sets for legacy clustering, a fraction
-            for fast clustering, a label-balanced sample of the training split for classification).
-        split, subset: the evaluated split and hf_subset.
-    """
-    md = task.metadata
-    stats = md.descriptive_stats
+    """The text groups mteb 2.26 encodes for one (non-aggregate) task on the evaluated split and hf_subset, or why they
+    cannot be told. The task's class decides what is encoded: all sets for legacy clustering, a fraction for fast
+    clustering, a label-balanced sample of the training split for classification."""
+    md, stats = task.metadata, task.metadata.descriptive_stats
     if not stats:
         return f"no descriptive statistics in mteb for {md.name}"
     s = _split_stats(stats, split, subset)
@@ -248,20 +199,12 @@ def plan_tasks(
     max_length: int | None,
     chars_per_token: float = CHARS_PER_TOKEN,
 ) -> CostPlan:
-    """Estimate what evaluating `specs` would encode.
+    """Estimate what evaluating `specs` would encode (aggregates such as CQADupstackRetrieval summed over subtasks).
 
-    Args:
-        specs: the tasks (aggregates such as CQADupstackRetrieval are summed over their subtasks).
-        variant: `instructions.variant`; decides each side's instruction.
-        template: the model's instruction template ("Instruct: {instruction}\\nQuery: "); None: the model adds no
-            instructions, so no prefix tokens.
-        max_length: the model's token limit, to cap per-text tokens and flag truncation; None when unknown.
-        chars_per_token: characters per token for the estimate.
-
-    Returns:
-        The plan; groups that the statistics show to be identical texts with an identical prefix are marked
-        `shared_with` the first such group, so that a deduplicated total counts them once, as the cache does.
-    """
+    `variant` (`instructions.variant`) decides each side's instruction, templated with `template` ("Instruct:
+    {instruction}\\nQuery: "; None: the model adds no instructions, so no prefix tokens); `max_length` (None: unknown)
+    caps per-text tokens and flags truncation. Groups the statistics show to be identical texts with an identical
+    prefix are marked `shared_with` the first such group: a deduplicated total counts them once, as the cache does."""
     import mteb
 
     plan = CostPlan([], float(chars_per_token), template, max_length)

@@ -1,6 +1,4 @@
-"""The `plan=true` report: the cost plan of `nvembed_eval.tasks.cost_plan` as a per-task table, totals and projected
-GPU-hours.
-"""
+"""The `plan=true` report: the cost plan of `tasks.cost_plan` as a per-task table, totals and projected GPU-hours."""
 
 from __future__ import annotations
 
@@ -101,23 +99,14 @@ def render_cost_plan(
     cache_enabled: bool,
     data_dir: str | None = None,
 ) -> str:
-    """The `plan=true` report of a run.
-
-    Args:
-        specs: the run's tasks, resolved as the run would (`tasks.select_tasks`).
-        chosen: how the tasks were chosen, for the header (`tasks=[...]`, `benchmark=smoke`).
-        model: the model's name. variant: `instructions.variant`.
-        template: the model's instruction template, told without loading it (None: it adds no instructions).
-        max_length: the model's token limit, when its config sets one.
-        tokens_per_second, gpus, chars_per_token: `plan.*`, already checked. cache_enabled: `cache.enabled`.
-        data_dir: `data_dir`, which the plan does not read (said in the header).
-    """
+    """The `plan=true` report of a run: `specs` resolved as the run would (`tasks.select_tasks`), `chosen` how (for the
+    header: `tasks=[...]`, `benchmark=smoke`), `template` told without loading the model (None: it adds no
+    instructions), `plan.*` values already checked; `data_dir` is not read (the header says so)."""
     import mteb
 
-    names = [spec.name for spec in specs]
     plan = plan_tasks(specs, variant=variant, template=template, max_length=max_length, chars_per_token=chars_per_token)
     header = (
-        f"plan (no model loaded, nothing written): {len(names)} tasks ({chosen}), model {model}, "
+        f"plan (no model loaded, nothing written): {len(specs)} tasks ({chosen}), model {model}, "
         f"instructions={variant}, prefix template {template!r}, max_length {max_length or 'unknown'}; "
         f"texts from mteb {mteb.__version__}'s descriptive statistics of its current dataset revisions"
     )

@@ -1,7 +1,6 @@
-"""What each evaluator needs of a task's data, checked after loading and before anything is encoded: data too small or
-too uniform for the metric (one STS pair, constant gold scores, a training split with one class, pairs of one label)
-would otherwise cost a full encoding pass and end in a traceback or a NaN score.
-"""
+"""What each evaluator needs of a task's data, checked after loading and before encoding: data too small or too uniform
+for the metric (one STS pair, constant gold scores, a training split with one class, pairs of one label) would
+otherwise cost a full encoding pass and end in a traceback or a NaN score."""
 
 from __future__ import annotations
 
@@ -15,10 +14,8 @@ if TYPE_CHECKING:
 
 
 def check_evaluable(task: AbsTask) -> None:
-    """Raise `DataError` (one line: task, split, what is wrong, what the evaluator needs) for degenerate data.
-
-    Looks only at splits and subsets the task will evaluate; a structure it does not recognise is left to mteb.
-    """
+    """Raise `DataError` (one line: task, split, what is wrong, what the evaluator needs) for degenerate data in the
+    splits and subsets the task will evaluate; a structure it does not recognise is left to mteb."""
     from mteb import abstasks as a
 
     name = task.metadata.name
@@ -36,7 +33,7 @@ def check_evaluable(task: AbsTask) -> None:
                 train = None if task.is_cross_validation else _split(task, subset, task.train_split)
                 if train is not None:
                     _check_classes(f"{name} ({task.train_split} split)", _column(train, task.label_column_name))
-                if data is not None and len(data) == 0:
+                if len(data) == 0:
                     raise DataError(f"{where} has no rows; the classifier needs examples to score")
             elif isinstance(task, a.AbsTaskClusteringLegacy):
                 for i, labels in enumerate(_column(data, task.label_column_name) or []):
@@ -65,16 +62,12 @@ def _column(data: Any, name: str) -> list[Any] | None:
         values = list(data[name])
     except (KeyError, TypeError, ValueError, IndexError):
         return None
-    flat: list[Any] = []
-    for value in values:  # old-style rows hold lists of pairs
-        flat.extend(value) if isinstance(value, list) and not isinstance(value, str) else flat.append(value)
-    return flat
+    # old-style rows hold lists of pairs
+    return [item for value in values for item in (value if isinstance(value, list) else [value])]
 
 
 def _check_sts(where: str, scores: list[Any] | None) -> None:
-    if scores is None:
-        return
-    if len(scores) < 2 or len(set(scores)) < 2:
+    if scores is not None and (len(scores) < 2 or len(set(scores)) < 2):
         detail = f"{len(scores)} pair" + ("" if len(scores) == 1 else "s")
         if len(scores) >= 2:
             detail += f", all with gold score {scores[0]}"
@@ -84,9 +77,7 @@ def _check_sts(where: str, scores: list[Any] | None) -> None:
 
 
 def _check_pairs(where: str, labels: list[Any] | None) -> None:
-    if labels is None:
-        return
-    if set(map(int, labels)) != {0, 1}:
+    if labels is not None and set(map(int, labels)) != {0, 1}:
         raise DataError(
             f"{where} has {len(labels)} pairs, all labelled {_labels(labels)}; average precision needs pairs of both "
             "labels 0 and 1"
@@ -94,9 +85,7 @@ def _check_pairs(where: str, labels: list[Any] | None) -> None:
 
 
 def _check_classes(where: str, labels: list[Any] | None) -> None:
-    if labels is None:
-        return
-    if len(set(map(str, labels))) < 2:
+    if labels is not None and len(set(map(str, labels))) < 2:
         which = f", all of class {_labels(labels)}" if labels else ""
         raise DataError(
             f"{where} has {len(labels)} examples{which}; the logistic-regression classifier needs at least 2 classes "

@@ -1,9 +1,9 @@
-"""Where each task's data comes from: a local folder (`data_dir`), the package (smoke tasks) or a hub dataset commit;
-which tasks a run can serve at all (coverage), the data part of a result's provenance, and loading it.
-"""
+"""Where each task's data comes from (a local folder `data_dir`, the package for smoke tasks, or a hub dataset commit),
+which tasks a run can serve at all (coverage), the data part of a result's provenance, and loading it."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,22 +31,14 @@ LOCAL, PACKAGE, HUB = "local", "package", "hub"
 
 @dataclass
 class TaskData:
-    """One task's mteb object and the source of its data.
-
-    Attributes:
-        spec: the task spec. task: mteb's registered task, narrowed to the spec's split and subset.
-        source: "local", "package" or "hub".
-        folders: the folders a local or packaged task reads (one per subtask of an aggregate).
-        revision_source: for hub data, where the commit comes from: "card", "mteb" or "mteb (<why>)".
-        verified: for hub data, whether the loaded files were checked to come from the requested commit.
-    """
+    """One task's mteb object (narrowed to the spec's split and subset) and the source of its data."""
 
     spec: TaskSpec
     task: AbsTask
-    source: str
-    folders: list[Path] = field(default_factory=list)
-    revision_source: str = MTEB
-    verified: bool = False
+    source: str  # "local", "package" or "hub"
+    folders: list[Path] = field(default_factory=list)  # what a local or packaged task reads (one per subtask)
+    revision_source: str = MTEB  # hub data: where the commit comes from: "card", "mteb" or "mteb (<why>)"
+    verified: bool = False  # hub data: whether the loaded files were checked to come from the requested commit
     _digest: str | None = None
     _requested: list[tuple[str, str]] = field(default_factory=list)  # hub (repository, commit) asked for, in order
 
@@ -57,20 +49,14 @@ class TaskData:
     def record(self, loaded_revision: str | None = None) -> dict[str, Any]:
         """The data part of the result's provenance (docs/provenance.md): what identifies the data's content, and
         where it came from. Before loading it is what a result of this data must match; after loading, pass mteb's
-        `dataset_revision` for hub data to add the commit that was loaded and whether it was verified.
-        """
+        `dataset_revision` for hub data to add the commit that was loaded and whether it was verified."""
         if self.source == HUB:
             datasets = [{"repository": r, "revision": c} for r, c in self._requested]
-            out: dict[str, Any] = (
-                {"source": HUB, **datasets[0]}
-                if len(datasets) == 1
-                else {
-                    "source": HUB,
-                    "subtasks": {
-                        leaf.metadata.name: d for leaf, d in zip(hub_leaves(self.task), datasets, strict=True)
-                    },
-                }
-            )
+            if len(datasets) == 1:
+                out: dict[str, Any] = {"source": HUB, **datasets[0]}
+            else:
+                names = [leaf.metadata.name for leaf in hub_leaves(self.task)]
+                out = {"source": HUB, "subtasks": dict(zip(names, datasets, strict=True))}
             out["revision_source"] = self.revision_source
             if loaded_revision is not None:
                 out |= {"loaded_revision": loaded_revision, "verified": self.verified}
@@ -84,9 +70,7 @@ class TaskData:
     def dataset_revision(self, loaded: str) -> str:
         """The `dataset_revision` a result of this data records: the hub commit mteb `loaded`, or for local and
         packaged data its content label (`local:sha256:<16 hex>`), never a hub commit it did not come from."""
-        if self.source == HUB:
-            return loaded
-        return content_revision(self.source, self.record()["sha256"])
+        return loaded if self.source == HUB else content_revision(self.source, self.record()["sha256"])
 
     @property
     def revision_label(self) -> str:
@@ -100,11 +84,8 @@ class TaskData:
 
     def load(self) -> None:
         """Read the data into `task` (local and packaged folders), or load and check the hub commit; then check that
-        the evaluator can score it (`data_checks.check_evaluable`), before anything is encoded.
-
-        Raises:
-            DataError: the data cannot be read, came from another commit, or is degenerate for the task's metric.
-        """
+        the evaluator can score it (`data_checks.check_evaluable`), before anything is encoded. Raises `DataError` when
+        the data cannot be read, came from another commit, or is degenerate for the task's metric."""
         if self.source == HUB:
             self.task, self.revision_source, self.verified = load_hub_data(self.spec, self.task, self.revision_source)
         elif self.source == LOCAL:
@@ -127,41 +108,26 @@ def _digest(folders: list[Path]) -> str:
         digests = [folder_sha256(f) for f in folders]
     except OSError as exc:
         raise DataError(f"cannot read the task data under {folders[0]} ({exc}); check the files' permissions") from None
-    if len(digests) == 1:
-        return digests[0]
-    import hashlib
-
-    return hashlib.sha256("".join(digests).encode("ascii")).hexdigest()  # an aggregate: its subtasks' folders
+    # an aggregate: the digest of its subtasks' folders' digests
+    return digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode("ascii")).hexdigest()
 
 
 def plan_task_data(
     specs: list[TaskSpec], *, data_dir: Path | None, dataset_revision: str, explicit: bool
 ) -> dict[str, TaskData]:
-    """The data source of every task a run can serve, decided before any model loads.
+    """Task name -> `TaskData` of every task a run can serve, in run order, decided before any model loads.
 
-    Tasks named with `tasks=[...]` must all be servable; a benchmark run serves the tasks whose data is there and
-    reports its coverage (e.g. 3/56) rather than failing, so that the full experiment can be checked on CPU against
-    local data or a partial offline cache.
-
-    Args:
-        specs: the tasks, in run order.
-        data_dir: the local data root, or None for the hub.
-        dataset_revision: "card" or "mteb" (hub data only; local files are neither commit).
-        explicit: the tasks were named with `tasks=[...]`.
-
-    Returns:
-        Task name -> its `TaskData`, in run order, for the tasks that will run.
-
-    Raises:
-        DataError: a named task's data is missing, or none of a benchmark's tasks can be served.
-    """
+    Tasks named with `tasks=[...]` (`explicit`) must all be servable; a benchmark run serves the tasks whose data is
+    there and reports its coverage (e.g. 3/56) rather than failing, so that the full experiment can be checked on CPU
+    against local data or a partial offline cache. `data_dir` None means the hub, on the `dataset_revision` commit
+    ("card" or "mteb"; local files are neither). Raises `DataError` when a named task's data is missing, or none of a
+    benchmark's tasks can be served."""
     planned: dict[str, TaskData] = {}
     missing: dict[str, str] = {}
     if data_dir is not None and not data_dir.is_dir():
         raise DataError(f"data_dir {data_dir} does not exist; point data_dir= at a folder of <TaskName>/ folders")
     for spec in specs:
-        choice = dataset_revision if data_dir is None else MTEB
-        task, revision_source = build_mteb_task(spec, choice)
+        task, revision_source = build_mteb_task(spec, dataset_revision if data_dir is None else MTEB)
         if spec.name in SMOKE_TASK_NAMES:
             planned[spec.name] = TaskData(spec, task, PACKAGE, [SMOKE_DATA / spec.name])
         elif data_dir is not None:
@@ -189,11 +155,6 @@ def plan_task_data(
         raise DataError(next(iter(missing.values())))
     if missing:
         where = f"data_dir {data_dir}" if data_dir is not None else "the offline datasets cache"
-        log.warning(
-            "%s holds %d of the benchmark's %d tasks; skipping %s",
-            where,
-            len(planned),
-            len(planned) + len(missing),
-            ", ".join(sorted(missing)),
-        )
+        total, skipped = len(planned) + len(missing), ", ".join(sorted(missing))
+        log.warning("%s holds %d of the benchmark's %d tasks; skipping %s", where, len(planned), total, skipped)
     return planned

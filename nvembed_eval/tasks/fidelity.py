@@ -1,6 +1,5 @@
 """Where the 2024 leaderboard's reranking evaluator (mteb 1.x) and mteb 2.x define a task's score differently, counted
-on the loaded task data before anything is encoded (docs/fidelity.md).
-"""
+on the loaded task data before anything is encoded (docs/fidelity.md)."""
 
 from __future__ import annotations
 
@@ -29,11 +28,8 @@ EXAMPLES = 3  # query ids kept per kind, to find them in the data
 
 def fidelity_record(task: AbsTask) -> dict[str, Any] | None:
     """The `fidelity` section of a result's provenance and run.json entry, counted on the loaded data before
-    `mteb.evaluate` (which filters it); the gate describes it (judge.gate.describe_divergences).
-
-    Returns:
-        {"reranking": `reranking_divergences(task)`} for a reranking task, else None.
-    """
+    `mteb.evaluate` (which filters it): {"reranking": `reranking_divergences(task)`} for a reranking task, else None.
+    The gate describes it (judge.gate.describe_divergences)."""
     divergences = reranking_divergences(task)
     return None if divergences is None else {"reranking": divergences}
 
@@ -44,17 +40,10 @@ def reranking_divergences(task: AbsTask) -> dict[str, Any] | None:
     The queries counted are those mteb 2.x evaluates: in the split's queries and with at least one qrels line. A
     document is judged relevant when its qrels score is > 0 (trec_eval's rule); a candidate without a qrels line is
     a negative. Texts are compared as mteb 2.x encodes a document: title and text joined by a space, stripped.
-
-    Args:
-        task: an mteb task after `load_data` (or this project's local loader), narrowed to the splits and subsets
-            the run evaluates.
-
-    Returns:
-        None when the task has no candidate lists (`top_ranked`), i.e. is not a reranking task. Else
-        {"queries": n, <kind>: count for each kind of `DIVERGENCES`, "examples": {kind: [query ids]}} summed over
-        the evaluated subsets and splits; `examples` holds up to `EXAMPLES` ids of each non-zero kind. A query may
-        count under several kinds.
-    """
+    `task` is loaded (`load_data` or this project's local loader) and narrowed to the splits and subsets the run
+    evaluates. Returns None when it has no candidate lists (`top_ranked`), i.e. is not a reranking task; else
+    {"queries": n, <kind>: count for each kind of `DIVERGENCES`, "examples": {kind: [query ids]}} summed over the
+    evaluated subsets and splits, with up to `EXAMPLES` ids of each non-zero kind (a query may count under several)."""
     splits = list(_splits(task))
     if not splits or any(split.get("top_ranked") is None for split in splits):
         return None
@@ -71,8 +60,7 @@ def reranking_divergences(task: AbsTask) -> dict[str, Any] | None:
             total += 1
             candidates = [str(d) for d in top_ranked.get(qid, ())]
             relevant = {str(d) for d, score in relevant_docs[qid].items() if score > 0}
-            kinds = _kinds(candidates, relevant, texts)
-            for kind in kinds:
+            for kind in _kinds(candidates, relevant, texts):
                 counts[kind] += 1
                 if len(examples.setdefault(kind, [])) < EXAMPLES:
                     examples[kind].append(qid)
@@ -80,24 +68,20 @@ def reranking_divergences(task: AbsTask) -> dict[str, Any] | None:
 
 
 def _kinds(candidates: list[str], relevant: set[str], texts: Mapping[str, str]) -> list[str]:
-    kinds = []
-    if candidates and all(d in relevant for d in candidates):
-        kinds.append("no_negative_candidate")
-    if not relevant.intersection(candidates):
-        kinds.append("no_relevant_candidate")
-    if relevant.difference(candidates):
-        kinds.append("relevant_outside_candidates")
     candidate_texts = [texts.get(d, f"\0{d}") for d in candidates]  # an id absent from the corpus ties with nothing
-    if len(set(candidate_texts)) < len(candidate_texts):
-        kinds.append("duplicate_candidate_texts")
-    return kinds
+    found = {
+        "no_negative_candidate": bool(candidates) and all(d in relevant for d in candidates),
+        "no_relevant_candidate": not relevant.intersection(candidates),
+        "relevant_outside_candidates": bool(relevant.difference(candidates)),
+        "duplicate_candidate_texts": len(set(candidate_texts)) < len(candidate_texts),
+    }
+    return [kind for kind, hit in found.items() if hit]
 
 
 def _document_texts(corpus: Any, wanted: set[str]) -> dict[str, str]:
     """Candidate id -> the text mteb 2.x encodes for it (title and text joined by a space and stripped, as its
     dataloader (mteb/_create_dataloaders.py) does)."""
-    ids = [str(i) for i in corpus["id"]]
-    bodies = corpus["text"]
+    ids, bodies = [str(i) for i in corpus["id"]], corpus["text"]
     titles = corpus["title"] if "title" in corpus.column_names else [""] * len(ids)
     return {
         i: f"{title} {body}".strip() if title else str(body).strip()  # mteb strips both forms

@@ -1,11 +1,7 @@
-"""Hub datasets without a network: which commits of a dataset repository the `datasets` cache holds, making the
-requested commit the one `datasets` loads, checking afterwards that the loaded files came from it, and telling a
-network failure from data that cannot be read.
-
-Why: offline (or when the hub cannot be reached), `datasets` 5.x serves a repository from its own cache and ignores
-the requested revision: `datasets.packaged_modules.cache._find_hash_in_cache` takes the most recently modified
-`<repo>/<config>/<version>/<commit>/` folder. Two cached commits of one repository would silently give the wrong data.
-"""
+"""Hub datasets without a network: which cached commit `datasets` loads, whether the loaded files came from it, and a
+network failure told from unreadable data. Why: offline, `datasets` 5.x ignores the requested revision and serves the
+most recently modified `<repo>/<config>/<version>/<commit>/` (`datasets.packaged_modules.cache._find_hash_in_cache`):
+two cached commits of one repository would silently give the wrong data."""
 
 from __future__ import annotations
 
@@ -43,9 +39,7 @@ def repo_cache_dir(repo: str) -> Path:
 
 def cached_commits(repo: str) -> dict[str, list[Path]]:
     """Commit -> its prepared folders (one per config) in the `datasets` cache; {} when the repository is not cached.
-
-    For a hub repository `datasets` names the folder after the commit it prepared (`DatasetModule.hash`).
-    """
+    For a hub repository `datasets` names the folder after the commit it prepared (`DatasetModule.hash`)."""
     root = repo_cache_dir(repo)
     found: dict[str, list[Path]] = {}
     for folder in sorted(root.glob("*/*/*")) if root.is_dir() else []:
@@ -55,11 +49,9 @@ def cached_commits(repo: str) -> dict[str, list[Path]]:
 
 
 def select_cached_commit(repo: str, revision: str) -> bool:
-    """Make `revision` the commit that `datasets` loads from its cache when it cannot ask the hub.
-
-    Marks the commit's folders as the most recently modified (the rule `datasets` uses offline); nothing else in the
-    cache changes. Returns False when the commit is not cached.
-    """
+    """Make `revision` the commit `datasets` loads from its cache when it cannot ask the hub, by marking its folders the
+    most recently modified (the rule `datasets` uses offline); nothing else in the cache changes. Returns False when
+    the commit is not cached."""
     folders = cached_commits(repo).get(revision)
     if not folders:
         return False
@@ -86,26 +78,17 @@ def loaded_commits(task: AbsTask, repo: str) -> set[str]:
                 if root in path.parents:
                     commits.add(path.relative_to(root).parts[2])  # <config>/<version>/<commit>/file
             return
-        if isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(item)
+        for item in value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ():
+            walk(item)
 
     walk(getattr(task, "dataset", None))
     return commits
 
 
 def verify_loaded_commit(task: AbsTask, repo: str, revision: str) -> bool:
-    """Check that the loaded task's cached files all come from `revision`.
-
-    Returns:
-        True when verified, False when no loaded dataset is backed by cached files (nothing to check).
-
-    Raises:
-        DataError: some data came from another commit (the cache served what the hub would not have).
-    """
+    """Check that the loaded task's cached files all come from `revision`: True when verified, False when no loaded
+    dataset is backed by cached files (nothing to check). Raises `DataError` when some data came from another commit
+    (the cache served what the hub would not have)."""
     commits = loaded_commits(task, repo)
     if not commits:
         return False
@@ -120,24 +103,19 @@ def verify_loaded_commit(task: AbsTask, repo: str, revision: str) -> bool:
 
 
 def is_network_error(exc: BaseException) -> bool:
-    """Whether a loading failure means "the hub could not be reached", as opposed to data that cannot be read.
-
-    Looks through the exception's causes for connection and timeout errors of the standard library, httpx and
-    huggingface_hub (its offline-mode and "not in the local cache" errors included).
-    """
+    """Whether a loading failure means "the hub could not be reached", as opposed to data that cannot be read: looks
+    through the exception's causes for connection and timeout errors of the standard library, httpx and
+    huggingface_hub (its offline-mode and "not in the local cache" errors included)."""
     from huggingface_hub import errors as hub_errors
     from huggingface_hub.utils import httpx  # the HTTP client huggingface_hub and datasets use, whatever its package
 
-    network: list[type[BaseException]] = [ConnectionError, TimeoutError, httpx.NetworkError, httpx.TimeoutException]
-
-    network += [
-        e for e in (getattr(hub_errors, n, None) for n in ("OfflineModeIsEnabled", "LocalEntryNotFoundError")) if e
-    ]
+    optional = (getattr(hub_errors, n, None) for n in ("OfflineModeIsEnabled", "LocalEntryNotFoundError"))
+    network = (ConnectionError, TimeoutError, httpx.NetworkError, httpx.TimeoutException, *filter(None, optional))
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, tuple(network)):
+        if isinstance(current, network):
             return True
         current = current.__cause__ or current.__context__
     return False
@@ -146,11 +124,8 @@ def is_network_error(exc: BaseException) -> bool:
 def network_error(task_name: str, repo: str, revision: str, exc: BaseException) -> DataError:
     """The one-line error for a hub dataset that could not be fetched."""
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-    where = (
-        "offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE set) and not in the datasets cache"
-        if hub_offline()
-        else (f"the Hugging Face hub could not be reached ({type(exc).__name__}: {reason})")
-    )
+    offline = "offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE set) and not in the datasets cache"
+    where = offline if hub_offline() else f"the Hugging Face hub could not be reached ({type(exc).__name__}: {reason})"
     return DataError(
         f"{task_name}: cannot load {repo}@{revision[:8]}: {where}; give the data with data_dir=<folder> "
         "(docs/local_data.md), or fill the datasets cache once with network access and set HF_HUB_OFFLINE=1"

@@ -1,7 +1,5 @@
-"""Which instruction goes on which text, and the one place it is templated into a prefix.
-
-Variants: the NV-Embed-v2 instructions recorded in each task spec, none, or what mteb's own task prompts give.
-"""
+"""Which instruction goes on which text (the NV-Embed-v2 instructions recorded in each task spec, none, or what mteb's
+own task prompts give), and the one place it is templated into a prefix."""
 
 from __future__ import annotations
 
@@ -20,6 +18,8 @@ if TYPE_CHECKING:
     from nvembed_eval.tasks.specs import TaskSpec
 
 PROMPT_TYPES = ("query", "document")
+NV_INSTRUCTIONS_FILE = "nv_embed_v2_instructions.json"
+TABLE7_FILE = "nv_embed_v2_table7_standin.yaml"
 
 
 class InstructionVariant(StrEnum):
@@ -31,27 +31,20 @@ class InstructionVariant(StrEnum):
 
 
 def instructions_dir() -> Path:
-    """The bundled `instructions/` folder (the checkout's top-level one, shipped inside the wheel): NV-Embed-v2's
-    instructions.json and the Table-7 stand-in table."""
+    """The bundled `instructions/` folder (in the wheel): NV-Embed-v2's instructions.json and the Table-7 stand-ins."""
     return bundled_dir("instructions")
-
-
-NV_INSTRUCTIONS_FILE = "nv_embed_v2_instructions.json"
-TABLE7_FILE = "nv_embed_v2_table7_standin.yaml"
 
 
 def load_nv_instructions() -> dict[str, dict[str, str]]:
     """NV-Embed-v2's own instructions.json (verbatim copy), keyed by task or group name ("STS", "SUMM")."""
-    path = instructions_dir() / NV_INSTRUCTIONS_FILE
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads((instructions_dir() / NV_INSTRUCTIONS_FILE).read_text(encoding="utf-8"))
 
 
 def load_table7() -> dict[str, Any]:
     """The stand-in table for tasks missing from instructions.json (every entry carries provenance)."""
     import yaml
 
-    path = instructions_dir() / TABLE7_FILE
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return yaml.safe_load((instructions_dir() / TABLE7_FILE).read_text(encoding="utf-8"))
 
 
 def _side(prompt_type: Any) -> str | None:
@@ -65,21 +58,9 @@ def _side(prompt_type: Any) -> str | None:
 
 
 def instruction_for(spec: TaskSpec, prompt_type: str | None, variant: str) -> str | None:
-    """The raw instruction for one side of one task (not yet templated).
-
-    Args:
-        spec: the task spec (for aggregate tasks, the parent's spec serves every subtask).
-        prompt_type: "query", "document", or None when mteb encodes a single-sided task.
-        variant: an `InstructionVariant` value: "nv_embed_v2", "none" or "mteb_default".
-
-    Returns:
-        The instruction, or None for no instruction on that side. With prompt_type None, the query-side
-        instruction is used: single-sided tasks carry the same text on both sides.
-
-    Examples:
-        >>> instruction_for(load_task_spec("STSBenchmark"), None, "nv_embed_v2")
-        'Retrieve semantically similar text'
-    """
+    """The raw instruction (not yet templated) for one side of one task under an `InstructionVariant`, or None for
+    none on that side. `prompt_type` None (mteb encoding a single-sided task) takes the query side's: single-sided
+    tasks carry the same text on both sides. An aggregate's spec serves each of its subtasks."""
     side = _side(prompt_type)
     try:
         chosen = InstructionVariant(str(variant))
@@ -91,8 +72,7 @@ def instruction_for(spec: TaskSpec, prompt_type: str | None, variant: str) -> st
     if chosen is InstructionVariant.none:
         return None
     if chosen is InstructionVariant.mteb_default:
-        name = spec.subtasks[0] if spec.subtasks else spec.name
-        return mteb_default_instruction(name, side)
+        return mteb_default_instruction(spec.subtasks[0] if spec.subtasks else spec.name, side)
     text = spec.instructions.get(side or "query")
     if side is None and not text:
         text = spec.instructions.get("document")
@@ -100,12 +80,10 @@ def instruction_for(spec: TaskSpec, prompt_type: str | None, variant: str) -> st
 
 
 def mteb_default_instruction(task_name: str, prompt_type: str | None) -> str | None:
-    """What mteb 2.x's `AbsEncoder.get_instruction` yields for a model without its own prompt table.
-
-    That is the task metadata's `prompt` (a dict is read by prompt type), falling back to the prompt of the task's
-    abstract class (e.g. "Retrieve semantically similar text." for STS). We call mteb itself rather than restate its
-    rules. mteb hands back the whole dict when a dict prompt meets prompt type None; that is no instruction here.
-    """
+    """What mteb 2.x's `AbsEncoder.get_instruction` yields for a model without its own prompt table: the task metadata's
+    `prompt` (a dict is read by prompt type), falling back to the prompt of the task's abstract class (e.g. "Retrieve
+    semantically similar text." for STS). We call mteb itself rather than restate its rules. mteb hands back the whole
+    dict when a dict prompt meets prompt type None; that is no instruction here."""
     import mteb
     from mteb.types import PromptType
 
@@ -118,11 +96,8 @@ def mteb_default_instruction(task_name: str, prompt_type: str | None) -> str | N
             f"mteb does not know task '{task_name}', so it has no mteb prompt <instructions=mteb_default>; "
             "use instructions=nv_embed_v2 or none"
         ) from None
-    metadata = task.metadata
-    sub_tasks = getattr(metadata, "tasks", None)
-    if sub_tasks:  # aggregate: mteb encodes the subtasks, so their prompt is what the model sees
-        metadata = sub_tasks[0].metadata
-    probe = _prompt_probe()
+    sub_tasks = getattr(task.metadata, "tasks", None)  # an aggregate's: mteb encodes them, so the model sees theirs
+    metadata = sub_tasks[0].metadata if sub_tasks else task.metadata
     # mteb warns (warnings + its logger) when a dict prompt lacks this side; here that simply means no instruction.
     mteb_log = logging.getLogger("mteb.models.abs_encoder")
     previous = mteb_log.level
@@ -130,7 +105,7 @@ def mteb_default_instruction(task_name: str, prompt_type: str | None) -> str | N
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            text = probe.get_instruction(metadata, PromptType(side) if side else None)
+            text = _prompt_probe().get_instruction(metadata, PromptType(side) if side else None)
     finally:
         mteb_log.setLevel(previous)
     return text if isinstance(text, str) and text else None
@@ -148,18 +123,9 @@ def _prompt_probe() -> Any:
 
 
 def render_prefix(instruction: str | None, template: str) -> str:
-    """The literal text prepended to each input.
-
-    Args:
-        instruction: from `instruction_for`; None or "" gives no prefix at all.
-        template: the model's template with an `{instruction}` placeholder, e.g. "Instruct: {instruction}\\nQuery: ".
-
-    Returns:
-        "" for no instruction, else the template filled in.
-
-    Raises:
-        ConfigError: the template has no `{instruction}` placeholder or other unfilled fields.
-    """
+    """The literal text prepended to each input: "" for no `instruction` (None or ""), else the model's `template`
+    filled in (its `{instruction}` placeholder, e.g. "Instruct: {instruction}\\nQuery: "). Raises `ConfigError` when
+    the template has no `{instruction}` placeholder or other unfilled fields."""
     if not instruction:
         return ""
     if "{instruction}" not in template:

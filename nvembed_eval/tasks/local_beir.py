@@ -1,6 +1,5 @@
-"""Local retrieval and reranking data: the BEIR layout (corpus, queries, qrels, top_ranked) read into the
-split data mteb's RetrievalDatasetLoader builds.
-"""
+"""Local retrieval and reranking data: the BEIR layout (corpus, queries, qrels, top_ranked) read into the split data
+mteb's RetrievalDatasetLoader builds."""
 
 from __future__ import annotations
 
@@ -31,13 +30,8 @@ def _read_beir(folder: Path, splits: list[str], kind: str) -> dict[str, dict[str
     corpus_path, queries_path = paths["corpus"], paths["queries"]
 
     docs = _unique_ids(corpus_path, _rows(corpus_path, "corpus"))
-    corpus = Dataset.from_dict(
-        {
-            "id": list(docs),
-            "title": [d.get("title", "") for d in docs.values()],
-            "text": [d["text"] for d in docs.values()],
-        }
-    )
+    titles, texts = [d.get("title", "") for d in docs.values()], [d["text"] for d in docs.values()]
+    corpus = Dataset.from_dict({"id": list(docs), "title": titles, "text": texts})
     queries = _unique_ids(queries_path, _rows(queries_path, "queries"))
     out = {}
     for s in splits:

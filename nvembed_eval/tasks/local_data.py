@@ -1,8 +1,5 @@
-"""Local task data: read `<data_dir>/<TaskName>/` (layout in docs/local_data.md) into mteb's own registered task.
-
-The task ends up as its own `load_data` would leave it after loading from the Hugging Face hub: same structure,
-then the task's own `dataset_transform`. One-file-per-split layouts are read here, the BEIR layout by local_beir.
-"""
+"""Local task data: read `<data_dir>/<TaskName>/` (layout in docs/local_data.md) into mteb's own registered task, as its
+own hub `load_data` and `dataset_transform` would leave it; one-file-per-split layouts here, BEIR by local_beir."""
 
 from __future__ import annotations
 
@@ -24,28 +21,14 @@ __all__ = ["load_local_task_data"]
 def load_local_task_data(
     task: AbsTask, data_dir: Path | str, *, split: str | None = None, subset: str | None = None
 ) -> None:
-    """Fill an mteb task object from `<data_dir>/<task name>/`, as its own `load_data` would from the hub.
+    """Fill an mteb task object (`mteb.get_task(name)`) from `<data_dir>/<task name>/`, as its own `load_data` would
+    from the hub; an aggregate (CQADupstackRetrieval) loads each of its subtasks. Every file is read and checked
+    before the task is changed, so a bad folder fails before any encoding and leaves the task as it was.
 
-    Every file is read and checked before the task is changed, so a bad folder fails before any encoding and
-    leaves the task as it was. An aggregate task (CQADupstackRetrieval) loads each of its subtasks.
-
-    Args:
-        task: The task from `mteb.get_task(name)`.
-        data_dir: Root folder holding one folder per task (see docs/local_data.md).
-        split: Load and evaluate only this eval split (the task's eval splits are narrowed to it). None: all.
-        subset: Load and evaluate only this HF subset of a multilingual task, e.g. "en-en" (the task's
-            `hf_subsets` are narrowed to it). None: the task's current `hf_subsets`.
-
-    Raises:
-        DataError: The task folder, a split file or a row is missing or malformed; the one-line message names the
-            file, the 1-based line and the fix.
-        ConfigError: `split` or `subset` is not one of the task's.
-
-    Examples:
-        >>> task = mteb.get_task("STSBenchmark")
-        >>> load_local_task_data(task, "../shared/data")
-        >>> mteb.evaluate(model, task, cache=None)
-    """
+    `split` / `subset` (an HF subset of a multilingual task, e.g. "en-en"): load and evaluate only that one (the task's
+    eval splits / `hf_subsets` are narrowed to it); None: all eval splits / the task's current `hf_subsets`. Raises
+    `DataError` (one line naming the file, the 1-based line and the fix) when the task folder, a split file or a row is
+    missing or malformed, `ConfigError` when `split` or `subset` is not one of the task's."""
     from mteb.abstasks.aggregated_task import AbsTaskAggregate
 
     if isinstance(task, AbsTaskAggregate):
@@ -87,9 +70,6 @@ def load_local_task_data(
             f"check the splits and keys against {_layout(kind, root, splits)}"
         ) from e
     task.data_loaded = True
-
-
-# ---------------------------------------------------------------- what the task needs
 
 
 def _kind(task: AbsTask) -> str:
@@ -152,9 +132,6 @@ def _required_splits(task: AbsTask, splits: list[str]) -> list[str]:
     if isinstance(task, AbsTaskClassification) and not task.is_cross_validation and task.train_split not in splits:
         return [task.train_split, *splits]  # the classifier is fit on the train split
     return splits
-
-
-# ---------------------------------------------------------------- one file per split
 
 
 class _RowError(Exception):
@@ -265,11 +242,9 @@ def _local_dataset_dict() -> type:
     from datasets import DatasetDict
 
     class LocalDatasetDict(DatasetDict):
-        """Renames skip a column the local files already store under its mteb name.
-
-        A task transform that renames its hub copy's columns (SprintDuplicateQuestions: sent1 -> sentence1)
-        finds them already renamed, and its other steps (subsampling, filtering) run as they would on the hub copy.
-        """
+        """Renames skip a column the local files already store under its mteb name: a task transform that renames its
+        hub copy's columns (SprintDuplicateQuestions: sent1 -> sentence1) finds them already renamed, and its other
+        steps (subsampling, filtering) run as they would on the hub copy."""
 
         def _done(self, old: str, new: str) -> bool:
             return all(old not in ds.column_names and new in ds.column_names for ds in self.values())

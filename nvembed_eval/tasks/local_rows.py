@@ -1,6 +1,5 @@
 """Low-level reading of a local task-data folder: the row schemas, finding `<stem>.jsonl[.gz]`, reading and
-checking JSON Lines rows, and the expected-layout text that error messages quote (layout in docs/local_data.md).
-"""
+checking JSON Lines rows, and the expected-layout text that error messages quote (layout in docs/local_data.md)."""
 
 from __future__ import annotations
 
@@ -36,9 +35,6 @@ _SCHEMAS: dict[str, dict[str, tuple[str, bool]]] = {
 }
 
 
-# ---------------------------------------------------------------- layout and files
-
-
 def _layout(kind: str, folder: Path, splits: list[str]) -> str:
     """The files a task folder must hold, for error messages."""
     if kind in _BEIR:
@@ -61,9 +57,6 @@ def _data_file(folder: Path, stem: str) -> Path | None:
     if gz.is_file() and plain.is_file():
         raise DataError(f"both {gz} and {plain} exist; keep only one of them")
     return gz if gz.is_file() else plain if plain.is_file() else None
-
-
-# ---------------------------------------------------------------- reading and checking rows
 
 
 def _rows(path: Path, kind: str) -> Rows:

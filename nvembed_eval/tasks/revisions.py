@@ -1,9 +1,6 @@
-"""Which dataset commit a hub run loads: the card's where mteb can still read it, else mteb's, with the reason.
-
-The NV-Embed-v2 card was scored on mteb 1.x dataset commits. mteb 2.x re-uploaded several datasets under new
-repository names (the reranking tasks in the retrieval format, MTOP, AmazonReviews), where the card's commits do not
-exist, and older commits of the remaining repositories can need loading scripts that current `datasets` refuses.
-"""
+"""Which dataset commit a hub run loads: the card's (mteb 1.x) where mteb can still read it, else mteb's, with the
+reason: mteb 2.x re-uploaded several datasets under new names (reranking tasks as retrieval, MTOP, AmazonReviews) where
+the card's commits do not exist, and older commits of others can need loading scripts current `datasets` refuses."""
 
 from __future__ import annotations
 
@@ -39,15 +36,9 @@ def with_revision(task: AbsTask, revision: str) -> AbsTask:
 
 
 def build_mteb_task(spec: TaskSpec, dataset_revision: str) -> tuple[AbsTask, str]:
-    """mteb's own registered task, restricted to the leaderboard split and subset, on the chosen dataset commit.
-
-    Args:
-        spec: the task's spec (its card and mteb commits and repositories).
-        dataset_revision: "card" to prefer the commit the published score was computed on, "mteb" for mteb's.
-
-    Returns:
-        The task and where its commit comes from: "card", "mteb", or "mteb (<why the card's commit is not used>)".
-    """
+    """mteb's own registered task, restricted to the leaderboard split and subset, on the chosen dataset commit
+    (`dataset_revision` "card" prefers the one the published score was computed on, "mteb" takes mteb's), and where
+    its commit comes from: "card", "mteb", or "mteb (<why the card's commit is not used>)"."""
     import mteb
     from mteb.abstasks.aggregated_task import AbsTaskAggregate
 
@@ -85,18 +76,14 @@ def hub_datasets(task: AbsTask) -> list[tuple[str, str]]:
 def load_hub_data(spec: TaskSpec, task: AbsTask, source: str) -> tuple[AbsTask, str, bool]:
     """Load a task's hub data now, on its chosen commit, and check which commit the files came from.
 
-    A card commit that loads but cannot be read (rewritten history, a loading script `datasets` no longer runs, a
-    format mteb 2.x no longer parses) is replaced by mteb's commit with a warning, and the reason is returned for
-    run.json. A network failure is not such a case: it fails at once, on no other commit.
+    A card commit that loads but cannot be read (rewritten history, a loading script `datasets` no longer runs, a format
+    mteb 2.x no longer parses) is replaced by mteb's commit with a warning, and the reason is returned for run.json. A
+    network failure is not such a case: it fails at once, on no other commit.
 
-    Returns:
-        The loaded task (a fresh one on mteb's commit after a fallback), its commit's source, and whether every
-        file-backed dataset was checked to come from the requested commit (`hub_data.verify_loaded_commit`).
-
-    Raises:
-        DataError: the hub (or, offline, the datasets cache) cannot provide the commit; the data was served from
-            another commit; or mteb cannot read the data on its own commit either.
-    """
+    Returns the loaded task (a fresh one on mteb's commit after a fallback), its commit's source, and whether every
+    file-backed dataset was checked to come from the requested commit (`hub_data.verify_loaded_commit`). Raises
+    `DataError` when the hub (or, offline, the datasets cache) cannot provide the commit, the data came from another
+    commit, or mteb cannot read its own commit either."""
     try:
         return task, source, _load_and_verify(spec, task)
     except _Unreadable as failure:

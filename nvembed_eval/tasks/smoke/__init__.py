@@ -1,22 +1,15 @@
-"""The embedded `smoke` benchmark: seven tiny tasks written for this project, one per MTEB task type.
-
-Importing this package imports nothing heavy; `classes.register()` makes `mteb.get_task("NVEvalSmokeSTS")` work.
-"""
+"""The embedded `smoke` benchmark: seven tiny tasks written for this project, one per MTEB task type. Importing this
+package imports nothing heavy; `classes.register()` makes `mteb.get_task("NVEvalSmokeSTS")` work."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 __all__ = ["DATA_DIR", "SMOKE_TASK_NAMES"]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"  # one folder per task, shipped inside the package
+TASKS_FILE = DATA_DIR / "tasks.json"  # each task's mteb metadata, abstask and class attributes, in benchmark order
 
-SMOKE_TASK_NAMES: tuple[str, ...] = (
-    "NVEvalSmokeRetrieval",
-    "NVEvalSmokeReranking",
-    "NVEvalSmokeSTS",
-    "NVEvalSmokeClassification",
-    "NVEvalSmokePairClassification",
-    "NVEvalSmokeClustering",
-    "NVEvalSmokeSummarization",
-)
+_TASKS = json.loads(TASKS_FILE.read_text(encoding="utf-8"))["tasks"]
+SMOKE_TASK_NAMES: tuple[str, ...] = tuple(task["metadata"]["name"] for task in _TASKS)
