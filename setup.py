@@ -22,7 +22,7 @@ def _with_subfolders(package: str, folder: str) -> list[str]:
 
 setup(
     packages=[
-        *find_namespace_packages(include=["nvembed_eval*"], exclude=["*__pycache__*"]),
+        *find_namespace_packages(include=["nvembed_eval*", "hydra_plugins*"], exclude=["*__pycache__*"]),
         *(name for package, folder in BUNDLED.items() for name in _with_subfolders(package, folder)),
     ],
     package_dir=BUNDLED,

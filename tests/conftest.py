@@ -109,3 +109,21 @@ def make_record(tmp_path, monkeypatch):
         return resolve_run(cfg, hydra_cfg, validate(cfg, line))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real one-node SLURM cluster (munge, slurmctld, slurmd in a temporary folder; tests/slurm_cluster.py) for
+    the tests marked `slurm`. Without the Debian packages, or without root (slurmd runs jobs as their user), those
+    tests fail naming what is missing (a skip would read as a pass); deselect them with `-m "not slurm"`. At the end
+    it stops exactly the daemons it started."""
+    from slurm_cluster import INSTALL, missing_binaries, start_cluster
+
+    missing = missing_binaries()
+    if missing:
+        pytest.fail(f"SLURM test cluster: {', '.join(missing)} not installed; install with `{INSTALL}` (as root)")
+    if os.geteuid() != 0:
+        pytest.fail("SLURM test cluster: slurmd must run as root to start jobs; run the `slurm` tests as root")
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()

@@ -1,4 +1,5 @@
-"""The shipped SLURM launcher config fixes the submitit plugin's traps (checked by composing it; no cluster here)."""
+"""The shipped SLURM launcher config fixes the submitit plugin's traps (checked by composing it;
+tests/process/test_slurm.py runs it on a real cluster)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def _launcher(choice: str):
 
 def test_slurm_launcher_fixes_plugin_traps():
     launcher = _launcher("slurm")
-    assert launcher._target_.endswith("SlurmLauncher")
+    # Hydra's submitit launcher with nvembed_eval/run/launcher.py's fixes (states without sacct, a line per failed job)
+    assert launcher._target_ == "hydra_plugins.nvembed_eval_launcher.slurm_launcher.SlurmLauncher"
     assert launcher.gpus_per_node == 1  # the plugin requests no GPU by default
     assert launcher.timeout_min >= 24 * 60  # the plugin kills jobs after 60 minutes
     assert launcher.max_num_timeout >= 1  # resubmitted jobs resume from finished tasks and cached shards

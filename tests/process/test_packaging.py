@@ -15,7 +15,16 @@ import pytest
 from clirun import REPO, isolated_env
 
 # What a wheel is built from: everything else in the checkout (tests, docs, scripts, baselines) stays out.
-SOURCES = ("pyproject.toml", "setup.py", "README.md", "nvembed_eval", "conf", "instructions", "results/published")
+SOURCES = (
+    "pyproject.toml",
+    "setup.py",
+    "README.md",
+    "nvembed_eval",
+    "hydra_plugins",  # the SLURM launcher's Hydra entry (Hydra instantiates launchers from this namespace only)
+    "conf",
+    "instructions",
+    "results/published",
+)
 
 
 def _files(root: Path, pattern: str = "*") -> set[str]:
@@ -50,6 +59,9 @@ def names(wheel) -> set[str]:
 def test_wheel_holds_every_module(names):
     modules = {f"nvembed_eval/{p}" for p in _files(REPO / "nvembed_eval", "*.py")}
     assert modules - names == set()
+    plugin = {f"hydra_plugins/{p}" for p in _files(REPO / "hydra_plugins", "*.py")}
+    assert "hydra_plugins/nvembed_eval_launcher/slurm_launcher.py" in plugin and plugin - names == set()
+    assert "hydra_plugins/__init__.py" not in names  # a namespace shared with Hydra's own plugins
 
 
 def test_wheel_holds_the_config_tree_with_every_task_yaml(names):

@@ -1,0 +1,1 @@
+"""nvembed-eval's Hydra launcher plugin (`hydra/launcher=slurm`)."""
