@@ -166,9 +166,8 @@ def leaderboard(path: str | Path, benchmark: str | None = None) -> pd.DataFrame:
     """
     import pandas as pd
 
-    scores = load_scores(path)
-    recorded = scores.benchmark if benchmark is None else None
-    bench = recorded or Benchmark.named(benchmark or "mteb_eng_v1")
+    scores = load_scores(path, benchmark=Benchmark.named(benchmark) if benchmark else None)
+    bench = scores.benchmark or Benchmark.named(benchmark or "mteb_eng_v1")
     rows = [
         {"name": a.name, "mean": a.mean, "covered": a.covered, "total": a.total, "complete": a.complete}
         for a in benchmark_leaderboard(scores.values, bench).aggregates()

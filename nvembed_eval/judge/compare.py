@@ -118,8 +118,9 @@ class Comparison:
 
 
 def _used_instruction(ours: ScoreSet, task: str) -> bool:
-    """Whether the run (probably) encoded this task with the spec's instruction; unknown counts as yes."""
-    if ours.instruction_variant not in (None, "nv_embed_v2"):
+    """Whether this harness encoded the task with the spec's instruction (what "unverified instruction" is about);
+    results from elsewhere never; a run of ours that does not record its prefixes counts as yes."""
+    if not ours.made_here or ours.instruction_variant not in (None, "nv_embed_v2"):
         return False
     record = (ours.run_info.get("tasks") or {}).get(task) or {}
     prefixes = record.get("prefixes") if isinstance(record, dict) else None
@@ -227,6 +228,7 @@ def compare(
     theirs = reference.benchmark
     if theirs is not None and theirs.tasks != bench.tasks:
         bench_notes.append(f"the reference ran benchmark {theirs.describe()}; judged here: {bench.title}")
+    bench_notes += [side.reading_note for side in (ours, reference) if side.reading_note]
     shared = check_shared(ours, reference, bench)
     data_flags = check_same_data(data_differences(ours, reference, shared), allow_other_data)
     names = set(ours.scores) | set(reference.scores) | set(ours.notes)

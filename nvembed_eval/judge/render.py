@@ -28,6 +28,7 @@ from nvembed_eval.judge.compare import DEFAULT_TOLERANCE, Comparison, Row, Statu
 from nvembed_eval.judge.gate import check_tolerance
 from nvembed_eval.judge.significance import DEFAULT_GATE, Gate, Interval, NoiseSettings
 from nvembed_eval.results.reading import load_scores
+from nvembed_eval.tasks.benchmarks import Benchmark
 from nvembed_eval.tasks.specs import load_task_spec
 
 OUTPUT_NAMES = ("compare.md", "compare.csv", "compare.junit.xml", "compare_deltas.png")
@@ -327,11 +328,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
     def run() -> int:
         check_tolerance(args.tolerance)  # before any file is read
         check_settings(args.resamples, args.confidence)
+        explicit = Benchmark.named(args.benchmark) if args.benchmark else None
+        ours = load_scores(args.results, benchmark=explicit)
         cmp = compare(
-            load_scores(args.results),
-            load_scores(args.reference),
+            ours,
+            load_scores(args.reference, benchmark=explicit or ours.benchmark),  # a folder: read for the same tasks
             args.tolerance,
-            args.benchmark,
+            explicit,
             args.two_sided,
             args.allow_other_model,
             Gate(args.gate),

@@ -57,18 +57,18 @@ class Report:
 EMPTY = Leaderboard("", Aggregate("Average", 0, 0, None), {}, ())  # placeholder until the benchmark is chosen
 
 
-def _job_row(job: Path) -> RunRow:
+def _job_row(job: Path, explicit: Benchmark | None) -> RunRow:
     overrides = meaningful(job_overrides(job))
     if find_result_files(job):
-        return RunRow(job.name, load_scores(job, label=job.name), EMPTY, overrides=overrides)
+        return RunRow(job.name, load_scores(job, label=job.name, benchmark=explicit), EMPTY, overrides=overrides)
     info = read_run_info(job)  # run.json, or Hydra's .hydra/config.yaml before the job wrote anything
     scores = ScoreSet(source=job, label=job.name, kind="results", run_info=info)
     scores.model, scores.model_source = model_of(job, [], info)
     return RunRow(job.name, scores, EMPTY, note="no results yet", overrides=overrides)
 
 
-def _plain_row(path: Path) -> RunRow:
-    scores = load_scores(path)
+def _plain_row(path: Path, explicit: Benchmark | None) -> RunRow:
+    scores = load_scores(path, benchmark=explicit)
     recorded = scores.run_info.get("overrides") if scores.kind == "results" else None
     overrides = meaningful([str(o) for o in recorded]) if isinstance(recorded, list) else []
     return RunRow(scores.label, scores, EMPTY, overrides=overrides)
@@ -109,12 +109,14 @@ def discover_runs(paths: list[Path], benchmark: str | None = None) -> Report:
         ConfigError: unknown `benchmark`.
     """
     rows: list[RunRow] = []
+    explicit = Benchmark.named(benchmark) if benchmark else None
     for path in paths:
         jobs = hydra_job_dirs(path)
-        rows += [_job_row(job) for job in jobs] if jobs else [_plain_row(path)]
+        rows += [_job_row(job, explicit) for job in jobs] if jobs else [_plain_row(path, explicit)]
     label_rows(rows)
     runs = [r.scores for r in rows if r.scores.kind == "results"]
     bench, notes = choose_benchmark(runs or [r.scores for r in rows], benchmark)
+    notes += [r.scores.reading_note for r in rows if r.scores.reading_note]
     for row in rows:
         row.board = benchmark_leaderboard(row.scores.values, bench)
     extra = sorted({t for s in runs for t in s.scores} - set(bench.tasks))

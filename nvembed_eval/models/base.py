@@ -30,6 +30,13 @@ class ModelIdentity:
         """The identity as run.json and every result's provenance record it: name, revision, knobs, identity_key."""
         return {"name": self.name, "revision": self.revision, "knobs": self.knobs, "identity_key": self.key()}
 
+    def experiment_kwargs(self, overrides: Iterable[str]) -> dict[str, str] | None:
+        """mteb's `experiment_kwargs`: the knobs set on the command line (`model.<knob>=...`, as run.json records
+        the overrides), as text; None when there is none. mteb files results with experiment kwargs apart from the
+        model's own (`ResultCache.load_results` skips them by default), so a plain reproduction records none."""
+        changed = {o.lstrip("+~").split("=", 1)[0].removeprefix("model.") for o in overrides if "=" in o}
+        return {k: str(v) for k, v in sorted(self.knobs.items()) if k in changed} or None
+
     def key(self) -> str:
         payload = {"name": self.name, "revision": self.revision, "knobs": self.knobs}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()

@@ -3,7 +3,7 @@ from mteb's registry keeps its own similarity function."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +29,10 @@ class TaskEncodeStats:
     prefixes: dict[str, str] = field(default_factory=dict)  # side -> prefix actually used
 
 
-def build_model_meta(encoder: TextEncoder) -> ModelMeta:
+def build_model_meta(encoder: TextEncoder, overrides: Sequence[str] = ()) -> ModelMeta:
     """mteb metadata from our identity (mteb writes name + revision into every TaskResult); a model from mteb's
-    registry (an encoder with an `mteb_model`) keeps its own similarity function and use of instructions."""
+    registry (an encoder with an `mteb_model`) keeps its own similarity function and use of instructions. `overrides`:
+    the run's command line, whose model knobs make the run an experiment to mteb (`ModelIdentity.experiment_kwargs`)."""
     identity = encoder.identity
     inner_meta = getattr(getattr(encoder, "mteb_model", None), "mteb_model_meta", None)
     return ModelMeta(
@@ -53,7 +54,7 @@ def build_model_meta(encoder: TextEncoder) -> ModelMeta:
         reference=None,
         use_instructions=inner_meta.use_instructions if inner_meta else encoder.instruction_template() is not None,
         training_datasets=None,
-        experiment_kwargs={k: str(v) for k, v in sorted(identity.knobs.items())} or None,
+        experiment_kwargs=identity.experiment_kwargs(overrides),
     )
 
 
@@ -61,11 +62,13 @@ class MtebEncoder(AbsEncoder):
     """An mteb encoder over a `TextEncoder` (usually a `CachedEncoder`) plus a prefix resolver; `batch_size` is
     forwarded to the encoder (a token budget may override it inside NV-Embed)."""
 
-    def __init__(self, encoder: TextEncoder, resolve_prefix: PrefixResolver, batch_size: int = 32) -> None:
+    def __init__(
+        self, encoder: TextEncoder, resolve_prefix: PrefixResolver, batch_size: int = 32, overrides: Sequence[str] = ()
+    ) -> None:
         self.encoder = encoder
         self.resolve_prefix = resolve_prefix
         self.batch_size = batch_size
-        self.mteb_model_meta = build_model_meta(encoder)
+        self.mteb_model_meta = build_model_meta(encoder, overrides)
         self.task_stats: dict[str, TaskEncodeStats] = {}
 
     def encode(

@@ -7,10 +7,12 @@ mteb's `<org>__<name>/<revision>/` path), the run, Hydra's per-job overrides of 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import hashlib
 import io
 import json
+import logging
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +21,16 @@ import yaml
 
 from nvembed_eval.errors import ItemsUnavailable, NVEmbedEvalError, ResultsError
 from nvembed_eval.io import READ_MAX_BYTES, check_regular_file, read_bounded, read_text
-from nvembed_eval.results.scores import PROVENANCE_KEY, ScoreSet, TaskScore, metric_aliases, score_task_result
+from nvembed_eval.results.scores import (
+    DEFAULT_BENCHMARK,
+    PROVENANCE_KEY,
+    ScoreSet,
+    TaskScore,
+    benchmark_of,
+    metric_aliases,
+    score_task_result,
+)
+from nvembed_eval.tasks.benchmarks import Benchmark
 from nvembed_eval.tasks.specs import list_task_specs, load_task_spec
 
 if TYPE_CHECKING:
@@ -39,13 +50,21 @@ RUN_FILE, MODEL_META_FILE = "run.json", "model_meta.json"
 HYDRA_CONFIG, HYDRA_OVERRIDES = Path(".hydra") / "config.yaml", Path(".hydra") / "overrides.yaml"
 ITEMS_MAX_BYTES = 512 * 1024 * 1024  # an items file of a task with millions of queries is ~100 MB
 
+log = logging.getLogger(__name__)
 
-def load_scores(path: str | Path, label: str | None = None) -> ScoreSet:
+
+def load_scores(path: str | Path, label: str | None = None, benchmark: Benchmark | None = None) -> ScoreSet:
     """Read scores from a harness run folder, an mteb results folder, one TaskResult JSON or a published CSV.
+
+    A folder is read whole, whatever its size and the mteb versions that wrote it (a revision folder of the MTEB
+    results repository holds 700-800 files of hundreds of tasks): files of tasks outside the benchmark are counted
+    (`reading_note`, logged) and not read; a file of a benchmark task that cannot be scored is refused.
 
     Args:
         path: the folder or file.
         label: row label for tables (default: the folder or file name).
+        benchmark: the tasks to read from a folder; default: its run.json's benchmark, else (mteb results folders)
+            MTEB(eng, v1), assumed and said so. A run.json without a benchmark (older runs) reads every file.
 
     Returns:
         The ScoreSet; CQADupstackRetrieval is the mean of its 12 subforums when only those are present.
@@ -74,7 +93,7 @@ def load_scores(path: str | Path, label: str | None = None) -> ScoreSet:
     files = find_result_files(p)
     if not files:
         raise ResultsError(f"no mteb TaskResult JSON under {p} (searched {MAX_DEPTH} levels); pass a results folder")
-    return _score_files(p, files, label)
+    return _score_files(p, files, label, benchmark, whole_folder=True)
 
 
 def check_input_kind(path: Path, what: str) -> None:
@@ -157,6 +176,17 @@ def _provenance_record(path: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def _task_name(path: Path) -> str | None:
+    """The task a result file is of, from its JSON (`task_name`; mteb 0.0.x: `mteb_dataset_name`), without mteb's
+    reader; None when it cannot be read (the reader then says why, if the file is wanted)."""
+    try:
+        data = json.loads(read_text(path))
+    except (OSError, ValueError, ResultsError):
+        return None
+    name = data.get("task_name") or data.get("mteb_dataset_name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def _spec(name: str, path: Path) -> TaskSpec:
     try:
         return load_task_spec(name)
@@ -173,11 +203,34 @@ def _default_label(root: Path) -> str:
     return root.name
 
 
-def _score_files(root: Path, files: list[Path], label: str | None) -> ScoreSet:
+def _score_files(
+    root: Path, files: list[Path], label: str | None, benchmark: Benchmark | None = None, whole_folder: bool = False
+) -> ScoreSet:
     parents = {sub: spec for spec in list_task_specs().values() for sub in spec.subtasks}
     info = read_run_info(root)
     out = ScoreSet(source=root, label=label or _default_label(root), kind="results", run_info=info)
     out.model, out.model_source = model_of(root, files, info)
+    recorded = benchmark_of(info, root)
+    if whole_folder and recorded is None and (benchmark is not None or not info):
+        assumed = "assumed: no benchmark given and no run.json"
+        out.read_for = benchmark or dataclasses.replace(Benchmark.named(DEFAULT_BENCHMARK), source=assumed)
+        wanted = set(out.read_for.tasks)
+
+        def in_benchmark(path: Path) -> bool:  # a CQADupstack subforum counts as its parent task
+            name = _task_name(path)
+            return name in wanted or (name in parents and parents[name].name in wanted)
+
+        kept = [p for p in files if in_benchmark(p)]
+        out.ignored = len(files) - len(kept)
+        files = kept
+        if out.ignored:
+            out.reading_note = f"ignored {out.ignored} files of tasks outside {out.read_for.title} in {root}"
+            log.info("%s (%s)", out.reading_note, out.read_for.describe())
+        if not files:
+            raise ResultsError(
+                f"no result of a task of {out.read_for.describe()} under {root}; pass --benchmark NAME (or "
+                "benchmark=) for the tasks it holds"
+            )
     seen: dict[str, Path] = {}
     for path in files:
         result = read_task_result(path)

@@ -79,6 +79,9 @@ class ScoreSet:
     model: str | None = None  # hub id of the model the scores are of; None = unknown
     model_source: str = "unknown"  # where `model` was read (run.json, model_meta.json, a table's model column, ...)
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> its result file's provenance record
+    read_for: Benchmark | None = None  # the benchmark a folder without one in run.json was read for (given or assumed)
+    ignored: int = 0  # result files of tasks outside that benchmark, not read
+    reading_note: str = ""  # "ignored 675 files of tasks outside MTEB(eng, v1)", "" when nothing was ignored
 
     @property
     def values(self) -> dict[str, float]:
@@ -86,8 +89,13 @@ class ScoreSet:
 
     @property
     def benchmark(self) -> Benchmark | None:
-        """The benchmark the run evaluated, from its run.json; None for tables and folders without one."""
-        return benchmark_of(self.run_info, self.source)
+        """The benchmark the run evaluated (its run.json), else the one the folder was read for; None for tables."""
+        return benchmark_of(self.run_info, self.source) or self.read_for
+
+    @property
+    def made_here(self) -> bool:
+        """Whether this harness made the results (a run folder's run.json, or provenance records in the files)."""
+        return bool(self.run_info or self.provenance)
 
     def model_text(self) -> str:
         """E.g. "nvidia/NV-Embed-v2 (from run.json)" or "unknown (a table without a model column)"."""

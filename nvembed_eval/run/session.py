@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ def execute(record: RunRecord, keep: Path | None = None) -> RunSummary:
                 data.spec.name: expected_provenance(data.spec, data, encoder, resolve_prefix) for data in record.tasks
             }
             reuse = folder.reusable(expected, overwrite=settings.overwrite, trust_existing=settings.trust_existing)
-            bridge = _bridge(encoder, resolve_prefix, settings.batch_size)
+            bridge = _bridge(encoder, resolve_prefix, settings.batch_size, record.overrides)
             if primary:
                 folder.start(
                     config=record.config,
@@ -138,11 +139,11 @@ def execute(record: RunRecord, keep: Path | None = None) -> RunSummary:
     return summary
 
 
-def _bridge(encoder: TextEncoder, resolve_prefix: Any, batch_size: int) -> Any:
+def _bridge(encoder: TextEncoder, resolve_prefix: Any, batch_size: int, overrides: Sequence[str]) -> Any:
     """The mteb encoder over `encoder` (mteb's `AbsEncoder`: imports mteb, so it loads here, on first use)."""
     from nvembed_eval.models.mteb_adapter import MtebEncoder
 
-    return MtebEncoder(encoder, resolve_prefix, batch_size)
+    return MtebEncoder(encoder, resolve_prefix, batch_size, overrides)
 
 
 def discard_created(run_dir: Path, keep: Path) -> None:
