@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -16,13 +17,14 @@ import shutil
 import stat
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
-from nvembed_eval.errors import ConfigError, ResultsError
+from nvembed_eval.errors import ConfigError, NVEmbedEvalError, ResultsError
 
 TEMP_SUFFIX = ".partial"  # temp files carry it; readers skip them, `nvembed-eval-cache clear`/`prune` remove them
 DIGESTS_ENV = "NVEMBED_EVAL_DIGESTS"  # where file digests are remembered (default ~/.cache/nvembed-eval/digests)
@@ -131,6 +133,41 @@ def emit(text: str = "", stream: Any = None, end: str = "\n") -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
+PROGRESS_EVERY_S = 30.0  # a long step's line interval; SciFact's corpus on a loaded CPU once went 57 min unannounced
+
+
+class ProgressLine:
+    """One quiet INFO line every `every_s` seconds of a long step (console and run log), e.g. "SciFact document:
+    2,048/5,183 texts, 41 texts/s, ETA 1:16", and a closing line when it printed any; a short step prints nothing.
+    The libraries' own bars (`progress=true`) are another matter."""
+
+    def __init__(self, what: str, total: int, every_s: float | None = None) -> None:
+        self.what, self.total, self.every_s = what, total, PROGRESS_EVERY_S if every_s is None else every_s
+        self.done, self.printed = 0, False
+        self.start = self.last = time.monotonic()
+        self.log = logging.getLogger("nvembed_eval.progress")
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.every_s and self.done < self.total:
+            rate = self.done / max(now - self.start, 1e-9)
+            eta = _clock((self.total - self.done) / max(rate, 1e-9))
+            counts = f"{self.done:,}/{self.total:,}"
+            self.log.info("%s: %s texts, %.0f texts/s, ETA %s", self.what, counts, rate, eta)
+            self.last, self.printed = now, True
+
+    def close(self) -> None:
+        if self.printed:
+            elapsed = _clock(time.monotonic() - self.start)
+            self.log.info("%s: %s/%s texts in %s", self.what, f"{self.done:,}", f"{self.total:,}", elapsed)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
+
+
 def text_table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, markdown: bool = True) -> str:
     """Rows as an aligned text table: a markdown table (`| a | b |` and a `|---|` rule), or plain columns two
     spaces apart under a dashed rule. (tabulate pads headers and strips cells, which would change every table.)"""
@@ -199,45 +236,48 @@ def nearest_existing(path: Path) -> Path:
 READ_MAX_BYTES = 256 * 1024 * 1024  # a results, record or score file (a real one is at most a few MB)
 
 
-def check_regular_file(path: Path, what: str | None = None, limit: int | None = None) -> int:
+def check_regular_file(
+    path: Path, what: str | None = None, limit: int | None = None, error: type[NVEmbedEvalError] = ResultsError
+) -> int:
     """The size in bytes of `path` when it is a regular file (links followed) of at most `limit` bytes: a reader given
     a FIFO would wait forever, a device would never end, a huge file would fill the memory.
 
     Raises:
-        ResultsError: a pipe, device, socket or folder, or a file larger than `limit` (one line naming it).
+        `error` (ResultsError): a pipe, device, socket or folder, or a file larger than `limit` (one line naming it).
         OSError: it cannot be looked at (missing, no permission).
     """
     info = path.stat()
     if not stat.S_ISREG(info.st_mode):
         kind = "a pipe" if stat.S_ISFIFO(info.st_mode) else "a folder" if stat.S_ISDIR(info.st_mode) else "a device"
-        raise ResultsError(f"{what or path} is {kind}, not a regular file; pass the file itself")
+        raise error(f"{what or path} is {kind}, not a regular file; pass the file itself")
     if limit is not None and info.st_size > limit:
-        raise ResultsError(
+        raise error(
             f"{what or path} is {human_size(info.st_size)}, more than the {human_size(limit)} a file of its kind can "
             "be; it is not read (check that it is the file you meant)"
         )
     return info.st_size
 
 
-def read_bounded(path: Path, limit: int = READ_MAX_BYTES, what: str | None = None) -> bytes:
+def read_bounded(
+    path: Path, limit: int = READ_MAX_BYTES, what: str | None = None, error: type[NVEmbedEvalError] = ResultsError
+) -> bytes:
     """Every byte of the regular file `path`, refused when larger than `limit` bytes (before reading it, and when it
     grew past `limit` while being read).
 
     Raises:
-        ResultsError: as `check_regular_file`. OSError: it cannot be read.
+        `error`: as `check_regular_file`. OSError: it cannot be read.
     """
-    check_regular_file(path, what, limit)
+    check_regular_file(path, what, limit, error)
     with path.open("rb") as handle:
         body = handle.read(limit + 1)
     if len(body) > limit:
-        check_regular_file(path, what, limit)  # grown meanwhile: refused in the same words
-        raise ResultsError(f"{what or path} grew past {human_size(limit)} while being read; it is not read")
+        raise error(f"{what or path} grew past {human_size(limit)} while being read; it is not read")
     return body
 
 
-def read_text(path: Path, limit: int = READ_MAX_BYTES) -> str:
+def read_text(path: Path, limit: int = READ_MAX_BYTES, error: type[NVEmbedEvalError] = ResultsError) -> str:
     """`read_bounded` decoded as UTF-8 (raises UnicodeDecodeError as `Path.read_text` does)."""
-    return read_bounded(path, limit).decode("utf-8")
+    return read_bounded(path, limit, error=error).decode("utf-8")
 
 
 # ------------------------------------------------------------------------------------------------------ digests

@@ -79,20 +79,23 @@ def invoke(
     tmp: Path,
     *,
     main: Callable[[list[str]], object] | None = None,
-    env: dict[str, str] | None = None,
+    env: dict[str, str | None] | None = None,
     hub: Path | None = None,
     cwd: Path = REPO,
+    offline: bool = True,
 ) -> CliResult:
     """An entry point's `main(args)` in this process, as the console script would run it: from the checkout, with
     the isolated environment, stdout and stderr captured, its exit code; logging and the environment restored after.
     `main` defaults to `nvembed-eval`'s. `hub`: a Hugging Face home (hubcache.py) that huggingface_hub and datasets
     read instead of the real one (they read HF_HOME when imported, so their settings are pointed at it). `cwd`: the
-    folder it runs in (default: the checkout)."""
+    folder it runs in (default: the checkout). `offline=False`: the libraries are not told they are offline."""
     if main is None:
         from nvembed_eval.cli import main
     out, err = io.StringIO(), io.StringIO()
-    with _restored(), _hub(hub), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        os.environ.update({**isolated_env(tmp), **(env or {})})
+    with _restored(), _hub(hub, offline), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        os.environ.update({k: v for k, v in {**isolated_env(tmp), **(env or {})}.items() if v is not None})
+        for key in [k for k, v in (env or {}).items() if v is None]:  # `env={"HOME": None}`: unset
+            os.environ.pop(key, None)
         os.chdir(cwd)
         try:
             main(list(args))
@@ -103,7 +106,7 @@ def invoke(
 
 
 @contextlib.contextmanager
-def _hub(home: Path | None) -> Iterator[None]:
+def _hub(home: Path | None, offline: bool = True) -> Iterator[None]:
     if home is None:
         yield
         return
@@ -115,7 +118,8 @@ def _hub(home: Path | None) -> Iterator[None]:
         (huggingface_hub.constants, "HF_HUB_CACHE", str(home / "hub")),
         (datasets.config, "HF_CACHE_HOME", str(home)),
         (datasets.config, "HF_DATASETS_CACHE", str(home / "datasets")),
-        (datasets.config, "HF_HUB_OFFLINE", True),
+        (datasets.config, "HF_HUB_OFFLINE", offline),
+        (huggingface_hub.constants, "HF_HUB_OFFLINE", offline),
     ]
     saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
     try:

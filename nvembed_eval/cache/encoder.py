@@ -22,6 +22,7 @@ from nvembed_eval.cache.claims import ChunkClaims
 from nvembed_eval.cache.index import KEY_BYTES
 from nvembed_eval.cache.store import FORMAT, ShardStore
 from nvembed_eval.errors import EncodingError
+from nvembed_eval.io import ProgressLine
 
 if TYPE_CHECKING:
     from nvembed_eval.models.base import ModelIdentity, TextEncoder
@@ -216,8 +217,6 @@ class CachedEncoder:
         encoding the same texts see the same chunks. Each chunk is claimed first (`cache.claims`): a chunk another
         live job holds is left for later and then read from the shard that job stores, so the jobs split the work.
         """
-        from tqdm.auto import tqdm
-
         size = self.shard_size
         pending = deque(
             (start, todo)
@@ -227,9 +226,9 @@ class CachedEncoder:
         claims = self._claims()
         total = int(missing.sum())
         last_progress = time.monotonic()
-        # An explicit `disable` overrides tqdm's TQDM_DISABLE, which the CLI sets unless progress=true: honour it here.
-        quiet = len(pending) <= 1 or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")
-        with tqdm(total=total, unit="text", desc="encoding cache misses", disable=quiet) as bar:
+        what = " ".join(str(call[k]) for k in ("task_name", "side") if call.get(k)) or "encoding"
+        bar = ProgressLine(what, total)
+        try:
             while pending:
                 if claims is not None and (
                     not self._readable or time.monotonic() - last_progress > CLAIM_MAX_WAIT_S
@@ -274,6 +273,8 @@ class CachedEncoder:
                         else:
                             last_progress = time.monotonic()
                         bar.update(len(todo) - len(left))
+        finally:
+            bar.close()
 
     def _encode_rows(
         self, rows: np.ndarray, unique: list[str], keys: np.ndarray, out: np.ndarray, call: dict[str, Any]

@@ -19,6 +19,7 @@ from nvembed_eval.results.scores import ScoreSet
 from nvembed_eval.tasks.benchmarks import AD_HOC, Benchmark, select_tasks
 from nvembed_eval.tasks.cost_plan_report import render_cost_plan
 from nvembed_eval.tasks.data_source import TaskData, plan_task_data
+from nvembed_eval.tasks.hub_data import offline_unless_reachable
 from nvembed_eval.tasks.specs import TaskSpec
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ def resolve_run(cfg: DictConfig, hydra_cfg: DictConfig, settings: RunSettings) -
     from omegaconf import OmegaConf
 
     check_outside_folders(settings)
+    offline_unless_reachable()  # seconds, not the libraries' minutes of retries, on a machine without network
     if settings.model.get("compile"):
         log.info("compiling the model with torch.compile (model.compile=true): its first batches wait for it")
     benchmark, specs = choose_tasks(settings)

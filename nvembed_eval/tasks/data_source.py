@@ -145,7 +145,7 @@ def plan_task_data(
             if uncached:
                 repo, commit = uncached[0]
                 missing[spec.name] = (
-                    f"offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE set) and the datasets cache has no {repo}@"
+                    f"offline (HF_HUB_OFFLINE set, or the hub unreachable) and the datasets cache has no {repo}@"
                     f"{commit[:8]} for {spec.name}; fill the cache once with network access, or give the data with "
                     "data_dir=<folder> (docs/local_data.md)"
                 )

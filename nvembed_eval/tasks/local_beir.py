@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from nvembed_eval.errors import DataError
-from nvembed_eval.tasks.local_rows import Rows, _data_file, _layout, _rows
+from nvembed_eval.io import read_text
+from nvembed_eval.tasks.local_rows import Rows, _data_file, _layout, _rows, max_data_bytes
 
 _QRELS_HEADER = ["query-id", "corpus-id", "score"]
 
@@ -57,7 +58,7 @@ def _unique_ids(path: Path, rows: Rows) -> dict[str, dict[str, Any]]:
 
 def _read_qrels(path: Path, docs: dict, queries: dict, corpus_path: Path, queries_path: Path) -> dict[str, dict]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text(path, max_data_bytes(), error=DataError).splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot be read as UTF-8 text: {e}") from None
     qrels: dict[str, dict[str, int]] = {}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError, DataError
+from nvembed_eval.io import read_text
 from nvembed_eval.tasks.local_beir import _read_beir
 from nvembed_eval.tasks.local_rows import _BEIR, _DOC, Rows, _data_file, _layout, _rows
 
@@ -167,7 +168,7 @@ def _read_labels(path: Path) -> dict[str, str] | None:
     if not path.is_file():
         return None
     try:
-        labels = json.loads(path.read_text(encoding="utf-8"))
+        labels = json.loads(read_text(path, error=DataError))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         labels = f"unreadable ({e})"
     if not isinstance(labels, dict) or not labels or not all(isinstance(v, str) for v in labels.values()):

@@ -6,13 +6,16 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
 import zlib
 from pathlib import Path
 from typing import Any
 
 from nvembed_eval.errors import DataError
+from nvembed_eval.io import check_regular_file, human_size, parse_size
 
 _DOC = "see docs/local_data.md"
+MAX_DATA_ENV, MAX_DATA_DEFAULT = "NVEMBED_EVAL_MAX_DATA_BYTES", "4GiB"
 _BEIR = ("Retrieval", "Reranking")
 
 Rows = list[tuple[int, dict[str, Any]]]  # (1-based line number, checked row)
@@ -59,12 +62,26 @@ def _data_file(folder: Path, stem: str) -> Path | None:
     return gz if gz.is_file() else plain if plain.is_file() else None
 
 
+def max_data_bytes() -> int:
+    """The most text one data file may hold once decompressed: `$NVEMBED_EVAL_MAX_DATA_BYTES` (a size, e.g. 16GiB),
+    default 4 GiB (MSMARCO's corpus, the largest of MTEB(eng, v1), is 3.2 GB). A gzip bomb then stops at the bound
+    with its name, not in a MemoryError."""
+    return parse_size(os.environ.get(MAX_DATA_ENV) or MAX_DATA_DEFAULT, MAX_DATA_ENV)
+
+
 def _rows(path: Path, kind: str) -> Rows:
     """Every line of a JSON Lines file, checked against the kind's schema; ids become strings as mteb casts them."""
-    rows = []
+    rows, limit, read = [], max_data_bytes(), 0
+    check_regular_file(path, error=DataError)
     try:
         with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
+                read += len(line)
+                if read > limit:
+                    raise DataError(
+                        f"{path}: more than {human_size(limit)} of text once decompressed, the bound per data file; "
+                        f"check the file, or raise the bound: {MAX_DATA_ENV}=16GiB"
+                    )
                 rows.append((lineno, _check_row(f"{path}:{lineno}", line, kind)))
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:
         gz = " (gzip)" if path.suffix == ".gz" else ""

@@ -433,3 +433,36 @@ def test_cli_info_and_clear(minilm, tmp_path, capsys, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
     assert main(["info", "--cache-dir", str(tmp_path)]) == 0 and "empty" in capsys.readouterr().out
     assert main(["clear", "--cache-dir", str(tmp_path / "never-made"), "--yes"]) == 0
+
+
+class _HashEncoder:
+    """A deterministic stand-in model: each text's vector is a function of its bytes alone."""
+
+    identity = ModelIdentity("test/hash", "1", {})
+    embed_dim, max_tokens = 4, None
+
+    def instruction_template(self) -> None:
+        return None
+
+    def encode(self, texts, **_: object) -> np.ndarray:
+        return np.array([[b / 255 for b in hashlib.sha256(t.encode()).digest()[:4]] for t in texts], np.float32)
+
+
+def test_a_long_step_says_how_far_it_is_in_quiet_lines(tmp_path, monkeypatch, caplog):
+    """One INFO line per interval of a long encode (task, side, texts done/total, rate, ETA) and a closing one; the
+    report was 57 minutes without a console line on SciFact's corpus."""
+    from nvembed_eval import io
+
+    monkeypatch.setattr(io, "PROGRESS_EVERY_S", 0.0)  # every chunk is "30 s later"
+    cached = CachedEncoder(_HashEncoder(), tmp_path / "cache", shard_size=4)
+    with caplog.at_level(logging.INFO, logger="nvembed_eval.progress"):
+        cached.encode([f"text {i}" for i in range(10)], task_name="SciFact", side="document")
+    lines = [r.getMessage() for r in caplog.records if r.name == "nvembed_eval.progress"]
+    assert [line.split(",")[0] for line in lines[:2]] == ["SciFact document: 4/10 texts", "SciFact document: 8/10 texts"]
+    assert all("texts/s, ETA 0:0" in line for line in lines[:2])
+    assert lines[2].startswith("SciFact document: 10/10 texts in 0:0") and len(lines) == 3
+    caplog.clear()
+    monkeypatch.setattr(io, "PROGRESS_EVERY_S", 30.0)
+    with caplog.at_level(logging.INFO, logger="nvembed_eval.progress"):
+        cached.encode([f"other {i}" for i in range(10)], task_name="SciFact", side="document")
+    assert not [r for r in caplog.records if r.name == "nvembed_eval.progress"]  # a short step: silence
