@@ -1,4 +1,4 @@
-"""`hydra/launcher=slurm`: Hydra's submitit SLURM launcher with nvembed-eval's fixes (`nvembed_eval.run.launcher`).
+"""`hydra/launcher=slurm`: Hydra's submitit SLURM launcher with nvembed-eval's fixes (`fixes.py`).
 Hydra instantiates launchers from the `hydra_plugins` namespace only, and imports every module here at startup: without
 the `slurm` extra this module defines nothing, and `hydra/launcher=slurm` fails as it did before, naming the plugin."""
 
@@ -10,7 +10,7 @@ except ImportError:  # hydra-submitit-launcher is not installed (pip install "nv
     _SubmititSlurmLauncher = None
 
 if _SubmititSlurmLauncher is not None:
-    from nvembed_eval.run.launcher import SlurmLauncherFixes
+    from hydra_plugins.nvembed_eval_launcher.fixes import SlurmLauncherFixes
 
     class SlurmLauncher(SlurmLauncherFixes, _SubmititSlurmLauncher):
-        """Hydra's submitit SLURM launcher with `nvembed_eval.run.launcher.SlurmLauncherFixes`."""
+        """Hydra's submitit SLURM launcher with `fixes.SlurmLauncherFixes`."""

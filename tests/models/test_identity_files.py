@@ -97,3 +97,50 @@ def test_nvembed_branch_name_is_recorded_as_its_commit(offline_hub, tiny_dir):
     model_commit(offline_hub, "nvidia/NV-Embed-v2", COMMIT, model_folder_files(tiny_dir))
     model_set_ref(offline_hub, "nvidia/NV-Embed-v2", COMMIT)
     assert nvembed("nvidia/NV-Embed-v2", revision="main").identity.revision == COMMIT
+
+
+def test_a_one_byte_change_deep_in_a_large_weight_file_changes_the_identity(tmp_path, monkeypatch):
+    """The report: two checkpoints over 512 MiB differing in one encoder tensor got one identity (the fingerprint
+    sampled large files). Every byte is hashed now: two sparse 600 MiB files, one byte apart in the middle."""
+    from nvembed_eval.models.base import folder_revision
+
+    monkeypatch.setenv("NVEMBED_EVAL_DIGESTS", str(tmp_path / "digests"))
+    revisions = []
+    for name, byte in (("a", b"\0"), ("b", b"\1")):
+        weights = tmp_path / name / "model.safetensors"
+        weights.parent.mkdir()
+        with weights.open("wb") as handle:
+            handle.truncate(600 * 1024 * 1024)
+            handle.seek(300 * 1024 * 1024 + 7)
+            handle.write(byte)
+        revisions.append(folder_revision(weights.parent, [weights]))
+    assert revisions[0] != revisions[1]
+
+
+def test_two_checkpoints_one_byte_apart_share_no_identity_cached_vector_or_result(tmp_path):
+    """Through the CLI: the same command on model B (one weight byte changed) after model A, into A's output_dir with
+    A's cache, is refused as another model; in its own folder it encodes every text itself (no cache hit from A)."""
+    from clirun import invoke
+    from safetensors.torch import load_file, save_file
+
+    model_a = shutil.copytree(minilm_folder(), tmp_path / "a")
+    model_b = shutil.copytree(minilm_folder(), tmp_path / "b")
+    state = load_file(str(model_b / "model.safetensors"))
+    key = "encoder.layer.3.attention.self.value.weight"
+    flat = state[key].view(-1).clone()
+    flat[1000] = flat[1000].item() + 1e-3  # one value, i.e. a few bytes, deep in the file
+    state[key] = flat.view(state[key].shape)
+    save_file(state, str(model_b / "model.safetensors"), metadata={"format": "pt"})
+    assert (model_a / "model.safetensors").stat().st_size == (model_b / "model.safetensors").stat().st_size
+    cache = {"NVEMBED_EVAL_CACHE": str(tmp_path / "cache")}
+    args = ["model=minilm", "tasks=[NVEvalSmokeSTS]"]
+    run_a = invoke([*args, f"model.path={model_a}", f"output_dir={tmp_path / 'run'}"], tmp_path, env=cache)
+    assert run_a.returncode == 0, run_a.stderr[-2000:]
+    again = invoke([*args, f"model.path={model_b}", f"output_dir={tmp_path / 'run'}"], tmp_path, env=cache)
+    assert again.returncode == 2 and "another model" in again.error_line
+    run_b = invoke([*args, f"model.path={model_b}", f"output_dir={tmp_path / 'run_b'}"], tmp_path, env=cache)
+    assert run_b.returncode == 0, run_b.stderr[-2000:]
+    record_a = json.loads((tmp_path / "run" / "run.json").read_text())
+    record_b = json.loads((tmp_path / "run_b" / "run.json").read_text())
+    assert record_a["model"]["revision"] != record_b["model"]["revision"]
+    assert record_b["tasks"]["NVEvalSmokeSTS"]["cache"]["hits"] == 0  # nothing of A's vectors

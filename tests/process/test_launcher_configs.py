@@ -17,7 +17,7 @@ def _launcher(choice: str):
 
 def test_slurm_launcher_fixes_plugin_traps():
     launcher = _launcher("slurm")
-    # Hydra's submitit launcher with nvembed_eval/run/launcher.py's fixes (states without sacct, a line per failed job)
+    # Hydra's submitit launcher with hydra_plugins/nvembed_eval_launcher/fixes.py (states without sacct, ...)
     assert launcher._target_ == "hydra_plugins.nvembed_eval_launcher.slurm_launcher.SlurmLauncher"
     assert launcher.gpus_per_node == 1  # the plugin requests no GPU by default
     assert launcher.timeout_min >= 24 * 60  # the plugin kills jobs after 60 minutes

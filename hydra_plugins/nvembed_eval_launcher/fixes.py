@@ -1,6 +1,6 @@
 """What `hydra/launcher=slurm` adds to Hydra's submitit launcher, found on a real SLURM cluster: job states without
 accounting, one line per failed job naming its log, and torch.distributed variables for several tasks per job. Hydra
-loads launchers from the `hydra_plugins` namespace only: `hydra_plugins/nvembed_eval_launcher` defines the class.
+loads launchers from the `hydra_plugins` namespace only: `slurm_launcher.py` beside this file defines the class.
 """
 
 from __future__ import annotations

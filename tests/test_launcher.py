@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from submitit.core.utils import FailedJobError, UncompletedJobError
 
-from nvembed_eval.run.launcher import (
+from hydra_plugins.nvembed_eval_launcher.fixes import (
     GONE,
     JobFailed,
     _ExitAsError,
