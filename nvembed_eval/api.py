@@ -1,11 +1,5 @@
 """The Python API: `evaluate` runs what `nvembed-eval` runs (the same overrides composed once by Hydra's compose API,
-the same checks, refusals and run folder); `load_results` and `leaderboard` read any results folder as pandas tables.
-
-Examples:
-    >>> import nvembed_eval
-    >>> run = nvembed_eval.evaluate({"model": "minilm", "benchmark": "smoke"})  # doctest: +SKIP
-    >>> run.table[["task", "score"]]  # doctest: +SKIP
-"""
+the same checks, refusals and run folder); `load_results` and `leaderboard` read any results folder as pandas tables."""
 
 from __future__ import annotations
 
@@ -45,13 +39,9 @@ __all__ = ["EvalResult", "evaluate", "leaderboard", "load_results", "to_override
 
 @dataclass(frozen=True)
 class EvalResult:
-    """What `evaluate` returns.
-
-    Attributes:
-        run_dir: the run folder (run.json, results/, .hydra/, nvembed-eval.log).
-        table: one row per task: task, type, split, subset, metric, score and published (0-100; published is NaN
-            when the reference table has no score), delta (score - published), resumed (kept from an earlier run).
-    """
+    """What `evaluate` returns: `run_dir`, the run folder (run.json, results/, .hydra/, nvembed-eval.log), and `table`,
+    one row per task: task, type, split, subset, metric, score and published (0-100; published is NaN when the
+    reference table has no score), delta (score - published), resumed (kept from an earlier run)."""
 
     run_dir: Path
     table: pd.DataFrame
@@ -63,27 +53,16 @@ def evaluate(
     output_dir: str | Path | None = None,
     config_dir: str | Path | None = None,
 ) -> EvalResult:
-    """Run an evaluation as `nvembed-eval <overrides>` would, from Python.
+    """Run an evaluation as `nvembed-eval <overrides>` would, from Python; returns the run folder and its results table.
 
-    Args:
-        overrides: the command line's overrides, as a list (`["model=minilm", "tasks=[SciFact]"]`) or a dict
-            (`{"model": "minilm", "tasks": ["SciFact"]}`). Sweeps (`a,b`) are the CLI's `-m`; run one per call.
-        output_dir: the run folder (default: `outputs/<timestamp>` under the working folder or $NVEMBED_EVAL_ROOT);
-            an existing run folder of the same model resumes.
-        config_dir: a folder of your own configs (e.g. `model/my_model.yaml`), composed on top of the bundled
-            ones, as `nvembed-eval --config-dir`.
-
-    Returns:
-        The run folder and its results table (`EvalResult.table`, a pandas DataFrame).
+    `overrides`: the command line's overrides, as a list (`["model=minilm", "tasks=[SciFact]"]`) or a dict
+    (`{"model": "minilm", "tasks": ["SciFact"]}`); sweeps (`a,b`) are the CLI's `-m`: run one per call. `output_dir`:
+    the run folder (default: `outputs/<timestamp>` under the working folder or $NVEMBED_EVAL_ROOT); an existing run
+    folder of the same model resumes. `config_dir`: a folder of your own configs (e.g. `model/my_model.yaml`),
+    composed on top of the bundled ones, as `nvembed-eval --config-dir`.
 
     Raises:
-        NVEmbedEvalError: every refusal of the CLI (the CLI prints the same message as `error: ...`).
-
-    Examples:
-        >>> run = evaluate({"model": "minilm", "tasks": "STSBenchmark", "data_dir": "../shared/data"})  # doctest: +SKIP
-        >>> round(float(run.table.score[0]), 4)  # doctest: +SKIP
-        82.0325
-    """
+        NVEmbedEvalError: every refusal of the CLI (the CLI prints the same message as `error: ...`)."""
     import pandas as pd
 
     args = to_overrides(overrides)
@@ -117,28 +96,15 @@ def evaluate(
 
 def load_results(path: str | Path) -> pd.DataFrame:
     """Scores of any results folder: a harness run folder, an mteb results folder, one TaskResult JSON or a published
-    CSV (read by `nvembed-eval-compare`'s own reader).
-
-    Returns:
-        One row per task: task, type, metric, score (0-100), dataset_revision, source (the file it came from), note.
+    CSV (read by `nvembed-eval-compare`'s own reader). One row per task: task, type, metric, score (0-100),
+    dataset_revision, source (the file it came from), note.
 
     Raises:
-        ResultsError: no usable results at `path` (one line).
-    """
+        ResultsError: no usable results at `path` (one line)."""
     import pandas as pd
 
-    rows = [
-        {
-            "task": s.task,
-            "type": _task_type(s.task),
-            "metric": s.metric,
-            "score": s.value,
-            "dataset_revision": s.dataset_revision,
-            "source": s.source,
-            "note": s.note,
-        }
-        for s in load_scores(path).scores.values()
-    ]
+    scores = load_scores(path).scores.values()
+    rows = [(s.task, _task_type(s.task), s.metric, s.value, s.dataset_revision, s.source, s.note) for s in scores]
     return pd.DataFrame(rows, columns=["task", "type", "metric", "score", "dataset_revision", "source", "note"])
 
 
@@ -149,27 +115,19 @@ def _task_type(name: str) -> str | None:
 
 
 def leaderboard(path: str | Path, benchmark: str | None = None) -> pd.DataFrame:
-    """The leaderboard averages of a results folder: the plain average over the benchmark's tasks and the per-type
-    means, each with its coverage (results.leaderboard's rules).
-
-    Args:
-        path: a run folder, mteb results folder or published CSV.
-        benchmark: a harness benchmark (`mteb_eng_v1`) or an mteb benchmark name (`MTEB(eng, v2)`); default: the
-            run's own benchmark when its run.json records one, else `mteb_eng_v1`.
-
-    Returns:
-        One row per aggregate: name ("Average", then the task types), mean (NaN when no task is covered), covered,
-        total, complete.
+    """The leaderboard averages of a run folder, mteb results folder or published CSV: the plain average over the
+    benchmark's tasks and the per-type means, each with its coverage (results.leaderboard's rules). `benchmark`: a
+    harness benchmark (`mteb_eng_v1`) or an mteb benchmark name (`MTEB(eng, v2)`); default: the run's own when its
+    run.json records one, else `mteb_eng_v1`. One row per aggregate: name ("Average", then the task types), mean (NaN
+    when no task is covered), covered, total, complete.
 
     Raises:
-        ResultsError: no usable results at `path`. ConfigError: unknown benchmark.
-    """
+        ResultsError: no usable results at `path`. ConfigError: unknown benchmark."""
     import pandas as pd
 
-    scores = load_scores(path, benchmark=Benchmark.named(benchmark) if benchmark else None)
-    bench = scores.benchmark or Benchmark.named(benchmark or "mteb_eng_v1")
-    rows = [
-        {"name": a.name, "mean": a.mean, "covered": a.covered, "total": a.total, "complete": a.complete}
-        for a in benchmark_leaderboard(scores.values, bench).aggregates()
-    ]
+    explicit = Benchmark.named(benchmark) if benchmark else None
+    scores = load_scores(path, benchmark=explicit)
+    bench = explicit or scores.benchmark or Benchmark.named("mteb_eng_v1")
+    aggregates = benchmark_leaderboard(scores.values, bench).aggregates()
+    rows = [(a.name, a.mean, a.covered, a.total, a.complete) for a in aggregates]
     return pd.DataFrame(rows, columns=["name", "mean", "covered", "total", "complete"])

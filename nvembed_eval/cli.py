@@ -1,12 +1,6 @@
 """`nvembed-eval` and `nvembed-eval-probe`: glue only. A single run is composed here, once, with Hydra's compose API;
-`-m` sweeps, launchers, help and shell completion go through `@hydra.main`, whose jobs run the same path.
-
-Examples:
-    nvembed-eval model=minilm benchmark=smoke
-    nvembed-eval model=minilm tasks=[STSBenchmark,SciFact] data_dir=../shared/data
-    nvembed-eval -m model=nv_embed_tiny model.pooling=latent,mean benchmark=smoke
-    nvembed-eval-probe check baselines/tiny.safetensors model=nv_embed_tiny
-"""
+`-m` sweeps, launchers, help and shell completion go through `@hydra.main`, whose jobs run the same path. E.g.
+`nvembed-eval -m model=nv_embed_tiny model.pooling=latent,mean benchmark=smoke`."""
 
 from __future__ import annotations
 
@@ -29,19 +23,7 @@ from nvembed_eval.config import (
 )
 from nvembed_eval.errors import NVEmbedEvalError, ResultsError
 from nvembed_eval.io import Parser, conf_dir, emit, finite_non_negative_float, nearest_existing, non_negative_int
-from nvembed_eval.models.probe import (
-    check_baseline_path,
-    check_usable,
-    compare_embeddings,
-    default_tolerance,
-    encode_probes,
-    identity_difference,
-    load_probe_set,
-    probe_versions,
-    read_baseline,
-    render_comparison,
-    write_baseline,
-)
+from nvembed_eval.models import probe
 from nvembed_eval.run.record import RunRecord, render_plan, resolve_run
 from nvembed_eval.run.session import build_encoder, discard_created, execute, process_rank
 from nvembed_eval.run.summary import print_leaderboard, print_run_table
@@ -92,7 +74,10 @@ def _single_run(line) -> None:
     check_output_dir(str(given.value()) if given is not None else str(run_dir), key)
     if not settings.progress:  # mteb's evaluators draw bars of their own; tqdm reads this when first imported
         os.environ.setdefault("TQDM_DISABLE", "1")
-    logging.config.dictConfig(_plain(hydra_cfg.job_logging))  # the console Hydra would configure for a job
+    from omegaconf import OmegaConf
+
+    job_logging = OmegaConf.to_container(hydra_cfg.job_logging, resolve=True)
+    logging.config.dictConfig(job_logging)  # type: ignore[arg-type]  # the console Hydra would configure for a job
     _run(resolve_run(cfg, hydra_cfg, settings))
 
 
@@ -126,37 +111,19 @@ def _hydra_main(args: list[str], keep: Path) -> None:
     hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=CONFIG_NAME)(job)()
 
 
-def _plain(node) -> dict:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
-
-
-# ---------------------------------------------------------------------------------------------- nvembed-eval-probe
-
-
 def probe_main(argv: list[str] | None = None) -> NoReturn:
     """Console script `nvembed-eval-probe`: write or check an embedding-probe baseline for a model chosen with
     `nvembed-eval`'s overrides (docs/probes.md). Exit 0 written / within tolerance, 1 some text beyond tolerance,
     2 unusable input."""
-    parser = Parser(
-        prog="nvembed-eval-probe",
-        description="Encode the packaged probe texts (no embedding cache) and write or check a baseline.",
-    )
+    description = "Encode the packaged probe texts (no embedding cache) and write or check a baseline."
+    parser = Parser(prog="nvembed-eval-probe", description=description)
     parser.add_argument("action", choices=("write", "check"), help="write a baseline, or check against one")
     parser.add_argument("baseline", type=Path, help="baseline file (.safetensors)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides as for nvembed-eval, e.g. model=nv_embed_tiny")
-    parser.add_argument(
-        "--tolerance",
-        type=finite_non_negative_float,
-        default=None,
-        help="max abs difference of L2-normalised embeddings per text; default by dtype (docs/probes.md)",
-    )
-    parser.add_argument(
-        "--allow-other-model",
-        action="store_true",
-        help="check: compare although the model identity differs from the baseline's",
-    )
+    tolerance_help = "max abs difference of L2-normalised embeddings per text; default by dtype (docs/probes.md)"
+    parser.add_argument("--tolerance", type=finite_non_negative_float, default=None, help=tolerance_help)
+    other_model_help = "check: compare although the model identity differs from the baseline's"
+    parser.add_argument("--allow-other-model", action="store_true", help=other_model_help)
     parser.add_argument("--worst", type=non_negative_int, default=10, help="check: how many of the worst texts to list")
     parser.add_argument("--force", action="store_true", help="write: replace an existing baseline")
     args = parser.parse_args(argv)
@@ -172,35 +139,28 @@ def probe_main(argv: list[str] | None = None) -> NoReturn:
 def _probe(args) -> int:
     """Carry out one probe command; returns the exit code. Raises `NVEmbedEvalError` for unusable input."""
     if args.action == "write":
-        check_baseline_path(args.baseline, must_exist=False)  # a folder: refused before the model loads
+        probe.check_baseline_path(args.baseline, must_exist=False)  # a folder: refused before the model loads
         if args.baseline.exists() and not args.force:
             raise ResultsError(f"{args.baseline} exists; pass --force to replace it, or check against it")
     else:  # everything that can be refused without the model is refused before it loads
-        baseline = read_baseline(args.baseline)
-        check_usable(baseline, load_probe_set(baseline.probe_set_version))
+        baseline = probe.read_baseline(args.baseline)
+        probe.check_usable(baseline, probe.load_probe_set(baseline.probe_set_version))
     check_torch()
     line = parse_command_line(args.overrides)
     settings = validate(job_config(compose(line))[0], line)
     encoder = build_encoder(settings, cached=False)  # a cached vector would hide the very change probes catch
-    device = str(
-        getattr(encoder, "device", None) or getattr(getattr(encoder, "model", None), "device", settings.device)
-    )
+    model = getattr(encoder, "model", None)
+    device = str(getattr(encoder, "device", None) or getattr(model, "device", settings.device))
     if args.action == "write":
-        probe_set = load_probe_set()
-        vectors = encode_probes(encoder, probe_set, settings.batch_size)
-        write_baseline(
-            args.baseline,
-            vectors,
-            probe_set,
-            encoder.identity,
-            instruction_template=encoder.instruction_template(),
-            device=device,
-            batch_size=settings.batch_size,
-        )
+        probe_set = probe.load_probe_set()
+        vectors = probe.encode_probes(encoder, probe_set, settings.batch_size)
+        template = encoder.instruction_template()
+        recorded = {"instruction_template": template, "device": device, "batch_size": settings.batch_size}
+        probe.write_baseline(args.baseline, vectors, probe_set, encoder.identity, **recorded)
         emit(f"wrote {args.baseline}: probe set v{probe_set.version}, {vectors.shape[0]} texts x {vectors.shape[1]}")
         return 0
-    probe_set = load_probe_set(baseline.probe_set_version)
-    difference = identity_difference(baseline, encoder.identity)
+    probe_set = probe.load_probe_set(baseline.probe_set_version)
+    difference = probe.identity_difference(baseline, encoder.identity)
     if difference and not args.allow_other_model:
         raise ResultsError(
             f"{args.baseline} was written by another model ({difference}); pass --allow-other-model to compare anyway"
@@ -209,12 +169,12 @@ def _probe(args) -> int:
         raise ResultsError(
             f"{args.baseline} holds {baseline.embeddings.shape[1]}-d embeddings, the model gives {encoder.embed_dim}-d"
         )
-    vectors = encode_probes(encoder, probe_set, settings.batch_size)
-    tolerance = args.tolerance if args.tolerance is not None else default_tolerance(baseline.identity)
-    cmp = compare_embeddings(probe_set, baseline.embeddings, vectors, tolerance)
+    vectors = probe.encode_probes(encoder, probe_set, settings.batch_size)
+    tolerance = args.tolerance if args.tolerance is not None else probe.default_tolerance(baseline.identity)
+    cmp = probe.compare_embeddings(probe_set, baseline.embeddings, vectors, tolerance)
     if difference:
         emit(f"note: comparing across models ({difference})")
-    emit(render_comparison(cmp, baseline, probe_versions(), args.worst), end="")
+    emit(probe.render_comparison(cmp, baseline, probe.probe_versions(), args.worst), end="")
     return cmp.exit_code
 
 

@@ -276,11 +276,9 @@ def check_output_dir(value: str, key: str = "output_dir") -> None:
 
 
 def check_creatable(path: Path, what: str, fix: str) -> None:
-    """Refuse a folder that cannot be created or written: its nearest existing ancestor must be a writable folder
-    (probed for real: permissions alone miss read-only filesystems and root's rights).
-
-    Args:
-        path: the absolute folder. what: how the message names it. fix: what to do instead, e.g. "set HF_HOME".
+    """Refuse the absolute folder `path` when it cannot be created or written: its nearest existing ancestor must be a
+    writable folder (probed for real: permissions alone miss read-only filesystems and root's rights). `what`: how the
+    message names it; `fix`: what to do instead, e.g. "set HF_HOME".
 
     Raises:
         ConfigError: as `check_output_dir`.
@@ -337,10 +335,6 @@ def _rule(check: Callable[[Any], bool], message: str) -> PlainValidator:
     return PlainValidator(validate)
 
 
-def _whole(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _choice(*values: str) -> Any:
     return Annotated[str, _rule(lambda v: v in values, f"is not one of: {', '.join(values)}")]
 
@@ -353,18 +347,13 @@ def _within(low: float, high: float) -> Any:
 
 
 Bool = Annotated[bool, _rule(lambda v: isinstance(v, bool), "must be true or false")]
-Count = Annotated[int, _rule(lambda v: _whole(v) and v > 0, "must be a positive integer, e.g. 32")]
+Count = Annotated[int, _rule(lambda v: type(v) is int and v > 0, "must be a positive integer, e.g. 32")]
 Text = Annotated[
     str, _rule(lambda v: isinstance(v, str) and bool(v.strip()), "must be text (a name, path or revision)")
 ]
 Folder = Annotated[str, _rule(lambda v: isinstance(v, str) and bool(v.strip()), "must be a folder path or null")]
-Device = Annotated[
-    str,
-    _rule(
-        lambda v: isinstance(v, str) and bool(re.fullmatch(r"auto|cpu|cuda|cuda:\d+|mps", v)),
-        "is not a device; use auto, cpu, cuda, cuda:N or mps",
-    ),
-]
+_DEVICE, _NOT_DEVICE = re.compile(r"auto|cpu|cuda|cuda:\d+|mps"), "is not a device; use auto, cpu, cuda, cuda:N or mps"
+Device = Annotated[str, _rule(lambda v: bool(_DEVICE.fullmatch(str(v))), _NOT_DEVICE)]
 
 
 def _task_names(value: Any) -> tuple[str, ...] | None:
@@ -596,13 +585,10 @@ def _knob_type(hint: Any) -> Any:
 def config_error(
     exc: BaseException, line: CommandLine | None = None, *, prefix: str = "", model: Mapping[str, Any] | None = None
 ) -> ConfigError:
-    """Any config error as the harness's one-line `ConfigError`: what is wrong, the value, what is valid.
-
-    Args:
-        exc: Hydra's or OmegaConf's composition error, the ValueError of a null group choice, or pydantic's
-            `ValidationError`. line: the command line, to quote the user's override and suggest close matches.
-        prefix: the key path of the validated section ("model."). model: the model config whose knobs were checked.
-    """
+    """Any config error as the harness's one-line `ConfigError`: what is wrong, the value, what is valid. `exc`:
+    Hydra's or OmegaConf's composition error, the ValueError of a null group choice, or pydantic's `ValidationError`;
+    `line`: the command line, to quote the user's override and suggest close matches; `prefix`: the key path of the
+    validated section ("model."); `model`: the model config whose knobs were checked."""
     from hydra.errors import MissingConfigException
 
     if isinstance(exc, ValidationError):

@@ -1,7 +1,5 @@
 """Disk and console helpers every room shares: atomic writes, content digests, the files shipped with the package,
-output folders written all-or-nothing, printing that survives `| head`, and the one-line argument parser of the
-`nvembed-eval-*` console scripts.
-"""
+output folders written all-or-nothing, printing that survives `| head`, and the console scripts' one-line parser."""
 
 from __future__ import annotations
 
@@ -34,12 +32,9 @@ _CHUNK = 8 * 1024 * 1024
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a uniquely named temp file in the same folder, fsync, then `os.replace`: readers
-    (and a rerun after SIGKILL) see the old file or the whole new one, never half.
-
-    `os.replace` is atomic on POSIX filesystems (NFS included). On any failure the temp file is removed and the
-    error re-raised.
-    """
+    """Write `data` to `path` via a uniquely named temp file in the same folder, fsync, then `os.replace` (atomic on
+    POSIX filesystems, NFS included): readers (and a rerun after SIGKILL) see the old file or the whole new one, never
+    half. On any failure the temp file is removed and the error re-raised."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
     try:
@@ -97,11 +92,9 @@ def publish(out_dir: Path, writers: dict[str, Callable[[Path], None]]) -> list[P
         for name, write in writers.items():
             write(scratch / name)
         out_dir.mkdir(exist_ok=True)
-        written = []
         for name in writers:
             os.replace(scratch / name, out_dir / name)
-            written.append(out_dir / name)
-        return written
+        return [out_dir / name for name in writers]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -112,9 +105,8 @@ def default_out(inputs: Sequence[Path], folder_name: str) -> Path:
     Raises:
         ConfigError: every input is a file (a CSV or one TaskResult); the user must choose with --out.
     """
-    for path in inputs:
-        if path.is_dir():
-            return path / folder_name
+    if folder := next((path for path in inputs if path.is_dir()), None):
+        return folder / folder_name
     raise ConfigError(
         f"pass --out DIR: the inputs ({', '.join(str(p) for p in inputs)}) are files, and outputs go next to a run "
         "folder, never into the current directory"
@@ -191,12 +183,9 @@ _UNIT_BYTES.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
 
 
 def parse_size(value: object, key: str, *, hint: str = "") -> int:
-    """Bytes in a size: `500MiB`, `200GB`, `1.5TiB`, `0` or a bare byte count (units case-insensitive).
-
-    Args:
-        value: A string, or a whole number (Hydra reads `cache.max_size=1048576` as an int, `1e9` as a float).
-        key: The setting as the user wrote it (`cache.max_size`, `--max-size`), for the error.
-        hint: Extra words for the error's fix, e.g. ", or null for no cap".
+    """Bytes in a size: `500MiB`, `200GB`, `1.5TiB`, `0` or a bare byte count (units case-insensitive). `value`: a
+    string, or a whole number (Hydra reads `cache.max_size=1048576` as an int, `1e9` as a float); `key`: the setting as
+    the user wrote it (`cache.max_size`, `--max-size`), for the error; `hint`: extra words for its fix.
 
     Raises:
         ConfigError: the value is not a size; the message names it and shows valid ones.
@@ -284,14 +273,10 @@ def read_text(path: Path, limit: int = READ_MAX_BYTES, error: type[NVEmbedEvalEr
 
 
 def file_sha256(path: Path, *, salt: bytes = b"", remember: bool = False) -> str:
-    """sha256 hex digest of `salt` followed by every byte of one file. Nothing is sampled.
-
-    Args:
-        path: The file.
-        salt: Bytes hashed before the content (a model fingerprint hashes the file size first).
-        remember: Reuse a digest computed earlier for the same (path, size, mtime, ctime, inode, device, salt), kept in
-            `$NVEMBED_EVAL_DIGESTS` (default `~/.cache/nvembed-eval/digests`); a 15 GB checkpoint is read once, not
-            on every run. Writing to the file changes its ctime (which no tool can set back), and so misses.
+    """sha256 hex digest of `salt` (a model fingerprint hashes the file size first) followed by every byte of one
+    file; nothing is sampled. `remember`: reuse a digest computed earlier for the same (path, size, mtime, ctime, inode,
+    device, salt), kept in `$NVEMBED_EVAL_DIGESTS` (default `~/.cache/nvembed-eval/digests`): a 15 GB checkpoint is read
+    once, not on every run. Writing to the file changes its ctime (which no tool can set back), and so misses.
 
     Raises:
         OSError: the file cannot be read.
@@ -353,25 +338,21 @@ def folder_sha256(root: Path) -> str:
     Raises:
         OSError: a file cannot be read.
     """
-    files = [
-        p
-        for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    ]
-    return files_sha256(root, files)
+    visible = (p for p in root.rglob("*") if not any(part.startswith(".") for part in p.relative_to(root).parts))
+    return files_sha256(root, [p for p in visible if p.is_file()])
 
 
 def installed_versions(names: Iterable[str]) -> dict[str, str | None]:
     """Installed versions of the given distributions (None for one that is not installed)."""
     from importlib import metadata
 
-    out: dict[str, str | None] = {}
-    for name in names:
+    def version(name: str) -> str | None:
         try:
-            out[name] = metadata.version(name)
+            return metadata.version(name)
         except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+            return None
+
+    return {name: version(name) for name in names}
 
 
 # ------------------------------------------------------------------------------------------- shipped resources
@@ -382,12 +363,9 @@ CONF_ENV = "NVEMBED_EVAL_CONF"  # a whole replacement config tree (tests, forks)
 
 
 def bundled_dir(name: str) -> Path:
-    """The folder of one data set shipped with the package: `<site-packages>/nvembed_eval/<name>` in an installed
-    wheel, else the checkout's folder next to the package (`conf/`, `instructions/`, `results/published/`) for an
-    editable install; never the working folder.
-
-    Args:
-        name: "conf", "instructions" or "published".
+    """The folder of one data set shipped with the package ("conf", "instructions" or "published"):
+    `<site-packages>/nvembed_eval/<name>` in an installed wheel, else the checkout's folder next to the package
+    (`conf/`, `instructions/`, `results/published/`) for an editable install; never the working folder.
 
     Raises:
         ConfigError: neither exists (a broken install).
@@ -413,11 +391,7 @@ def conf_dir() -> Path:
 
 class Parser(argparse.ArgumentParser):
     """`argparse.ArgumentParser` whose usage errors are one line, `error: <what>; see <prog> --help`, exit 2, like
-    every other refusal (docs/bad_input.md); its subcommand parsers are of this class too.
-
-    Examples:
-        >>> Parser(prog="nvembed-eval-compare").parse_args(["--x"])  # stderr: error: unrecognized arguments: --x; ...
-    """
+    every other refusal (docs/bad_input.md); its subcommand parsers are of this class too."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message}; see {self.prog} --help\n")

@@ -18,6 +18,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import get_args
 
 from nvembed_eval.errors import ConfigError, NVEmbedEvalError
 from nvembed_eval.io import Parser, conf_dir, emit, text_table
@@ -55,8 +56,6 @@ def yaml_header(path: Path) -> str:
 def _check_type(task_type: str | None) -> None:
     if task_type is None:
         return
-    from typing import get_args
-
     from mteb.abstasks.task_metadata import TaskType
 
     valid = get_args(TaskType)
@@ -64,15 +63,6 @@ def _check_type(task_type: str | None) -> None:
         close = difflib.get_close_matches(task_type, valid, n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise ConfigError(f"unknown task type <--type {task_type}>; {hint}mteb's types: {', '.join(valid)}")
-
-
-def _check_not_placeholder(benchmark: str) -> None:
-    """`conf/benchmark/mteb.yaml` holds no tasks: it runs an mteb benchmark named by `benchmark.name=`."""
-    if benchmark not in harness_benchmarks() and (conf_dir() / "benchmark" / f"{benchmark}.yaml").is_file():
-        raise ConfigError(
-            f"benchmark {benchmark!r} is the placeholder for mteb's named benchmarks, not a task list; pass the mteb "
-            """name, e.g. --benchmark "MTEB(eng, v2)" (names: nvembed-eval-list benchmarks)"""
-        )
 
 
 def list_tasks(task_type: str | None, everything: bool, benchmark: str | None) -> str:
@@ -83,7 +73,12 @@ def list_tasks(task_type: str | None, everything: bool, benchmark: str | None) -
     specs = list_task_specs()
     register_smoke_tasks()
     if benchmark is not None:
-        _check_not_placeholder(benchmark)
+        # conf/benchmark/mteb.yaml holds no tasks: it runs an mteb benchmark named by `benchmark.name=`
+        if benchmark not in harness_benchmarks() and (conf_dir() / "benchmark" / f"{benchmark}.yaml").is_file():
+            raise ConfigError(
+                f"benchmark {benchmark!r} is the placeholder for mteb's named benchmarks, not a task list; pass the "
+                """mteb name, e.g. --benchmark "MTEB(eng, v2)" (names: nvembed-eval-list benchmarks)"""
+            )
         names = list(Benchmark.named(benchmark).tasks)
     elif everything:
         names = sorted({*specs, *(t.metadata.name for t in mteb.get_tasks())})
@@ -99,10 +94,8 @@ def list_tasks(task_type: str | None, everything: bool, benchmark: str | None) -
         source = "yaml" if spec else "mteb"
         metric = spec.metric if spec else (load_task_spec(name).metric if benchmark else str(task.metadata.main_score))
         rows.append([name, kind, metric, source, short(task.metadata.description, 70)])
-    footer = (
-        f"\n{len(rows)} tasks. yaml: conf/task/<Name>.yaml (instructions, published scores); mteb: mteb's metadata."
-    )
-    return text_table(rows, ["task", "type", "metric", "config", "description"], markdown=False) + footer
+    footer = f"{len(rows)} tasks. yaml: conf/task/<Name>.yaml (instructions, published scores); mteb: mteb's metadata."
+    return text_table(rows, ["task", "type", "metric", "config", "description"], markdown=False) + "\n" + footer
 
 
 def list_benchmarks() -> str:
@@ -110,18 +103,14 @@ def list_benchmarks() -> str:
     import mteb
 
     folder = conf_dir() / "benchmark"
+    harness = harness_benchmarks().items()
     rows = [
-        [f"benchmark={name}", str(len(tasks)), short(yaml_header(folder / f"{name}.yaml"))]
-        for name, tasks in harness_benchmarks().items()
+        [f"benchmark={name}", str(len(tasks)), short(yaml_header(folder / f"{name}.yaml"))] for name, tasks in harness
     ]
-    rows += [
-        [f'"{b.name}"', str(len(b.tasks)), short(b.description)]
-        for b in sorted(mteb.get_benchmarks(), key=lambda b: b.name)
-    ]
-    return (
-        text_table(rows, ["benchmark", "tasks", "description"], markdown=False)
-        + """\nmteb's (quoted names): nvembed-eval benchmark=mteb 'benchmark.name="MTEB(eng, v2)"'"""
-    )
+    registry = sorted(mteb.get_benchmarks(), key=lambda b: b.name)
+    rows += [[f'"{b.name}"', str(len(b.tasks)), short(b.description)] for b in registry]
+    hint = """mteb's (quoted names): nvembed-eval benchmark=mteb 'benchmark.name="MTEB(eng, v2)"'"""
+    return text_table(rows, ["benchmark", "tasks", "description"], markdown=False) + "\n" + hint
 
 
 def list_models(everything: bool) -> str:
@@ -138,12 +127,8 @@ def list_models(everything: bool) -> str:
         [m.name or "", f"{m.n_parameters / 1e6:,.0f}M" if m.n_parameters else "", getattr(m.loader, "__name__", "")]
         for m in metas
     ]
-    return (
-        text
-        + "\n\n"
-        + text_table(registry, ["model=mteb model.name=", "parameters", "mteb loader"], markdown=False)
-        + "\nmodel=mteb runs the sentence-transformers-loaded ones (docs/models.md)."
-    )
+    table = text_table(registry, ["model=mteb model.name=", "parameters", "mteb loader"], markdown=False)
+    return f"{text}\n\n{table}\nmodel=mteb runs the sentence-transformers-loaded ones (docs/models.md)."
 
 
 def list_instructions(task_type: str | None) -> str:
@@ -158,11 +143,9 @@ def list_instructions(task_type: str | None) -> str:
         verified = "yes" if spec.instruction_verified else "no"
         query, document = spec.instructions.get("query"), spec.instructions.get("document")
         rows.append([spec.name, spec.type, short(query, 60) or "-", short(document, 30) or "-", verified])
-    return (
-        text_table(variants, ["variant", "description"], markdown=False)
-        + "\n\nnv_embed_v2 instructions per task (conf/task/<Name>.yaml):\n"
-        + text_table(rows, ["task", "type", "query", "document", "verified"], markdown=False)
-    )
+    head = text_table(variants, ["variant", "description"], markdown=False)
+    table = text_table(rows, ["task", "type", "query", "document", "verified"], markdown=False)
+    return f"{head}\n\nnv_embed_v2 instructions per task (conf/task/<Name>.yaml):\n{table}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,8 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--benchmark", help="tasks: the tasks of this benchmark (harness or mteb name)")
     args = parser.parse_args(argv)
     given = zip(FILTERS["tasks"], (args.task_type, args.everything or None, args.benchmark), strict=True)
-    unsupported = [flag for flag, value in given if value is not None and flag not in FILTERS[args.what]]
-    if unsupported:
+    if unsupported := [flag for flag, value in given if value is not None and flag not in FILTERS[args.what]]:
         parser.error(f"{args.what} takes no {' or '.join(unsupported)} (it takes: {', '.join(FILTERS[args.what])})")
     if args.everything and args.benchmark is not None:
         parser.error("--all and --benchmark each choose the tasks to list; pass one of them")

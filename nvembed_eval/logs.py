@@ -1,6 +1,5 @@
 """Console and run-log handling: a quiet console (this harness's progress and every warning, each message once) and
-the run's full log (`<run_dir>/nvembed-eval.log`), opened only once the run is accepted.
-"""
+the run's full log (`<run_dir>/nvembed-eval.log`), opened only once the run is accepted."""
 
 from __future__ import annotations
 
@@ -15,14 +14,13 @@ FILE_ONLY = "nvembed_file_only"  # `extra={FILE_ONLY: True}`: goes to the run lo
 _FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 # Libraries that print through a stderr handler of their own (unfiltered, not in the run log) and show progress bars.
 _OWN_HANDLERS = ("transformers", "datasets", "huggingface_hub")
+# A warning routed through logging (logging.captureWarnings): "<file>:<line>: <Category>: <message>\n  <source>".
+_WARNING_TEXT = re.compile(r"^\S+:\d+: \w+: (.*?)(?:\n|$)", re.S)
 
 
 class ConsoleFilter(logging.Filter):
-    """Lets through this harness's INFO lines and WARNING+ from everyone, each distinct message once.
-
-    mteb, datasets and transformers log the same notice for every task (e.g. that a task is superseded); the run
-    log keeps them all, the console shows the first.
-    """
+    """Lets through this harness's INFO lines and WARNING+ from everyone, each distinct message once: mteb, datasets
+    and transformers log the same notice for every task (e.g. that a task is superseded); the run log keeps them all."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -35,24 +33,16 @@ class ConsoleFilter(logging.Filter):
         if record.levelno < logging.WARNING and not ours:
             return False
         if record.levelno < logging.ERROR:
-            key = (record.levelno, _notice(record))
+            # One notice as a console reader sees it: mteb both logs and `warnings.warn`s the same sentence (e.g. that
+            # a task is superseded), which would otherwise show twice.
+            message = record.getMessage()
+            if record.name == "py.warnings" and (match := _WARNING_TEXT.match(message)):
+                message = match.group(1).strip()
+            key = (record.levelno, message)
             if key in self._seen:
                 return False
             self._seen.add(key)
         return True
-
-
-# A warning routed through logging (logging.captureWarnings): "<file>:<line>: <Category>: <message>\n  <source>".
-_WARNING_TEXT = re.compile(r"^\S+:\d+: \w+: (.*?)(?:\n|$)", re.S)
-
-
-def _notice(record: logging.LogRecord) -> str:
-    """The text a console reader sees as one notice: mteb both logs and `warnings.warn`s the same sentence (e.g. that a
-    task is superseded), which would otherwise show twice."""
-    message = record.getMessage()
-    if record.name == "py.warnings" and (match := _WARNING_TEXT.match(message)):
-        return match.group(1).strip()
-    return message
 
 
 class _RunLogHandler(logging.FileHandler):
@@ -66,8 +56,7 @@ class _RunLogHandler(logging.FileHandler):
         if not isinstance(error, OSError):
             super().handleError(record)
             return
-        if self.failure is None:
-            self.failure = error
+        self.failure = self.failure or error
         self.setLevel(logging.CRITICAL + 1)  # stop trying: every later write would fail the same way
 
 

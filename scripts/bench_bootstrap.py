@@ -20,11 +20,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from nvembed_eval.judge.items import ItemSet
 
 from nvembed_eval.judge.bootstrap import RESAMPLES, Statistic
-from nvembed_eval.judge.item_values import Group, retrieval_group
-from nvembed_eval.judge.significance import NoiseSettings, task_noise
+from nvembed_eval.judge.item_values import retrieval_group
+from nvembed_eval.judge.significance import Group, ItemSet, NoiseSettings, task_noise
 
 MSMARCO_QUERIES, TOP_K, MSMARCO_CORPUS = 6980, 1000, 8_841_823
 

@@ -1,12 +1,11 @@
 """Claims on chunks of texts, so concurrent jobs sharing a cache split the encoding instead of repeating it.
 
-A claim is a small file created with O_EXCL next to the shards (`claim-<chunk>.json`), holding the owner's host and
-pid. Its owner touches it every `HEARTBEAT_S` while it encodes, and deletes it once the chunk's shard is stored.
-Another job that meets the claim encodes other chunks first and picks the claimed chunk up from the cache later.
-A claim whose owner died (same host and its pid is gone) or whose heartbeat stopped (`STALE_S`) is broken and
-taken over. All of this is best effort: in a rare race two jobs still encode the same chunk, which is what happens
-without claims, and the stored vectors are identical either way.
-"""
+A claim is a small file created with O_EXCL next to the shards (`claim-<chunk>.json`), holding the owner's host and pid.
+Its owner touches it every `HEARTBEAT_S` while it encodes, and deletes it once the chunk's shard is stored. Another job
+that meets the claim encodes other chunks first and picks the claimed chunk up from the cache later. A claim whose owner
+died (same host and its pid is gone) or whose heartbeat stopped (`STALE_S`) is broken and taken over. All of this is
+best effort: in a rare race two jobs still encode the same chunk, which is what happens without claims, and the stored
+vectors are identical either way."""
 
 from __future__ import annotations
 
@@ -37,7 +36,7 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
-        return True
+        pass
     return True
 
 
@@ -71,13 +70,10 @@ class ChunkClaims:
         self.stale_s = stale_s
         self.host = socket.gethostname()
 
-    def path(self, chunk_id: str) -> Path:
-        return self.folder / f"{CLAIM_PREFIX}{chunk_id}{CLAIM_SUFFIX}"
-
     def try_acquire(self, chunk_id: str) -> Claim | None:
-        """The claim if this process got it; None while another live job holds it. Raises OSError if the folder
-        cannot be written."""
-        path = self.path(chunk_id)
+        """The claim if this process got it; None while another live job holds it. Raises OSError if the folder cannot
+        be written."""
+        path = self.folder / f"{CLAIM_PREFIX}{chunk_id}{CLAIM_SUFFIX}"
         self.folder.mkdir(parents=True, exist_ok=True)
         for _ in range(2):  # a second try after breaking a stale claim
             try:

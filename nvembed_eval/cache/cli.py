@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nvembed_eval.cache.encoder import ENV_VAR, default_cache_dir
-from nvembed_eval.cache.store import MODEL_DIR_RE, PruneSummary, clear_folder, prune_root, scan_root
+from nvembed_eval.cache.store import PruneSummary, clear_folder, model_folders, prune_root, scan_root
 from nvembed_eval.errors import CacheError, NVEmbedEvalError
 from nvembed_eval.io import SIZE_EXAMPLES, Parser, emit, human_size, parse_size
 
@@ -64,7 +64,7 @@ def _cmd_clear(args: argparse.Namespace) -> int:
     prefix = (args.model_key or "").lower()
     if prefix and not all(c in "0123456789abcdef" for c in prefix):
         raise CacheError(f"<--model-key={args.model_key}> must be hex (a prefix of a key shown by `info`)")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and MODEL_DIR_RE.match(p.name)) if root.is_dir() else []
+    folders = model_folders(root)
     chosen = [p for p in folders if p.name.startswith(prefix)]
     if not folders and not prefix:
         emit(f"nothing to clear in {root}")
@@ -75,10 +75,8 @@ def _cmd_clear(args: argparse.Namespace) -> int:
     question = f"delete cached embeddings of {len(chosen)} model(s) in {root} ({', '.join(p.name for p in chosen)})"
     if not _confirm(question, args.yes):
         return 1
-    files = size = 0
-    for folder in chosen:
-        f, b = clear_folder(folder)
-        files, size = files + f, size + b
+    removed = [clear_folder(folder) for folder in chosen]
+    files, size = sum(f for f, _ in removed), sum(b for _, b in removed)
     emit(f"removed {files} files ({human_size(size)}) from {len(chosen)} model folder(s) in {root}")
     return 0
 
@@ -113,13 +111,8 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`nvembed-eval-cache`: report the size of the embedding cache, clear it, or prune it to a size.
-
-    Examples:
-        nvembed-eval-cache info
-        nvembed-eval-cache clear --model-key 3fa2 --yes
-        nvembed-eval-cache prune --max-size 200GiB --dry-run
-    """
+    """`nvembed-eval-cache`: report the size of the embedding cache, clear it, or prune it to a size; returns the exit
+    code (an error's `exit_code`, 1 when the user declines)."""
     parser = Parser(prog="nvembed-eval-cache", description="Inspect, clear or prune the cache.")
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="entries and bytes per model identity")

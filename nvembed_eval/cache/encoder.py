@@ -1,8 +1,5 @@
-"""Content-addressed embedding cache around any `TextEncoder`, and the `cache.*` settings it reads.
-
-Storage lives in `nvembed_eval.cache.store`, the `nvembed-eval-cache` CLI in `nvembed_eval.cache.cli`; docs/cache.md
-describes keys, formats, sharing and the size cap.
-"""
+"""Content-addressed embedding cache around any `TextEncoder`, and the `cache.*` settings it reads; docs/cache.md
+describes keys, formats, sharing and the size cap."""
 
 from __future__ import annotations
 
@@ -42,19 +39,9 @@ def default_cache_dir() -> Path:
 
 
 def text_keys(identity_key: str, prefix: str, texts: Sequence[str]) -> np.ndarray:
-    """One sha256 per text over (format, model identity key, prefix, text), as a (n, 32) uint8 array.
-
-    The prefix length is hashed before the prefix, so moving characters between prefix and text changes the key
-    (it matters to models that mask the instruction out of pooling).
-
-    Args:
-        identity_key: `ModelIdentity.key()` of the encoder (weights/revision, dtype, max_length, pooling knobs...).
-        prefix: The literal, already-templated prefix the encoder prepends.
-        texts: The raw texts.
-
-    Returns:
-        Array of shape (len(texts), 32), dtype uint8.
-    """
+    """One sha256 per text over (format, `ModelIdentity.key()` of the encoder, the literal prefix it prepends, raw
+    text), as a (len(texts), 32) uint8 array. The prefix length is hashed before the prefix, so moving characters
+    between prefix and text changes the key (it matters to models that mask the instruction out of pooling)."""
     base = hashlib.sha256()
     prefix_bytes = prefix.encode("utf-8")
     for part in (FORMAT.encode("ascii"), identity_key.encode("ascii")):
@@ -74,25 +61,14 @@ def _chunk_id(chunk_keys: np.ndarray) -> str:
 
 
 class CachedEncoder:
-    """A `TextEncoder` that serves embeddings from an on-disk cache and encodes only what is missing.
-
-    The unique texts are cut into chunks of `shard_size`; each chunk's misses are encoded and stored as one shard as
-    soon as they are done, so a run killed mid-corpus resumes from the last finished shard, and concurrent jobs
-    claim chunks so that they split shared work (`cache.claims`). Cached vectors are the exact float32 the wrapped
-    encoder returned. If the cache location cannot be written (permission, full disk), one warning is logged and
-    the run continues without storing; `counters["disabled_reason"]` says why.
-
-    Args:
-        encoder: The wrapped model adapter.
-        cache_dir: Cache root (`cache.dir`); entries go to `cache_dir/<identity.key()[:16]>/`.
-        enabled: `cache.enabled`; False makes this a plain pass-through.
-        shard_size: `cache.shard_size`, unique texts per chunk (one shard each).
-
-    Examples:
-        >>> cached = CachedEncoder(encoder, default_cache_dir())  # doctest: +SKIP
-        >>> vectors = cached.encode(corpus_texts, prefix="", batch_size=32)  # doctest: +SKIP
-        >>> cached.counters["hits"], cached.counters["misses"]  # doctest: +SKIP
-    """
+    """A `TextEncoder` that serves embeddings from an on-disk cache and encodes only what is missing. The unique texts
+    are cut into chunks of `shard_size`; each chunk's misses are encoded and stored as one shard as soon as they are
+    done, so a run killed mid-corpus resumes from the last finished shard, and concurrent jobs claim chunks so that they
+    split shared work (`cache.claims`). Cached vectors are the exact float32 the wrapped encoder returned. If the cache
+    location cannot be written (permission, full disk), one warning is logged and the run continues without storing;
+    `counters["disabled_reason"]` says why. `cache_dir` is `cache.dir` (entries go to
+    `cache_dir/<identity.key()[:16]>/`), `enabled` is `cache.enabled` (False: a plain pass-through), `shard_size` is
+    `cache.shard_size` (unique texts per chunk, one shard each)."""
 
     def __init__(
         self,
@@ -123,7 +99,6 @@ class CachedEncoder:
         self._readable = self.enabled
 
     # --- TextEncoder surface, forwarded to the wrapped encoder ---
-
     @property
     def identity(self) -> ModelIdentity:
         return self._encoder.identity
@@ -136,20 +111,12 @@ class CachedEncoder:
     def max_tokens(self) -> int | None:
         return getattr(self._encoder, "max_tokens", None)
 
-    @property
-    def encoder(self) -> TextEncoder:
-        """The wrapped encoder."""
-        return self._encoder
-
     def instruction_template(self) -> str | None:
         return self._encoder.instruction_template()
 
-    @property
-    def stats(self) -> Any:
-        return self._encoder.stats  # AttributeError, as for the bare encoder, when it keeps none
-
     def __getattr__(self, name: str) -> Any:
-        # Only reached for attributes not defined here; `_encoder` guard keeps copy/pickle from recursing.
+        # The rest (`stats`, ...; AttributeError as for the bare encoder when it has none). Only reached for
+        # attributes not defined here; the `_encoder` guard keeps copy/pickle from recursing.
         if name.startswith("__") or "_encoder" not in self.__dict__:
             raise AttributeError(name)
         return getattr(self._encoder, name)
@@ -159,22 +126,12 @@ class CachedEncoder:
         """Folder holding this encoder's shards."""
         return self.cache_dir / self.identity.key()[:16]
 
-    # --- encoding ---
-
     def encode(self, texts: Sequence[str], *, prefix: str = "", batch_size: int = 32, **context: Any) -> np.ndarray:
-        """Embed `texts` with `prefix` prepended, from the cache where possible.
-
-        Args:
-            texts: Raw texts, in the caller's order.
-            prefix: The literal, already-templated prefix ("" for none); part of the cache key. For a model that
-                applies its own prompts it is the model's `prompt_key(task_name, side)`, which says all they do.
-            batch_size: Forwarded to the wrapped encoder.
-            **context: `task_name`, `side` (TextEncoder protocol), forwarded as given to the wrapped encoder; not
-                part of the key (the prefix is).
-
-        Returns:
-            float32 array (len(texts), embed_dim), row i for texts[i].
-        """
+        """Embed raw `texts` with `prefix` prepended, from the cache where possible: float32 (len(texts), embed_dim),
+        row i for texts[i]. `prefix` is the literal, already-templated prefix ("" for none), part of the cache key; for
+        a model that applies its own prompts it is the model's `prompt_key(task_name, side)`, which says all they do.
+        `batch_size` and `context` (`task_name`, `side`) go to the wrapped encoder as given; the context is not part of
+        the key (the prefix is)."""
         if not self.enabled:
             return self._encoder.encode(texts, prefix=prefix, batch_size=batch_size, **context)
         position: dict[str, int] = {}
@@ -185,26 +142,23 @@ class CachedEncoder:
         keys = text_keys(self.identity.key(), prefix, unique)
 
         filled = np.zeros(len(unique), dtype=bool)
-        store = self._open_store()
-        if store is not None and len(unique):
+        if self._store is None and self._readable:
+            self._store = ShardStore(self.cache_dir, self.identity.key(), self.embed_dim, self.counters)
+        if self._store is not None and self._readable and len(unique):
             try:
-                store.refresh()
-                filled = store.fill(*store.lookup(keys), out)
+                self._store.refresh()
+                filled = self._store.fill(*self._store.lookup(keys), out)
             except OSError as e:
                 self._disable(e, reads=True)
         # Under torchrun every rank runs this call and the wrapped encoder runs collectives: all ranks must encode
         # the same misses, so a text counts as a hit only if every rank found it.
-        misses = np.flatnonzero(~_on_every_rank(filled))
-        self.counters["hits"] += len(unique) - len(misses)
+        missing = ~_on_every_rank(filled)
+        cached = len(unique) - int(missing.sum())
+        self.counters["hits"] += cached
+        todo = len(unique) - cached
         logger.info(
-            "embedding cache: %d texts, %d unique, %d cached, %d to encode",
-            len(texts),
-            len(unique),
-            len(unique) - len(misses),
-            len(misses),
+            "embedding cache: %d texts, %d unique, %d cached, %d to encode", len(texts), len(unique), cached, todo
         )
-        missing = np.zeros(len(unique), dtype=bool)
-        missing[misses] = True
         self._encode_misses(unique, missing, keys, out, {"prefix": prefix, "batch_size": batch_size, **context})
         return out[inverse]
 
@@ -213,21 +167,21 @@ class CachedEncoder:
     ) -> None:
         """Encode the missing rows chunk by chunk and store each chunk's shard as soon as it is done.
 
-        Chunks are fixed slices of `shard_size` unique texts, whatever is cached already, so concurrent jobs
-        encoding the same texts see the same chunks. Each chunk is claimed first (`cache.claims`): a chunk another
-        live job holds is left for later and then read from the shard that job stores, so the jobs split the work.
-        """
+        Chunks are fixed slices of `shard_size` unique texts, whatever is cached already, so concurrent jobs encoding
+        the same texts see the same chunks. Each chunk is claimed first (`cache.claims`): a chunk another live job holds
+        is left for later and then read from the shard that job stores, so the jobs split the work."""
         size = self.shard_size
         pending = deque(
             (start, todo)
             for start in range(0, len(unique), size)
             if len(todo := np.flatnonzero(missing[start : start + size]) + start)
         )
-        claims = self._claims()
-        total = int(missing.sum())
+        # Claims need a writable cache and a single process (torchrun's ranks must make identical calls).
+        single = self._writable and self._store is not None and _process_group() is None
+        claims = ChunkClaims(self.model_dir) if single else None
         last_progress = time.monotonic()
         what = " ".join(str(call[k]) for k in ("task_name", "side") if call.get(k)) or "encoding"
-        bar = ProgressLine(what, total)
+        bar = ProgressLine(what, int(missing.sum()))
         try:
             while pending:
                 if claims is not None and (
@@ -281,16 +235,20 @@ class CachedEncoder:
     ) -> None:
         """Encode `unique[rows]` into `out[rows]` and store them as one shard; `call` = the encode keywords."""
         vectors = self._encoder.encode([unique[i] for i in rows], **call)
+        n = len(rows)
         self.counters["encode_calls"] += 1
-        self.counters["misses"] += len(rows)
-        out[rows] = self._check(vectors, len(rows))
-        self._store_shard(keys[rows], out[rows])
-
-    def _claims(self) -> ChunkClaims | None:
-        """Claims need a writable cache and a single process (torchrun's ranks must make identical calls)."""
-        if not self._writable or self._store is None or _process_group() is not None:
-            return None
-        return ChunkClaims(self.model_dir)
+        self.counters["misses"] += n
+        name = type(self._encoder).__name__
+        if not isinstance(vectors, np.ndarray) or vectors.dtype != np.float32:
+            got = getattr(vectors, "dtype", type(vectors).__name__)
+            raise EncodingError(f"{name}.encode returned {got}; a TextEncoder must return a float32 numpy array")
+        if vectors.shape != (n, self.embed_dim):
+            raise EncodingError(
+                f"{name}.encode returned shape {vectors.shape} for {n} texts; expected ({n}, {self.embed_dim}) "
+                "(check the encoder's embed_dim)"
+            )
+        out[rows] = vectors
+        self._store_shard(keys[rows], vectors)
 
     def _refresh_store(self) -> bool:
         if self._store is None or not self._readable:
@@ -318,21 +276,10 @@ class CachedEncoder:
         self.counters["from_peers"] += int(filled.sum())
         return todo[~filled]
 
-    def _check(self, vectors: Any, n: int) -> np.ndarray:
-        name = type(self._encoder).__name__
-        if not isinstance(vectors, np.ndarray) or vectors.dtype != np.float32:
-            got = getattr(vectors, "dtype", type(vectors).__name__)
-            raise EncodingError(f"{name}.encode returned {got}; a TextEncoder must return a float32 numpy array")
-        if vectors.shape != (n, self.embed_dim):
-            raise EncodingError(
-                f"{name}.encode returned shape {vectors.shape} for {n} texts; expected ({n}, {self.embed_dim}) "
-                "(check the encoder's embed_dim)"
-            )
-        return vectors
-
     def _store_shard(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        if not self._writable or self._store is None or _rank() != 0:  # ranks hold identical rows; one writes
-            return
+        dist = _process_group()
+        if not self._writable or self._store is None or (dist is not None and dist.get_rank() != 0):
+            return  # ranks hold identical rows; one writes
         if not np.isfinite(vectors).all():
             logger.warning("embedding cache: not storing a shard with non-finite values; it will be re-encoded")
             return
@@ -343,21 +290,14 @@ class CachedEncoder:
         except OSError as e:
             self._disable(e, reads=False)
 
-    def _open_store(self) -> ShardStore | None:
-        if self._store is None and self._readable:
-            self._store = ShardStore(self.cache_dir, self.identity.key(), self.embed_dim, self.counters)
-        return self._store if self._readable else None
-
     def _disable(self, error: OSError, *, reads: bool) -> None:
         what = "cache reads and writes" if reads else "cache writes"
         reason = f"{type(error).__name__}: {error}"
         if self.counters["disabled_reason"] is None:
             logger.warning(
-                "embedding cache: %s turned off for this run: cannot use %s (%s). The run continues without "
-                "storing embeddings; free space or fix permissions, set cache.dir=<writable dir>, or use cache=off.",
-                what,
-                self.model_dir,
-                reason,
+                f"embedding cache: {what} turned off for this run: cannot use {self.model_dir} ({reason}). The run "
+                "continues without storing embeddings; free space or fix permissions, set cache.dir=<writable dir>, "
+                "or use cache=off."
             )
             self.counters["disabled_reason"] = reason
         self._writable = False
@@ -371,11 +311,6 @@ def _process_group() -> Any:
     if dist is None or not dist.is_available() or not dist.is_initialized() or dist.get_world_size() < 2:
         return None
     return dist
-
-
-def _rank() -> int:
-    dist = _process_group()
-    return 0 if dist is None else dist.get_rank()
 
 
 def _on_every_rank(mask: np.ndarray) -> np.ndarray:

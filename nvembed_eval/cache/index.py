@@ -8,9 +8,8 @@ KEY_BYTES = 32  # a sha256 digest per cached text
 
 
 class KeyIndex:
-    """Maps 32-byte keys to (shard id, row). Sorted on the first 8 key bytes and searched with numpy, because a
-    Python dict of tens of millions of keys (a full-benchmark corpus set) would cost gigabytes.
-    """
+    """Maps 32-byte keys to (shard id, row). Sorted on the first 8 key bytes and searched with numpy, because a Python
+    dict of tens of millions of keys (a full-benchmark corpus set) would cost gigabytes."""
 
     def __init__(self) -> None:
         self._parts: dict[int, np.ndarray] = {}
@@ -24,18 +23,12 @@ class KeyIndex:
         if self._parts.pop(shard_id, None) is not None:
             self._sorted = None
 
-    def __len__(self) -> int:
-        return sum(len(k) for k in self._parts.values())
-
     def _build(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if self._sorted is None:
-            if self._parts:
-                keys = np.concatenate(list(self._parts.values()))
-                sids = np.concatenate([np.full(len(k), s, dtype=np.int64) for s, k in self._parts.items()])
-                rows = np.concatenate([np.arange(len(k), dtype=np.int64) for k in self._parts.values()])
-            else:
-                keys = np.empty((0, KEY_BYTES), np.uint8)
-                sids = rows = np.empty(0, np.int64)
+            parts, no_ids = self._parts.items(), [np.empty(0, np.int64)]
+            keys = np.concatenate([k for _, k in parts] or [np.empty((0, KEY_BYTES), np.uint8)])
+            sids = np.concatenate([np.full(len(k), s, dtype=np.int64) for s, k in parts] or no_ids)
+            rows = np.concatenate([np.arange(len(k), dtype=np.int64) for _, k in parts] or no_ids)
             head = _key_head(keys)
             order = np.argsort(head, kind="stable")
             self._sorted = (head[order], keys[order], sids[order], rows[order])

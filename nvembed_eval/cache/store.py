@@ -1,6 +1,5 @@
 """On-disk layer of the embedding cache: immutable, checksummed safetensors shards written atomically, one folder per
-model identity; listing, clearing and LRU pruning of the cache root. The in-memory key index is in `index`.
-"""
+model identity; listing, clearing and LRU pruning of the cache root. The in-memory key index is in `index`."""
 
 from __future__ import annotations
 
@@ -38,6 +37,11 @@ class ShardCorrupt(Exception):
 
 class ShardForeign(Exception):
     """A shard is intact but not usable by this encoder (other format, identity or dimension). Internal."""
+
+
+def model_folders(root: Path) -> list[Path]:
+    """The model folders (16 hex digits) under the cache root, sorted; [] when there is no root."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and MODEL_DIR_RE.match(p.name)) if root.is_dir() else []
 
 
 def _meta_digest(meta: dict[str, str]) -> str:
@@ -87,12 +91,8 @@ def read_shard_keys(path: Path, identity_key: str, dim: int) -> np.ndarray:
             if file_dim != dim:
                 raise ShardForeign(f"embedding size {file_dim}, encoder has {dim}")
             kslice, vslice = f.get_slice("keys"), f.get_slice("vectors")
-            if (
-                list(kslice.get_shape()) != [rows, KEY_BYTES]
-                or kslice.get_dtype() != "U8"
-                or list(vslice.get_shape()) != [rows, dim]
-                or vslice.get_dtype() != "F32"
-            ):
+            layout = (list(kslice.get_shape()), kslice.get_dtype(), list(vslice.get_shape()), vslice.get_dtype())
+            if layout != ([rows, KEY_BYTES], "U8", [rows, dim], "F32"):
                 raise ShardCorrupt("tensor shapes or dtypes disagree with the header")
             keys = f.get_tensor("keys")
     except (SafetensorError, KeyError, ValueError) as e:
@@ -103,12 +103,8 @@ def read_shard_keys(path: Path, identity_key: str, dim: int) -> np.ndarray:
 
 
 def read_shard_vectors(path: Path) -> np.ndarray:
-    """Read all vectors of a shard and verify their checksum (the header was checked when the shard was indexed).
-
-    Raises:
-        ShardCorrupt: unreadable file or checksum mismatch.
-        FileNotFoundError: the file vanished.
-    """
+    """Read all vectors (rows, dim) float32 of a shard and verify their checksum (the header was checked when the shard
+    was indexed). Raises ShardCorrupt (unreadable file, checksum mismatch) or FileNotFoundError (vanished)."""
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -126,11 +122,9 @@ def read_shard_vectors(path: Path) -> np.ndarray:
 
 @dataclass
 class ShardStore:
-    """The shards of one model identity under `root/<identity_key[:16]>/`.
-
-    Several processes may share the folder: shards are immutable and appear atomically, `refresh` picks up shards
-    written by others, and a shard that vanishes between listing and reading is treated as a miss.
-    """
+    """The shards of one model identity under `root/<identity_key[:16]>/`. Several processes may share the folder:
+    shards are immutable and appear atomically, `refresh` picks up shards written by others, and a shard that vanishes
+    between listing and reading is treated as a miss."""
 
     root: Path
     identity_key: str
@@ -149,7 +143,7 @@ class ShardStore:
         if not self.folder.is_dir():
             return
         for entry in sorted(os.listdir(self.folder)):
-            if entry in self._ids or not (entry.startswith(SHARD_PREFIX) and entry.endswith(SHARD_SUFFIX)):
+            if entry in self._ids or cache_file_kind(entry) != "shard":
                 continue
             path = self.folder / entry
             try:
@@ -171,14 +165,13 @@ class ShardStore:
         self._index.add(self._ids[name], keys)
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(shard ids, rows) of each key of (n, 32) uint8 `keys`; shard id -1 where the key is absent."""
         return self._index.lookup(keys)
 
     def fill(self, sids: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Copy the cached vectors of found keys into `out`, shard by shard, verifying each shard's checksum.
-
-        Returns a boolean mask of the rows of `out` that were filled; keys whose shard turned out corrupt or gone are
-        left unfilled, so the caller recomputes them.
-        """
+        """Copy the cached vectors of found keys (`lookup`'s output) into `out` (n, dim), shard by shard, verifying each
+        shard's checksum. Returns the (n,) bool mask of rows filled; keys whose shard turned out corrupt or gone are
+        left unfilled, so the caller recomputes them."""
         filled = np.zeros(len(sids), dtype=bool)
         found = np.flatnonzero(sids >= 0)
         if len(found) == 0:
@@ -236,12 +229,10 @@ class ShardStore:
 
 def scan_root(root: Path) -> list[dict[str, Any]]:
     """Summarize every model folder under `root` (no checksums are verified): key, identity, counts, bytes."""
-    out: list[dict[str, Any]] = []
-    if not root.is_dir():
-        return out
     from safetensors import SafetensorError, safe_open
 
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and MODEL_DIR_RE.match(p.name)):
+    out: list[dict[str, Any]] = []
+    for folder in model_folders(root):
         info: dict[str, Any] = {"key": folder.name, "name": "?", "revision": "?", "shards": 0, "entries": 0}
         info.update(bytes=0, partial_files=0, partial_bytes=0, unreadable_shards=0)
         with contextlib.suppress(OSError, ValueError):
@@ -256,7 +247,7 @@ def scan_root(root: Path) -> list[dict[str, Any]]:
             if path.name.endswith(PARTIAL_SUFFIX):
                 info["partial_files"] += 1
                 info["partial_bytes"] += size
-            elif path.name.startswith(SHARD_PREFIX) and path.name.endswith(SHARD_SUFFIX):
+            elif cache_file_kind(path.name) == "shard":
                 try:
                     with safe_open(str(path), framework="numpy") as f:
                         info["entries"] += int((f.metadata() or {})["rows"])
@@ -275,16 +266,12 @@ def cache_file_kind(name: str) -> str | None:
         return "partial"
     if is_claim_file(name):
         return "claim"
-    if name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX):
-        return "shard"
-    return None
+    return "shard" if name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX) else None
 
 
 def clear_folder(folder: Path) -> tuple[int, int]:
-    """Delete the cache files in one model folder (only files this module writes), then the folder if empty.
-
-    Returns (files removed, bytes removed).
-    """
+    """Delete the cache files in one model folder (only files this module writes), then the folder if empty. Returns
+    (files removed, bytes removed)."""
     n_files = n_bytes = 0
     for path in folder.iterdir():
         if cache_file_kind(path.name) is None or not path.is_file():
@@ -308,42 +295,15 @@ class PruneSummary:
     shards_removed: dict[str, int] = field(default_factory=dict)  # model key -> shards removed
 
 
-def _cache_files(folder: Path) -> list[tuple[str, str, os.stat_result]]:
-    """(kind, name, stat) of this module's regular files in `folder`; [] if the folder vanished meanwhile."""
-    out = []
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return out
-    for entry in entries:
-        kind = cache_file_kind(entry.name)
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        if kind is not None and stat.S_ISREG(st.st_mode):
-            out.append((kind, entry.name, st))
-    return out
-
-
 def prune_root(root: Path, max_bytes: int, *, dry_run: bool = False, partial_age_s: float = 86400) -> PruneSummary:
-    """Shrink the cache under `root` to at most `max_bytes` of cache files, least recently used shards first.
-
-    A shard's mtime is its last write or hit (`ShardStore.fill` touches it). Temp files and chunk claims older than
-    `partial_age_s` were left by killed writers and go first; younger ones may be a live writer's and stay. Then
-    shards go, oldest mtime first (ties by name), until shards + identity.json + temp files fit. A folder left with
-    no shards loses its identity.json and is removed, unless a live writer's temp file or claim is still in it. A
-    file another process deleted meanwhile is not an error; jobs still running treat a vanished shard as a miss.
-
-    Args:
-        root: The cache root (`cache.dir`); only its 16-hex-digit model folders are looked at.
-        max_bytes: The cap, in bytes.
-        dry_run: Work out what would be removed, remove nothing.
-        partial_age_s: Age in seconds past which a temp file or claim counts as abandoned.
-
-    Returns:
-        A `PruneSummary`.
-    """
+    """Shrink the cache under `root` to at most `max_bytes` of cache files, least recently used shards first. A shard's
+    mtime is its last write or hit (`ShardStore.fill` touches it). Temp files and chunk claims older than
+    `partial_age_s` were left by killed writers and go first; younger ones may be a live writer's and stay. Then shards
+    go, oldest mtime first (ties by name), until shards + identity.json + temp files fit. A folder left with no shards
+    loses its identity.json and is removed, unless a live writer's temp file or claim is still in it. A file another
+    process deleted meanwhile is not an error; jobs still running treat a vanished shard as a miss. Only the
+    16-hex-digit model folders of `root` (`cache.dir`) are looked at; `dry_run` works out what would be removed and
+    removes nothing. Raises ValueError when `max_bytes` is negative."""
     if max_bytes < 0:
         raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
     summary = PruneSummary()
@@ -365,10 +325,20 @@ def prune_root(root: Path, max_bytes: int, *, dry_run: bool = False, partial_age
     identity_size: dict[str, int] = {}
     live_writer: set[str] = set()
     total = 0
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and MODEL_DIR_RE.match(p.name)) if root.is_dir() else []
-    for folder in folders:
+    for folder in model_folders(root):
         shards_left[folder.name] = 0
-        for kind, name, st in _cache_files(folder):
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:  # removed by another process meanwhile
+            entries = []
+        for entry in entries:
+            kind, name = cache_file_kind(entry.name), entry.name
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if kind is None or not stat.S_ISREG(st.st_mode):  # only this module's regular files
+                continue
             if kind in ("partial", "claim") and st.st_mtime_ns < stale_before:
                 remove(folder / name, st.st_size)
                 continue

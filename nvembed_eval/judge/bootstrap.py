@@ -1,16 +1,14 @@
-"""Confidence intervals of a task score and of the paired difference of two runs' scores, from per-item data.
-
-Items (queries, pairs, samples) are resampled with replacement: percentile bootstrap, seeded, vectorised over blocks of
+"""Confidence intervals of a task score and of the paired difference of two runs' scores, from per-item data. Items
+(queries, pairs, samples) are resampled with replacement: percentile bootstrap, seeded, vectorised over blocks of
 resamples (an index matrix of shape (block, n)). A task made of several groups (CQADupstackRetrieval's 12 subforums)
 is resampled within each group (stratified) and its score is the mean of the group statistics, as mteb averages them.
-Classification and clustering have no per-item data: their interval is a Student t interval over mteb's experiments.
-"""
+Classification and clustering have no per-item data: their interval is a Student t interval over mteb's experiments."""
 
 from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -35,6 +33,7 @@ class Statistic(StrEnum):
     experiments = "experiments"  # mean over mteb's experiments (classification, clustering): t interval
 
 
+Arrays = dict[str, np.ndarray]
 # Arrays each statistic reads, per item.
 FIELDS: dict[Statistic, tuple[str, ...]] = {
     Statistic.mean: ("values",),
@@ -51,13 +50,6 @@ class Interval:
     low: float
     high: float
 
-    def scaled(self, factor: float) -> Interval:
-        return Interval(self.low * factor, self.high * factor)
-
-    def clipped(self, low: float, high: float) -> Interval:
-        """The interval cut to [low, high]: what the quantity can be (a t interval knows no bounds)."""
-        return Interval(min(max(self.low, low), high), max(min(self.high, high), low))
-
 
 # Metric keys (mteb's, any prefix such as cosine_ or max_over_subqueries_) that are correlations, in [-1, 1]; and the
 # keys of the metrics that are shares, means of shares or averages of gains over [0, 1] and so cannot be negative.
@@ -66,33 +58,19 @@ SHARE = re.compile(r"(^|_)(accuracy|v_measure|ap|ndcg|map|mrr|recall|precision|f
 
 
 def metric_range(metric: str) -> tuple[float, float]:
-    """The values a leaderboard metric can take, on mteb's fraction scale.
-
-    Args:
-        metric: mteb's metric key, e.g. "ndcg_at_10", "cosine_spearman", "v_measure".
-
-    Returns:
-        (-1, 1) for correlations (Spearman, Pearson) and for keys this does not know (e.g. mteb's nAUC metrics, which
-        can be negative); (0, 1) for accuracy, V-measure, AP, nDCG, MAP, MRR, recall, precision, F1 and hit rate.
-    """
+    """The values mteb's metric key `metric` (e.g. "ndcg_at_10", "cosine_spearman") can take, on mteb's fraction scale:
+    (0, 1) for accuracy, V-measure, AP, nDCG, MAP, MRR, recall, precision, F1 and hit rate; (-1, 1) for correlations
+    (Spearman, Pearson) and for keys this does not know (e.g. mteb's nAUC metrics, which can be negative)."""
     key = metric.lower()
     if key.startswith("nauc") or CORRELATION.search(key) or not SHARE.search(key):
         return (-1.0, 1.0)
     return (0.0, 1.0)
 
 
-Arrays = dict[str, np.ndarray]
-
-
 def statistic(kind: Statistic, arrays: Arrays) -> float:
-    """The statistic over all items of one group, with the library mteb uses (scipy, scikit-learn).
-
-    Args:
-        kind: the statistic. arrays: `FIELDS[kind]` -> 1-D arrays of equal length n.
-
-    Returns:
-        The value on mteb's scale (a fraction); NaN when undefined (constant input, no positive label).
-    """
+    """The statistic over all items of one group (`arrays`: `FIELDS[kind]` -> 1-D arrays of equal length), with the
+    library mteb uses (scipy, scikit-learn), on mteb's fraction scale; NaN when undefined (constant input, no positive
+    label)."""
     if kind in (Statistic.mean, Statistic.experiments):
         return float(np.mean(arrays["values"]))
     if kind is Statistic.spearman:
@@ -104,67 +82,33 @@ def statistic(kind: Statistic, arrays: Arrays) -> float:
     return float(average_precision_score(arrays["labels"], arrays["scores"]))
 
 
-def group_seed(seed: int, name: str) -> np.random.SeedSequence:
-    """The random stream of one task or group: the same for every comparison that involves it (crc32 of the name)."""
-    return np.random.SeedSequence([seed, zlib.crc32(name.encode("utf-8"))])
-
-
-def index_blocks(n: int, resamples: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Bootstrap index matrices of shape (block, n), `resamples` rows in all; the block size depends on n only."""
-    block = max(1, min(resamples, BLOCK_CELLS // max(n, 1)))
-    for start in range(0, resamples, block):
-        rows = min(block, resamples - start)
-        yield rng.integers(0, n, size=(rows, n))
-
-
 def replicates(kind: Statistic, sides: Sequence[Arrays], resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap replicates of the statistic for several runs on the same items (paired: one index matrix for all).
-
-    Args:
-        kind: mean, spearman or ap. sides: per run, `FIELDS[kind]` -> arrays aligned on the same n items.
-        resamples: number of bootstrap resamples. rng: the random stream.
-
-    Returns:
-        (resamples, len(sides)) array of statistics on mteb's scale; NaN where a resample leaves it undefined.
-    """
+    """Bootstrap replicates, shape (resamples, len(sides)), of the statistic (mean, spearman or ap; mteb's scale, NaN
+    where a resample leaves it undefined) for several runs on the same n items, paired: one index matrix for all.
+    `sides`: per run, `FIELDS[kind]` -> arrays aligned on the items."""
     n = len(sides[0][FIELDS[kind][0]])
     prepared = [_RESAMPLED[kind](*(a[f] for f in FIELDS[kind])) for a in sides]
     out = np.empty((resamples, len(sides)))
-    row = 0
-    for idx in index_blocks(n, resamples, rng):
+    block = max(1, min(resamples, BLOCK_CELLS // max(n, 1)))  # depends on n only, so the stream does too
+    for start in range(0, resamples, block):
+        idx = rng.integers(0, n, size=(min(block, resamples - start), n))
         for col, side in enumerate(prepared):
-            out[row : row + len(idx), col] = side(idx, check=row == 0)
-        row += len(idx)
+            out[start : start + len(idx), col] = side(idx, check=start == 0)
     return out
 
 
 def grouped_replicates(
     kind: Statistic, groups: Sequence[tuple[str, Sequence[Arrays]]], resamples: int, seed: int
 ) -> np.ndarray:
-    """Replicates of a score that is the mean of its groups' statistics, resampling within each group (stratified).
-
-    Args:
-        kind: mean, spearman or ap. groups: (stream name, per-run aligned arrays) per group; the name seeds the group's
-            random stream (`group_seed`), so a task's interval does not depend on which other tasks are compared.
-        resamples: resamples per group. seed: the base seed.
-
-    Returns:
-        (resamples, runs) array: the mean over groups of each group's replicate statistic.
-    """
+    """Replicates, shape (resamples, runs), of a score that is the mean of its groups' statistics, resampling within
+    each group (stratified). `groups`: (stream name, per-run aligned arrays) per group; a group's random stream is
+    seeded by `seed` and the crc32 of its name, so a task's interval does not depend on which other tasks are
+    compared."""
     total = np.zeros((resamples, len(groups[0][1])))
     for name, sides in groups:
-        total += replicates(kind, sides, resamples, np.random.default_rng(group_seed(seed, name)))
+        stream = np.random.SeedSequence([seed, zlib.crc32(name.encode("utf-8"))])
+        total += replicates(kind, sides, resamples, np.random.default_rng(stream))
     return total / len(groups)
-
-
-class _Values:
-    """Per-item values whose mean is the score (queries, texts)."""
-
-    def __init__(self, values: np.ndarray) -> None:
-        self.values = values
-
-    def __call__(self, idx: np.ndarray, check: bool = False) -> np.ndarray:
-        return self.values[idx].mean(axis=1)
 
 
 class _RankedValues:
@@ -173,8 +117,8 @@ class _RankedValues:
     Spearman's rho is Pearson's r of average ranks (scipy.stats.spearmanr's definition). In a resample an item's
     average rank depends only on how many drawn items have a lower value and how many share its value, so each value is
     coded once by its tie group (`np.unique`) and a resample's ranks come from counts per group: no sort per resample.
-    Pearson's r is scipy's (`pearsonr(axis=1)`); tests/test_significance.py checks every resample against `spearmanr`.
-    """
+    Pearson's r is scipy's (`pearsonr(axis=1)`); tests/judge/test_significance.py checks every resample against
+    `spearmanr`."""
 
     def __init__(self, gold: np.ndarray, pred: np.ndarray) -> None:
         self.codes = [np.unique(values, return_inverse=True)[1].ravel() for values in (gold, pred)]
@@ -207,8 +151,7 @@ class _RankedPairs:
     precision; only thresholds that hold a positive pair gain recall. So each pair is assigned once to the segment
     that ends at the next such threshold, and a resample needs only the number of drawn pairs, and of drawn positive
     pairs, per segment: one gather and one bincount per block. The first resample is checked against scikit-learn
-    itself (tests/test_significance.py checks every one, with ties).
-    """
+    itself (tests/judge/test_significance.py checks every one, with ties)."""
 
     def __init__(self, labels: np.ndarray, scores: np.ndarray) -> None:
         self.labels, self.scores = labels, scores
@@ -221,9 +164,8 @@ class _RankedPairs:
         # segment k ends with the k-th tie group holding a positive pair; pairs after the last one: segment K
         self.segments = int(has_positive.sum())
         segment_of_group = np.searchsorted(np.flatnonzero(has_positive), np.arange(len(has_positive)))
-        code = np.empty(n, dtype=np.int64)
-        code[order] = 2 * segment_of_group[tie] + positive  # (segment, positive?) of each pair, in input order
-        self.code = code
+        self.code = np.empty(n, dtype=np.int64)
+        self.code[order] = 2 * segment_of_group[tie] + positive  # (segment, positive?) of each pair, in input order
 
     def __call__(self, idx: np.ndarray, check: bool = False) -> np.ndarray:
         """AP of each row of the index matrix `idx` (rows, n); NaN for a resample without a positive pair. `check`:
@@ -251,8 +193,9 @@ class _RankedPairs:
         return ap
 
 
+# Per statistic: a callable made once from the item arrays that returns the statistic of each row of an index matrix.
 _RESAMPLED: dict[Statistic, Any] = {
-    Statistic.mean: _Values,
+    Statistic.mean: lambda values: lambda idx, check=False: values[idx].mean(axis=1),  # per-item values' mean
     Statistic.spearman: _RankedValues,
     Statistic.ap: _RankedPairs,
 }
@@ -281,11 +224,10 @@ def t_interval(values: np.ndarray, confidence: float) -> Interval | None:
 
 
 def check_settings(resamples: int, confidence: float) -> None:
-    """Resamples >= 100 and a confidence level strictly between 0.5 and 1.
+    """Resamples in [100, 1000000] and a confidence level strictly between 0.5 and 1.
 
     Raises:
-        ConfigError: either is out of range (fewer resamples make the percentile endpoints noise).
-    """
+        ConfigError: either is out of range (fewer resamples make the percentile endpoints noise)."""
     if not 100 <= resamples <= 1_000_000:
         raise ConfigError(f"resamples must be between 100 and 1000000 <--resamples={resamples}>; pass e.g. 2000")
     if not (0.5 < confidence < 1) or confidence != confidence:

@@ -1,26 +1,14 @@
 """The regression gate: per-task scores of a run against a published table or a baseline run, judged by tolerance,
-by noise (intervals from per-item data, docs/significance.md), or by both.
-
-Exit codes: 0 nothing regressed, 1 something did, 2 unusable input or a comparison that cannot mean what it says
-(docs/bad_input.md).
-"""
+by noise (intervals from per-item data, docs/significance.md), or by both. Exit codes: 0 nothing regressed, 1 something
+did, 2 unusable input or a comparison that cannot mean what it says (docs/bad_input.md)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from nvembed_eval.judge import gate as refusals
 from nvembed_eval.judge.bootstrap import check_settings
-from nvembed_eval.judge.gate import (
-    check_noise_gate,
-    check_same_data,
-    check_shared,
-    check_tolerance,
-    choose_benchmark,
-    data_differences,
-    evaluator_flags,
-    model_notes,
-)
 from nvembed_eval.judge.significance import DEFAULT_GATE, Gate, Noise, NoiseSettings, side_items, task_noise
 from nvembed_eval.results.scores import Leaderboard, ScoreSet, benchmark_leaderboard
 from nvembed_eval.tasks.benchmarks import Benchmark
@@ -83,11 +71,6 @@ class Comparison:
     allow_subset: bool = False  # reference tasks the run lacks are shown, not failed
 
     @property
-    def tolerance_only(self) -> list[Row]:
-        """Judged tasks the gate wanted to judge by noise but that lack a paired interval: judged by tolerance."""
-        return [r for r in self.rows if r.judged and self.gate is not Gate.tolerance and r.basis == "tolerance"]
-
-    @property
     def failures(self) -> list[Row]:
         """Rows that fail the gate: regressions (and improvements when two-sided), and benchmark tasks the reference
         scored but the run did not, unless a subset is allowed: a gate that passes when a task stopped running would
@@ -110,11 +93,6 @@ class Comparison:
     def not_run(self) -> list[str]:
         """Benchmark tasks without a score in the run (never counted as 0)."""
         return [t for t in self.benchmark.tasks if t not in self.ours.scores]
-
-    @property
-    def reference_only_outside(self) -> list[Row]:
-        """Reference tasks outside the benchmark that the run does not have: counted, listed in the CSV only."""
-        return [r for r in self.rows if r.status is Status.outside and r.ours is None]
 
 
 def _used_instruction(ours: ScoreSet, task: str) -> bool:
@@ -144,7 +122,7 @@ def _flags(task: str, ours: ScoreSet, reference: ScoreSet) -> tuple[str, ...]:
             flags.append(f"dataset revision differs (ours {_revision(a)}, reference {_revision(b)})")
     if mine and spec.has_instruction and not spec.instruction_verified and _used_instruction(ours, task):
         flags.append(f"unverified instruction ({spec.instruction_source})")
-    flags.extend(evaluator_flags(spec.type, task, ours, reference))
+    flags.extend(refusals.evaluator_flags(spec.type, task, ours, reference))
     for side in (ours, reference):
         if task in side.notes:
             flags.append(f"{side.label}: {side.notes[task]}")
@@ -187,50 +165,41 @@ def compare(
     allow_other_data: bool = False,
     allow_subset: bool = False,
 ) -> Comparison:
-    """Compare two score sets task by task, or refuse.
+    """Compare the results under test with a published table or baseline results, task by task, or refuse. Returns the
+    Comparison: `exit_code` 1 when a judged task failed or a reference task is missing from the run (without
+    `allow_subset`), else 0. A missing score never counts as 0; tasks outside the benchmark never fail.
 
-    Args:
-        ours: the results under test.
-        reference: published table or baseline results.
-        tolerance: allowed drop in points (0-100 scale); by tolerance a task regresses when ours < reference -
-            tolerance.
-        benchmark: tasks that define coverage, averages and which tasks are judged; None takes the run's own
-            (its run.json), else the reference's, else every task either side has (gate.choose_benchmark).
-        two_sided: also fail on improvements (beyond tolerance, noise, or both, as the gate says).
-        allow_other_model: compare although both sides name different models (the outputs then say so).
-        gate: tolerance; significant (the paired interval of ours - reference lies below 0); both (the drop is
-            beyond tolerance and the interval lies below 0; a task without per-item data on both sides is judged by
-            tolerance alone and flagged).
-        settings: resamples, confidence level and seed of the intervals (default `NoiseSettings()`).
-        allow_other_data: judge tasks whose results' provenance records name different data on the two sides (other
-            local files, another hub commit), flagging each such row "data differs: ..."; by default they are refused.
-        allow_subset: judge only the tasks the run has; by default a benchmark task the reference scored and the run
-            did not fails (coverage), so a task that stopped running cannot turn a gate green.
-
-    Returns:
-        The Comparison; `exit_code` is 1 when a judged task failed or a reference task is missing from the run
-        (without `allow_subset`), else 0. A missing score never counts as 0; tasks outside the benchmark never fail.
+    `tolerance`: allowed drop in points (0-100): by tolerance a task regresses when ours < reference - tolerance.
+    `benchmark`: the tasks that define coverage, averages and which tasks are judged; None takes the run's own (its
+    run.json), else the reference's, else every task either side has (gate.choose_benchmark). `two_sided`: also fail
+    on improvements. `allow_other_model`: compare runs of different models (the outputs say so). `gate`: tolerance;
+    significant (the paired interval of ours - reference lies below 0); both (beyond tolerance and the interval below
+    0; a task without per-item data on both sides is judged by tolerance alone, flagged). `settings`: resamples,
+    confidence level and seed of the intervals (default `NoiseSettings()`). `allow_other_data`: judge tasks whose
+    provenance records name different data on the two sides (other local files, another hub commit), flagging each
+    such row "data differs: ..."; by default they are refused. `allow_subset`: judge only the tasks the run has; by
+    default a benchmark task the reference scored and the run did not fails (coverage), so a task that stopped
+    running cannot turn a gate green.
 
     Raises:
         ConfigError: non-finite or negative tolerance; unknown benchmark name; resamples or confidence out of range.
         ResultsError: the models differ (without `allow_other_model`); no benchmark task has a score on both sides;
             both sides' provenance records name different data for a judged task (without `allow_other_data`);
-            `gate=significant` while a judged task has no paired interval.
-    """
-    check_tolerance(tolerance)
+            `gate=significant` while a judged task has no paired interval."""
+    refusals.check_tolerance(tolerance)
     settings = settings or NoiseSettings()
     check_settings(settings.resamples, settings.confidence)
-    notes = model_notes(ours, reference, allow_other_model)
+    notes = refusals.model_notes(ours, reference, allow_other_model)
     if isinstance(benchmark, Benchmark):
         bench, bench_notes = benchmark, []
     else:
-        bench, bench_notes = choose_benchmark([ours] if ours.benchmark else [ours, reference], benchmark)
+        bench, bench_notes = refusals.choose_benchmark([ours] if ours.benchmark else [ours, reference], benchmark)
     theirs = reference.benchmark
     if theirs is not None and theirs.tasks != bench.tasks:
         bench_notes.append(f"the reference ran benchmark {theirs.describe()}; judged here: {bench.title}")
     bench_notes += [side.reading_note for side in (ours, reference) if side.reading_note]
-    shared = check_shared(ours, reference, bench)
-    data_flags = check_same_data(data_differences(ours, reference, shared), allow_other_data)
+    shared = refusals.check_shared(ours, reference, bench)
+    data_flags = refusals.check_same_data(refusals.data_differences(ours, reference, shared), allow_other_data)
     names = set(ours.scores) | set(reference.scores) | set(ours.notes)
     ranked = [t for t in bench.tasks if t in names] + sorted(names - set(bench.tasks))
     rows = []
@@ -238,26 +207,17 @@ def compare(
         a = ours.scores[task].value if task in ours.scores else None
         b = reference.scores[task].value if task in reference.scores else None
         delta = a - b if a is not None and b is not None else None
-        noise = Noise()
-        if a is not None:
-            noise = task_noise(task, side_items(ours, task), side_items(reference, task), settings)
+        noise = (
+            Noise() if a is None else task_noise(task, side_items(ours, task), side_items(reference, task), settings)
+        )
         status, basis = _status(a, b, task in bench.tasks, tolerance, gate, noise)
         flags = (*([data_flags[task]] if task in data_flags else []), *_flags(task, ours, reference))
         rows.append(Row(task, load_task_spec(task).type, a, b, delta, status, flags, noise, basis))
     rows.sort(key=lambda r: not r.judged)  # stable: shared tasks first, each group in benchmark order
     if gate is Gate.significant:
-        check_noise_gate([(r.task, r.noise.why or "") for r in rows if r.judged and r.noise.delta is None])
+        refusals.check_noise_gate([(r.task, r.noise.why or "") for r in rows if r.judged and r.noise.delta is None])
+    boards = (benchmark_leaderboard(ours.values, bench), benchmark_leaderboard(reference.values, bench))
+    outputs_notes = (*notes, *bench_notes)
     return Comparison(
-        ours,
-        reference,
-        tolerance,
-        two_sided,
-        bench,
-        rows,
-        benchmark_leaderboard(ours.values, bench),
-        benchmark_leaderboard(reference.values, bench),
-        tuple(notes + bench_notes),
-        gate,
-        settings,
-        allow_subset,
+        ours, reference, tolerance, two_sided, bench, rows, *boards, outputs_notes, gate, settings, allow_subset
     )

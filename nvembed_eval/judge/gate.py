@@ -1,10 +1,7 @@
-"""The gate's refusals and flags. A comparison that cannot mean what it says stops with one line (exit 2) instead of a
-verdict: tolerance, models and benchmark of both sides, data, per-item data for `--gate significant` (the scale rule
-lives with the readers, results.reading; every refusal is listed in docs/bad_input.md). One that can, but where the
-evaluators did not compute both scores the same way, is flagged (docs/fidelity.md): clustering under scikit-learn
-versions whose k-means draws other random numbers, reranking data on which mteb 1.x and 2.x define the score
-differently.
-"""
+"""The gate's refusals and flags. A comparison that cannot mean what it says stops with one line (exit 2): tolerance,
+models, benchmark, data, per-item data for `--gate significant` (the scale rule lives in results.reading; all refusals:
+docs/bad_input.md). Rows whose evaluators did not compute both scores the same way are flagged (docs/fidelity.md):
+clustering under scikit-learn versions whose k-means differ, reranking data that mteb 1.x and 2.x score differently."""
 
 from __future__ import annotations
 
@@ -22,14 +19,23 @@ from nvembed_eval.tasks.benchmarks import Benchmark
 from nvembed_eval.tasks.specs import load_task_spec
 
 PRESENT = "tasks present in any input"
+# Keys of a provenance data record that say where the data sat, why that commit, or whether it was checked; the rest
+# (source, repository, revision, loaded_revision, sha256, subtasks) say what the data was, so any change there means
+# the two numbers were made on different data. Unlike a rerun's reuse check, the loaded commit counts here.
+DATA_PLACE_KEYS = frozenset({"path", "revision_source", "verified"})
+HASH = re.compile(r"[0-9a-f]{16,}")
+# scikit-learn releases measured to give the same clustering scores (MiniBatchKMeans, seed 42) on the fidelity
+# fixture, bit for bit: 1.3.2 through 1.7.2 (../shared/data/fidelity/README.md). 1.2.2, 1.8.0 and 1.9.1 each gave
+# another value, so every release outside the range is its own k-means stream.
+SAME_KMEANS = (Version("1.3.2"), Version("1.8.0"))  # [first, end)
+SAME_KMEANS_NAME = "1.3.2-1.7.x"
 
 
 def check_tolerance(tolerance: float) -> None:
     """A tolerance is a finite number of points >= 0.
 
     Raises:
-        ConfigError: NaN, infinite or negative (NaN would make every comparison false, i.e. every task "ok").
-    """
+        ConfigError: NaN, infinite or negative (NaN would make every comparison false, i.e. every task "ok")."""
     if not math.isfinite(tolerance) or tolerance < 0:
         raise ConfigError(
             f"tolerance must be a finite number of points >= 0 <--tolerance={tolerance}>; pass e.g. --tolerance 0.5"
@@ -37,14 +43,11 @@ def check_tolerance(tolerance: float) -> None:
 
 
 def model_notes(ours: ScoreSet, reference: ScoreSet, allow_other_model: bool) -> list[str]:
-    """What the output must say about the two sides' models.
-
-    Returns:
-        Warning lines: the models differ (only when allowed), or a side's model is unknown.
+    """Warning lines the output must carry about the two sides' models: they differ (only when allowed), or a side's
+    model is unknown.
 
     Raises:
-        ResultsError: both models are known, differ, and `allow_other_model` is False.
-    """
+        ResultsError: both models are known, differ, and `allow_other_model` is False."""
     if ours.model and reference.model and canonical_model(ours.model) != canonical_model(reference.model):
         if not allow_other_model:
             raise ResultsError(
@@ -52,28 +55,18 @@ def model_notes(ours: ScoreSet, reference: ScoreSet, allow_other_model: bool) ->
                 f"is of {ours.model} ({ours.model_source}); compare runs of one model, or pass --allow-other-model"
             )
         return [f"the run is of {ours.model} but the reference is of {reference.model}: deltas compare two models"]
-    notes = []
-    for side, who in ((ours, "run"), (reference, "reference")):
-        if not side.model:
-            notes.append(f"model of the {who} is {side.model_text()}; not checked against the other side")
-    return notes
+    unknown = [(side, who) for side, who in ((ours, "run"), (reference, "reference")) if not side.model]
+    return [f"model of the {who} is {side.model_text()}; not checked against the other side" for side, who in unknown]
 
 
 def choose_benchmark(sets: Sequence[ScoreSet], explicit: str | None) -> tuple[Benchmark, list[str]]:
-    """The benchmark whose tasks define coverage and averages.
-
-    Args:
-        sets: the runs, in order; tables and folders without run.json record none.
-        explicit: `--benchmark NAME` (a conf/benchmark name), which wins.
-
-    Returns:
-        (benchmark, notes). Without `explicit`: the benchmark the runs recorded; when they recorded different ones,
-        the union of their tasks (with a note); when none recorded one, every task any input has (with a note).
+    """(benchmark, notes): the benchmark whose tasks define coverage and averages. `explicit` (`--benchmark NAME`)
+    wins; else the one the runs `sets` recorded (tables and folders without run.json record none); when they recorded
+    different ones, the union of their tasks (noted); when none did, every task any input has (noted).
 
     Raises:
         ConfigError: `explicit` is not a benchmark.
-        ResultsError: no input has a task.
-    """
+        ResultsError: no input has a task."""
     if explicit:
         return Benchmark.named(explicit), []
     recorded: dict[tuple[str, ...], tuple[Benchmark, list[str]]] = {}
@@ -98,10 +91,8 @@ def check_shared(ours: ScoreSet, reference: ScoreSet, bench: Benchmark) -> list[
     """The benchmark tasks scored on both sides, in benchmark order.
 
     Raises:
-        ResultsError: there is none (a verdict over nothing would say PASS).
-    """
-    shared = [t for t in bench.tasks if t in ours.scores and t in reference.scores]
-    if shared:
+        ResultsError: there is none (a verdict over nothing would say PASS)."""
+    if shared := [t for t in bench.tasks if t in ours.scores and t in reference.scores]:
         return shared
     run_tasks = [t for t in bench.tasks if t in ours.scores] or list(ours.scores)
     raise ResultsError(
@@ -111,29 +102,17 @@ def check_shared(ours: ScoreSet, reference: ScoreSet, bench: Benchmark) -> list[
     )
 
 
-# Keys of a provenance data record that say where the data sat, why that commit, or whether it was checked; the rest
-# (source, repository, revision, loaded_revision, sha256, subtasks) say what the data was, so any change there means
-# the two numbers were made on different data. Unlike a rerun's reuse check, the loaded commit counts here.
-DATA_PLACE_KEYS = frozenset({"path", "revision_source", "verified"})
-HASH = re.compile(r"[0-9a-f]{16,}")
-
-
 def data_differences(ours: ScoreSet, reference: ScoreSet, tasks: Sequence[str]) -> dict[str, str]:
-    """What differs between the data of both sides, per task whose results both carry a provenance data record.
-
-    Args:
-        ours, reference: the two sides. tasks: the tasks to look at (an aggregate also checks its subtasks' records).
-
-    Returns:
-        task -> e.g. "data.sha256 3f2a9c01b7de -> 91c0d4e2aa10" (reference -> run); tasks whose data is the same, or
-        where a side has no record (a score table, plain mteb results), are absent.
-    """
+    """What differs between the data of both sides, for each of `tasks` whose results both carry a provenance data
+    record (an aggregate also checks its subtasks' records): task -> e.g. "data.sha256 3f2a9c01b7de -> 91c0d4e2aa10"
+    (reference -> run). Tasks whose data is the same, or where a side has no record (a score table, plain mteb
+    results), are absent."""
     out = {}
     for task in tasks:
         parts = []
         for name in (task, *load_task_spec(task).subtasks):
-            old, new = _data_record(reference, name), _data_record(ours, name)
-            if old is None or new is None:
+            old, new = (_recorded(side, name, "data") for side in (reference, ours))
+            if not all(isinstance(record, dict) and record for record in (old, new)):
                 continue
             where = f"{name} " if name != task else ""
             for key in sorted((set(old) | set(new)) - DATA_PLACE_KEYS):
@@ -145,17 +124,11 @@ def data_differences(ours: ScoreSet, reference: ScoreSet, tasks: Sequence[str]) 
 
 
 def check_same_data(differences: dict[str, str], allow_other_data: bool) -> dict[str, str]:
-    """Refuse to judge numbers made on different data, or (allowed) return each such task's row flag.
-
-    Args:
-        differences: `data_differences` of the judged tasks. allow_other_data: `--allow-other-data`.
-
-    Returns:
-        task -> flag text ("data differs: ..."), empty when nothing differs.
+    """Refuse to judge numbers made on different data (`data_differences` of the judged tasks), or with
+    `--allow-other-data` return each such task's row flag: task -> "data differs: ...", empty when nothing differs.
 
     Raises:
-        ResultsError: some task's data differs and `allow_other_data` is False (a delta would measure the data).
-    """
+        ResultsError: some task's data differs and `allow_other_data` is False (a delta would measure the data)."""
     if not differences:
         return {}
     if allow_other_data:
@@ -169,10 +142,12 @@ def check_same_data(differences: dict[str, str], allow_other_data: bool) -> dict
     )
 
 
-def _data_record(scores: ScoreSet, task: str) -> dict[str, Any] | None:
-    record = scores.provenance.get(task)
-    data = record.get("data") if isinstance(record, dict) else None
-    return data if isinstance(data, dict) and data else None
+def _recorded(scores: ScoreSet, task: str, *keys: str) -> Any:
+    """The value at `keys` in a task's provenance record; None where the record or a level is missing."""
+    value: Any = scores.provenance.get(task)
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
 
 
 def _value(value: Any) -> str:
@@ -184,14 +159,11 @@ def _value(value: Any) -> str:
 
 
 def check_noise_gate(unpaired: list[tuple[str, str]]) -> None:
-    """`--gate significant` judges every task by its paired interval; it never falls back to tolerance.
-
-    Args:
-        unpaired: (task, why) of each judged task without a paired interval.
+    """`--gate significant` judges every task by its paired interval; it never falls back to tolerance. `unpaired`:
+    (task, why) of each judged task without a paired interval.
 
     Raises:
-        ResultsError: there is such a task (judging it by tolerance instead would answer another question).
-    """
+        ResultsError: there is such a task (judging it by tolerance instead would answer another question)."""
     if not unpaired:
         return
     task, why = unpaired[0]
@@ -204,19 +176,8 @@ def check_noise_gate(unpaired: list[tuple[str, str]]) -> None:
 
 
 def _names(tasks: list[str], limit: int = 4) -> str:
-    if not tasks:
-        return "none"
     more = f" and {len(tasks) - limit} more" if len(tasks) > limit else ""
-    return ", ".join(tasks[:limit]) + more
-
-
-# -------------------------------------------------------------------------------------- evaluator flags
-
-# scikit-learn releases measured to give the same clustering scores (MiniBatchKMeans, seed 42) on the fidelity
-# fixture, bit for bit: 1.3.2 through 1.7.2 (../shared/data/fidelity/README.md). 1.2.2, 1.8.0 and 1.9.1 each gave
-# another value, so every release outside the range is its own k-means stream.
-SAME_KMEANS = (Version("1.3.2"), Version("1.8.0"))  # [first, end)
-SAME_KMEANS_NAME = "1.3.2-1.7.x"
+    return ", ".join(tasks[:limit]) + more if tasks else "none"
 
 
 def kmeans_stream(version: str) -> str:
@@ -229,24 +190,13 @@ def kmeans_stream(version: str) -> str:
     return SAME_KMEANS_NAME if SAME_KMEANS[0] <= parsed < SAME_KMEANS[1] else str(parsed)
 
 
-def sklearn_version(scores: ScoreSet, task: str) -> str | None:
-    """`versions.scikit-learn` of a task's provenance record; None when the result has none (plain mteb, a table)."""
-    record = scores.provenance.get(task) or {}
-    versions = record.get("versions") if isinstance(record, Mapping) else None
-    value = versions.get("scikit-learn") if isinstance(versions, Mapping) else None
-    return str(value) if value else None
-
-
 def clustering_flag(task_type: str, task: str, ours: ScoreSet, reference: ScoreSet) -> str | None:
-    """A flag when a clustering task's two scores may differ by k-means seed noise alone.
-
-    Returns:
-        None for other task types, or when both sides' scikit-learn versions share a k-means stream. Else one line
-        naming both versions ("unknown" for a side without a provenance record).
-    """
+    """A flag naming both sides' scikit-learn versions ("unknown" without a provenance record) when a clustering task's
+    two scores may differ by k-means seed noise alone; None for other task types or when both share a k-means stream."""
     if task_type != "Clustering" or task not in ours.scores or task not in reference.scores:
         return None
-    a, b = sklearn_version(ours, task), sklearn_version(reference, task)
+    # `versions.scikit-learn` of each side's provenance record; None without one (plain mteb, a table)
+    a, b = (str(v) if (v := _recorded(side, task, "versions", "scikit-learn")) else None for side in (ours, reference))
     if a is not None and b is not None and kmeans_stream(a) == kmeans_stream(b):
         return None
     if a is None or b is None:
@@ -258,14 +208,6 @@ def clustering_flag(task_type: str, task: str, ours: ScoreSet, reference: ScoreS
         f"scikit-learn {a} (ours) vs {b} (reference): k-means draws other random numbers; the scores differ by "
         "seed noise (±0.2-0.5 points per task) (docs/fidelity.md)"
     )
-
-
-def reranking_record(scores: ScoreSet, task: str) -> dict[str, Any] | None:
-    """The reranking divergence counts a task's provenance record carries (None when it carries none)."""
-    record = scores.provenance.get(task) or {}
-    section = record.get(FIDELITY_KEY) if isinstance(record, Mapping) else None
-    reranking = section.get("reranking") if isinstance(section, Mapping) else None
-    return dict(reranking) if isinstance(reranking, Mapping) else None
 
 
 def divergence_kinds(record: Mapping[str, Any]) -> dict[str, int]:
@@ -286,8 +228,8 @@ def describe_divergences(record: Mapping[str, Any]) -> str:
 
 def reranking_flag(scores: ScoreSet, task: str) -> str | None:
     """One line when a side's reranking data has queries on which mteb 1.x and 2.x scores differ by definition."""
-    record = reranking_record(scores, task)
-    if not record or not sum(divergence_kinds(record).values()):
+    record = _recorded(scores, task, FIDELITY_KEY, "reranking")
+    if not isinstance(record, Mapping) or not sum(divergence_kinds(record).values()):
         return None
     return describe_divergences(record)
 
@@ -300,9 +242,6 @@ def run_flags(scores: ScoreSet) -> list[str]:
 
 def evaluator_flags(task_type: str, task: str, ours: ScoreSet, reference: ScoreSet) -> list[str]:
     """Every evaluator-fidelity flag of one compared task, each side's reranking flag labelled with the side."""
-    flags = [flag for flag in (clustering_flag(task_type, task, ours, reference),) if flag]
-    for side in (ours, reference):
-        flag = reranking_flag(side, task)
-        if flag:
-            flags.append(f"{side.label}: {flag}")
-    return flags
+    flags = [f"{side.label}: {flag}" for side in (ours, reference) if (flag := reranking_flag(side, task))]
+    clustering = clustering_flag(task_type, task, ours, reference)
+    return [clustering, *flags] if clustering else flags

@@ -1,15 +1,9 @@
-"""Per-item data of one evaluated mteb task, made at run time for the result the run records: values from mteb's
-saved predictions (`mteb.evaluate(prediction_folder=...)`) and the task's loaded gold data, computed with the
-libraries and functions mteb's evaluators use (mteb 2.26):
-
-| type | mteb's prediction file (`{subset: {split: ...}}`) | per item |
-|---|---|---|
-| Retrieval, Reranking | query id -> {document id: score} (top 1000) | pytrec_eval's per-query value of the metric |
-| STS | `cosine_scores`, ... per pair, in row order | (gold score normalised by the task, predicted) |
-| PairClassification | `cosine_scores`, ... per pair, in row order | (label, predicted) |
-| Summarization | per text kept by mteb: `human_scores`, `cosine_scores`, ... | the evaluator's own per-text value |
-| Classification, Clustering | (not used: the TaskResult has each experiment's score) | one value per experiment |
-"""
+"""Per-item data of one evaluated mteb task, made at run time for the result the run records, with the libraries and
+functions mteb's evaluators use (mteb 2.26), from the task's loaded gold data and mteb's saved predictions
+(`mteb.evaluate(prediction_folder=...)`, `{subset: {split: ...}}`): retrieval and reranking query id -> {document id:
+score} (top 1000); STS and pair classification `cosine_scores`, ... per pair, in row order; summarization
+`human_scores`, `cosine_scores`, ... per text mteb kept. Classification and clustering: each experiment's score, from
+the TaskResult."""
 
 from __future__ import annotations
 
@@ -55,9 +49,7 @@ def text_id(index: int, *texts: str) -> str:
 
 def split_rows(task: AbsTask, split: str, subset: str) -> Any:
     """The evaluated rows, chosen as mteb's `AbsTask.evaluate` chooses them."""
-    if subset not in task.dataset and subset == "default":
-        return task.dataset[split]
-    return task.dataset[subset][split]
+    return task.dataset[split] if subset not in task.dataset and subset == "default" else task.dataset[subset][split]
 
 
 def prediction_split(predictions: dict[str, Any], split: str, subset: str, name: str) -> Any:
@@ -84,15 +76,13 @@ def retrieval_group(task: AbsTask, metric: str, predictions: dict[str, Any], spl
     if family == "mrr" and k.isdigit():
         from mteb._evaluators.retrieval_metrics import mrr
 
-        per_query = mrr(qrels, results, [int(k)])[f"MRR@{k}"]
-        ids, values = list(results), per_query
+        ids, values = list(results), mrr(qrels, results, [int(k)])[f"MRR@{k}"]
     else:
         measure = {"ndcg": "ndcg_cut", "map": "map_cut", "recall": "recall", "precision": "P"}.get(family)
         if measure is None or not k.isdigit():
             raise ItemsUnavailable(f"{metric} of {name} has no per-query value (mteb computes it over all queries)")
         scores = pytrec_eval.RelevanceEvaluator(qrels, {f"{measure}.{k}"}).evaluate(results)
-        ids = list(scores)
-        values = [scores[q][f"{measure}_{k}"] for q in ids]
+        ids, values = list(scores), [scores[q][f"{measure}_{k}"] for q in scores]
     return Group(name, [str(q) for q in ids], {"values": np.asarray(values, dtype=float)})
 
 
@@ -136,8 +126,7 @@ def summarization_group(task: AbsTask, metric: str, predictions: dict[str, Any],
 
     mteb drops texts whose human or predicted scores are all equal without saying which; a kept text is matched to
     its row through its human scores, in order. When mteb dropped a text for equal predicted scores the match is
-    ambiguous, and no items are made.
-    """
+    ambiguous, and no items are made."""
     name = task.metadata.name
     rows = split_rows(task, split, subset)
     kept = prediction_split(predictions, split, subset, name)
@@ -152,10 +141,8 @@ def summarization_group(task: AbsTask, metric: str, predictions: dict[str, Any],
     if any(gold[i] != list(h) for i, h in zip(candidates, kept["human_scores"], strict=True)):
         raise ItemsUnavailable(f"mteb's kept texts of {name} do not match the task's rows")
     keys = [k for k in kept if isinstance(kept[k], list)]
-    values = []
-    for j in range(len(candidates)):
-        one = {k: [kept[k][j]] for k in keys}
-        values.append(float(task.evaluator._calculate_metrics(None, one)[metric]))  # mteb's own per-text formula
+    per_text = [{k: [kept[k][j]] for k in keys} for j in range(len(candidates))]
+    values = [float(task.evaluator._calculate_metrics(None, one)[metric]) for one in per_text]  # mteb's own formula
     texts = rows[task.text_column_name]
     ids = [text_id(i, texts[i]) for i in candidates]
     return Group(name, ids, {"values": np.asarray(values, dtype=float)})
@@ -189,28 +176,18 @@ GROUP_MAKERS = {
 }
 
 
-def kind_of(spec: TaskSpec) -> tuple[Statistic, str]:
-    """(statistic, item unit) of a task type."""
-    if spec.type in GROUP_MAKERS:
-        kind, unit, _ = GROUP_MAKERS[spec.type]
-        return kind, unit
-    return Statistic.experiments, "experiment"
-
-
 def build_items(data: TaskData, spec: TaskSpec, prediction_dir: Path, result: TaskResult) -> ItemSet:
     """The items of one evaluated task: from mteb's prediction files in `prediction_dir` and the loaded task data.
 
     Raises:
         ItemsUnavailable: the metric has no per-item form, mteb's files lack the split, or the items do not give
-            the result's score back (`SCORE_TOLERANCE`).
-    """
-    kind, unit = kind_of(spec)
+            the result's score back (`SCORE_TOLERANCE`)."""
+    kind, unit, make = GROUP_MAKERS.get(spec.type, (Statistic.experiments, "experiment", None))
     score = score_task_result(result, spec, Path(f"<{spec.name} result>")).value / 100
-    if kind is Statistic.experiments:
+    if make is None:
         entry = next(e for e in result.scores[spec.split] if e.get("hf_subset") == spec.subset)
         groups: list[Group] = [experiment_group(spec.name, entry, spec.metric)]
     else:
-        make = GROUP_MAKERS[spec.type][2]
         groups = []
         for leaf in hub_leaves(data.task):
             path = prediction_dir / leaf.prediction_file_name
@@ -223,30 +200,21 @@ def build_items(data: TaskData, spec: TaskSpec, prediction_dir: Path, result: Ta
     return items
 
 
+Writer = Callable[[str, bytes], dict[str, str]]
+
+
 def make_items(
-    data: TaskData,
-    spec: TaskSpec,
-    prediction_dir: Path,
-    result: TaskResult,
-    write: Callable[[str, bytes], dict[str, str]],
+    data: TaskData, spec: TaskSpec, prediction_dir: Path, result: TaskResult, write: Writer
 ) -> dict[str, Any]:
-    """Make a task's per-item data and hand its bytes to `write` (the run folder's `write_items`), for a task the
-    run is about to record.
+    """Make the per-item data of a task the run is about to record (`data`: the task and its still-loaded data) and
+    hand its bytes to `write` ((task name, bytes) -> {"path", "sha256"}: the run folder's `write_items`). Returns the
+    record for the result's provenance (`items`): {"path", "sha256", "unit", "count"}, or {"unavailable": reason}.
 
     Per-item data is an addition to the score: when it cannot be made the run goes on, and the record says why (the
     gate then judges that task by tolerance, or refuses `--gate significant`).
 
-    Args:
-        data: the task and its still-loaded data. spec: its spec. prediction_dir: where mteb wrote its predictions.
-        result: mteb's TaskResult of the task. write: (task name, bytes) -> {"path", "sha256"} of the written file.
-
-    Returns:
-        The record for the result's provenance (`items`): {"path", "sha256", "unit", "count"}, or
-        {"unavailable": reason}.
-
     Raises:
-        ResultsError: the file cannot be written (full disk, read-only folder).
-    """
+        ResultsError: the file cannot be written (full disk, read-only folder)."""
     try:
         items = build_items(data, spec, prediction_dir, result)
     except NVEmbedEvalError as exc:  # ItemsUnavailable, or a score the result cannot give (non-finite)

@@ -1,14 +1,7 @@
 """`nvembed-eval-compare`, the regression gate's command, and its outputs: markdown (shared tasks first, the rest
 counted), CSV (every row), JUnit XML, a labelled PNG; each delta with its interval where both sides have per-item data.
-
 Exit codes: 0 nothing regressed, 1 a task regressed, 2 unusable input or a comparison that cannot mean what it says
-(one `error:` line; docs/bad_input.md).
-
-Examples:
-    nvembed-eval-compare outputs/2025-01-01_12-00-00 --reference results/published/nv_embed_v2.csv
-    nvembed-eval-compare outputs/run --reference results/baselines/minilm --tolerance 0.01 --out ci/compare
-    nvembed-eval-compare outputs/ckpt-2000 --reference outputs/ckpt-1000 --gate significant
-"""
+(one `error:` line; docs/bad_input.md). E.g. `nvembed-eval-compare outputs/run --reference results/baselines/minilm`."""
 
 from __future__ import annotations
 
@@ -32,6 +25,14 @@ from nvembed_eval.tasks.benchmarks import Benchmark
 from nvembed_eval.tasks.specs import load_task_spec
 
 OUTPUT_NAMES = ("compare.md", "compare.csv", "compare.junit.xml", "compare_deltas.png")
+# The command's on/off options, each passed to `compare` under its own name.
+SWITCHES = {
+    "two_sided": "also fail on improvements beyond tolerance",
+    "allow_other_model": "compare runs of two different models",
+    "allow_other_data": "judge tasks whose results were made on different data (provenance), flagging each such row",
+    "allow_subset": "judge only the tasks the run has (default: a benchmark task the reference scored and the run did "
+    "not fails the gate)",
+}
 
 
 def _num(value: float | None, signed: bool = False) -> str:
@@ -61,12 +62,10 @@ def gate_line(cmp: Comparison) -> str:
     line = f"Gate {cmp.gate}: a task fails on {rule}{mirror}."
     if cmp.gate is not Gate.tolerance:
         line += f" Intervals: {cmp.settings.describe()} (docs/significance.md)."
-    fallback = cmp.tolerance_only
-    if fallback:
-        line += (
-            f" {len(fallback)} task(s) without per-item data on both sides are judged by tolerance alone: "
-            f"{', '.join(r.task for r in fallback)}."
-        )
+    # Judged tasks the gate wanted to judge by noise but that lack a paired interval: judged by tolerance.
+    if fallback := [r.task for r in cmp.rows if r.judged and cmp.gate is not Gate.tolerance and r.basis == "tolerance"]:
+        line += f" {len(fallback)} task(s) without per-item data on both sides are judged by tolerance alone: "
+        line += f"{', '.join(fallback)}."
     return line
 
 
@@ -97,24 +96,17 @@ def _paired_delta(cmp: Comparison, members: Sequence[str]) -> str:
     return f"{_num(mean, True)} over {len(both)} task{'s' if len(both) != 1 else ''}"
 
 
-def shown_rows(cmp: Comparison) -> list[Row]:
-    """Rows of the markdown table: every task the run has (or tried); reference-only tasks are counted instead."""
-    return [r for r in cmp.rows if r.ours is not None or r.task in cmp.ours.notes]
-
-
 def count_lines(cmp: Comparison) -> list[str]:
     """The tasks not shown as rows, as counts (and the run's real missing list)."""
     lines = []
-    missing = cmp.not_run
-    if missing:
+    if missing := cmp.not_run:
         lines.append(
             f"Not in this run: {len(missing)} of the {len(cmp.benchmark.tasks)} benchmark tasks (no score, never "
             f"counted as 0): {', '.join(missing)}."
         )
     if note := subset_note(cmp):
         lines.append(f"{len(cmp.uncovered)} of them the reference scored: {note}.")
-    outside = cmp.reference_only_outside
-    if outside:
+    if outside := [r for r in cmp.rows if r.status is Status.outside and r.ours is None]:  # reference-only
         lines.append(
             f"{len(outside)} reference task{'s are' if len(outside) != 1 else ' is'} not in this run's benchmark "
             f"({cmp.benchmark.title}); listed in compare.csv only."
@@ -123,65 +115,43 @@ def count_lines(cmp: Comparison) -> list[str]:
 
 
 def render_markdown(cmp: Comparison) -> str:
-    tasks = cmp.benchmark.tasks
-    judged = sum(r.judged for r in cmp.rows)
+    tasks, judged = cmp.benchmark.tasks, sum(r.judged for r in cmp.rows)
     subset = ", subset allowed" if cmp.allow_subset and cmp.uncovered else ""
-    lines = [
-        f"# {cmp.ours.label} vs {cmp.reference.label}",
-        "",
+    summary = (
         f"{verdict(cmp)} ({judged} task{'s' if judged != 1 else ''} judged; tolerance {cmp.tolerance:.2f} points"
-        f"{', two-sided' if cmp.two_sided else ''}{subset}; benchmark {cmp.benchmark.describe()}; gate {cmp.gate}).",
-        "",
-        gate_line(cmp),
-        "",
-        f"Models: run {cmp.ours.model_text()}; reference {cmp.reference.model_text()}.",
-    ]
+        f"{', two-sided' if cmp.two_sided else ''}{subset}; benchmark {cmp.benchmark.describe()}; gate {cmp.gate})."
+    )
+    models = f"Models: run {cmp.ours.model_text()}; reference {cmp.reference.model_text()}."
+    lines = [f"# {cmp.ours.label} vs {cmp.reference.label}", "", summary, "", gate_line(cmp), "", models]
     lines += [f"> warning: {note}" for note in cmp.notes]
-    lines += [
-        "",
-        "| aggregate | ours | reference | mean delta on shared tasks |",
-        "|---|---|---|---|",
-    ]
+    lines += ["", "| aggregate | ours | reference | mean delta on shared tasks |", "|---|---|---|---|"]
     for mine, theirs in zip(cmp.ours_board.aggregates(), cmp.reference_board.aggregates(), strict=True):
         members = tasks if mine.name == "Average" else [t for t in tasks if load_task_spec(t).type == mine.name]
-        lines.append(
-            f"| {mine.name} | {mine.value_text()} ({mine.coverage()}) | {theirs.value_text()} ({theirs.coverage()}) "
-            f"| {_paired_delta(cmp, members)} |"
-        )
+        values = [f"{side.value_text()} ({side.coverage()})" for side in (mine, theirs)]
+        lines.append(f"| {mine.name} | {' | '.join(values)} | {_paired_delta(cmp, members)} |")
     level = f"{cmp.settings.confidence:.0%}"
-    lines += [
-        "",
-        f"| task | type | ours [{level}] | reference [{level}] | delta [{level} paired] | status | flags |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in shown_rows(cmp):
+    header = f"| task | type | ours [{level}] | reference [{level}] | delta [{level} paired] | status | flags |"
+    lines += ["", header, "|---|---|---|---|---|---|---|"]
+    # Rows: every task the run has (or tried); reference-only tasks are counted instead (`count_lines`).
+    for r in [r for r in cmp.rows if r.ours is not None or r.task in cmp.ours.notes]:
         status = f"**{r.status}**" if r in cmp.failures else str(r.status)
         noise = r.noise
         # A paired interval made on fewer items than a side has is not the interval of the shown delta: say so.
         flags = [*r.flags, *([noise.why] if noise.delta is not None and noise.why else [])]
-        lines.append(
-            f"| {r.task} | {r.type} | {_with_interval(r.ours, noise.ours)} | "
-            f"{_with_interval(r.reference, noise.reference)} | {_with_interval(r.delta, noise.delta, True)} | "
-            f"{status} | {'; '.join(flags)} |"
-        )
+        values = [_with_interval(r.ours, noise.ours), _with_interval(r.reference, noise.reference)]
+        values.append(_with_interval(r.delta, noise.delta, True))
+        lines.append(f"| {r.task} | {r.type} | {' | '.join(values)} | {status} | {'; '.join(flags)} |")
     return "\n".join([*lines, "", *count_lines(cmp)]).rstrip() + "\n"
 
 
 def render_csv(cmp: Comparison) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        [
-            "task", "type", "ours", "ours_low", "ours_high", "reference", "reference_low", "reference_high",
-            "delta", "delta_low", "delta_high", "interval", "status", "judged_by", "failed", "flags",
-        ]
-    )  # fmt: skip
+    writer = csv.writer(buffer := io.StringIO(), lineterminator="\n")
+    ends = [f"{side}{end}" for side in ("ours", "reference", "delta") for end in ("", "_low", "_high")]
+    writer.writerow(["task", "type", *ends, "interval", "status", "judged_by", "failed", "flags"])
     for r in cmp.rows:
         n = r.noise
-        cells = [
-            ("" if v is None else f"{v:.4f}")
-            for v in (r.ours, *_ends(n.ours), r.reference, *_ends(n.reference), r.delta, *_ends(n.delta))
-        ]
+        values = (r.ours, *_ends(n.ours), r.reference, *_ends(n.reference), r.delta, *_ends(n.delta))
+        cells = ["" if v is None else f"{v:.4f}" for v in values]
         note = r.interval_note(cmp.gate)
         flags = [*r.flags, *([subset_note(cmp)] if r.status is Status.missing else [])]
         writer.writerow([r.task, r.type, *cells, note, r.status, r.basis, int(r in cmp.failures), "; ".join(flags)])
@@ -204,14 +174,10 @@ def _judgement(cmp: Comparison, r: Row) -> str:
 def render_junit(cmp: Comparison) -> bytes:
     """One testcase per benchmark task or task of the run: failures beyond tolerance, skips without both scores."""
     cases = [r for r in cmp.rows if r.status is not Status.outside or r.ours is not None]
-    suite = ET.Element(
-        "testsuite",
-        name=f"nvembed-eval-compare {cmp.ours.label} vs {cmp.reference.label}",
-        tests=str(len(cases)),
-        failures=str(len(cmp.failures)),
-        skipped=str(sum(not r.judged and r not in cmp.failures for r in cases)),
-        errors="0",
-    )
+    skipped = sum(not r.judged and r not in cmp.failures for r in cases)
+    counts = {"tests": len(cases), "failures": len(cmp.failures), "skipped": skipped, "errors": 0}
+    name = f"nvembed-eval-compare {cmp.ours.label} vs {cmp.reference.label}"
+    suite = ET.Element("testsuite", name=name, **{key: str(n) for key, n in counts.items()})
     suite_name = re.sub(r"\W+", "_", cmp.benchmark.name).strip("_")  # "MTEB(eng, v2)" -> "MTEB_eng_v2"
     for r in cases:
         case = ET.SubElement(suite, "testcase", classname=f"{suite_name}.{r.type}", name=r.task)
@@ -219,13 +185,8 @@ def render_junit(cmp: Comparison) -> bytes:
             message = f"{r.task}: reference {_num(r.reference)}, {subset_note(cmp)}"
             ET.SubElement(case, "failure" if r in cmp.failures else "skipped", message=message, type=r.status.name)
         elif r in cmp.failures:
-            failure = ET.SubElement(
-                case,
-                "failure",
-                message=f"{r.task}: ours {_num(r.ours)} vs reference {_num(r.reference)} ({_judgement(cmp, r)})",
-                type=r.status.name,
-            )
-            failure.text = "; ".join(r.flags)
+            message = f"{r.task}: ours {_num(r.ours)} vs reference {_num(r.reference)} ({_judgement(cmp, r)})"
+            ET.SubElement(case, "failure", message=message, type=r.status.name).text = "; ".join(r.flags)
         elif not r.judged:
             ET.SubElement(case, "skipped", message=f"{r.status.value}: not judged")
         else:
@@ -242,25 +203,13 @@ def render_plot(cmp: Comparison, path: Path) -> None:
     fig = Figure(figsize=(max(6.0, 0.45 * len(shown) + 2), 4.8), layout="constrained")
     ax = fig.subplots()
     colours = {Status.regression: "tab:red", Status.improvement: "tab:green"}
-    bars = ax.bar(
-        range(len(shown)),
-        [r.delta for r in shown],
-        color=[colours.get(r.status, "tab:gray") for r in shown],
-    )
-    with_interval = [(k, r) for k, r in enumerate(shown) if r.noise.delta is not None]
-    if with_interval:
+    bars = ax.bar(range(len(shown)), [r.delta for r in shown], color=[colours.get(r.status, "tab:gray") for r in shown])
+    if with_interval := [(k, r) for k, r in enumerate(shown) if r.noise.delta is not None]:
         below = [max(0.0, r.delta - r.noise.delta.low) for _, r in with_interval]  # type: ignore[operator,union-attr]
         above = [max(0.0, r.noise.delta.high - r.delta) for _, r in with_interval]  # type: ignore[operator,union-attr]
-        ax.errorbar(
-            [k for k, _ in with_interval],
-            [r.delta for _, r in with_interval],
-            yerr=[below, above],
-            fmt="none",
-            ecolor="black",
-            elinewidth=1,
-            capsize=3,
-            label=f"{cmp.settings.confidence:.0%} paired interval",
-        )
+        label = f"{cmp.settings.confidence:.0%} paired interval"
+        xs, ys = [k for k, _ in with_interval], [r.delta for _, r in with_interval]
+        ax.errorbar(xs, ys, yerr=[below, above], fmt="none", ecolor="black", elinewidth=1, capsize=3, label=label)
         ax.legend(fontsize=7, loc="best")
     ax.bar_label(bars, labels=[_num(r.delta, True) for r in shown], fontsize=7, padding=2)
     ax.set_xticks(range(len(shown)), [r.task for r in shown], rotation=90, fontsize=7)
@@ -269,27 +218,20 @@ def render_plot(cmp: Comparison, path: Path) -> None:
     ax.axhline(0, color="black", linewidth=0.5)
     ax.margins(y=0.15)  # room for the labels
     ax.set_ylabel("delta (points)")
-    ax.set_title(
-        f"{cmp.ours.label} - {cmp.reference.label} (gate {cmp.gate}, tolerance ±{cmp.tolerance:.2f}; "
-        f"{len(shown)} shared tasks, {len(with_interval)} with intervals"
-        f"{f'; {len(cmp.uncovered)} reference tasks not in the run' if cmp.uncovered else ''}"
-        f"{', subset allowed' if cmp.allow_subset and cmp.uncovered else ''})",
-        fontsize=9,
-    )
+    uncovered = f"; {len(cmp.uncovered)} reference tasks not in the run" if cmp.uncovered else ""
+    subset = ", subset allowed" if cmp.allow_subset and cmp.uncovered else ""
+    title = f"{cmp.ours.label} - {cmp.reference.label} (gate {cmp.gate}, tolerance ±{cmp.tolerance:.2f}; {len(shown)}"
+    ax.set_title(f"{title} shared tasks, {len(with_interval)} with intervals{uncovered}{subset})", fontsize=9)
     fig.savefig(path, dpi=110)
 
 
 def write_outputs(cmp: Comparison, out_dir: Path) -> list[Path]:
-    md, table, junit = render_markdown(cmp), render_csv(cmp), render_junit(cmp)
-    return publish(
-        out_dir,
-        {
-            OUTPUT_NAMES[0]: lambda p: p.write_text(md, encoding="utf-8"),
-            OUTPUT_NAMES[1]: lambda p: p.write_text(table, encoding="utf-8"),
-            OUTPUT_NAMES[2]: lambda p: p.write_bytes(junit),
-            OUTPUT_NAMES[3]: lambda p: render_plot(cmp, p),
-        },
-    )
+    """compare.md, compare.csv, compare.junit.xml and compare_deltas.png into `out_dir`, all or none (`io.publish`)."""
+    bodies = (render_markdown(cmp).encode("utf-8"), render_csv(cmp).encode("utf-8"), render_junit(cmp))
+    writers = {
+        name: (lambda p, body=body: p.write_bytes(body)) for name, body in zip(OUTPUT_NAMES, bodies, strict=False)
+    }
+    return publish(out_dir, {**writers, OUTPUT_NAMES[3]: lambda p: render_plot(cmp, p)})
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -300,26 +242,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="allowed drop in points (>= 0)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/compare)")
     parser.add_argument("--benchmark", default=None, help="conf/benchmark name (default: the run's own)")
-    parser.add_argument("--two-sided", action="store_true", help="also fail on improvements beyond tolerance")
-    parser.add_argument("--allow-other-model", action="store_true", help="compare runs of two different models")
-    parser.add_argument(
-        "--allow-other-data",
-        action="store_true",
-        help="judge tasks whose results were made on different data (provenance), flagging each such row",
-    )
-    parser.add_argument(
-        "--allow-subset",
-        action="store_true",
-        help="judge only the tasks the run has (default: a benchmark task the reference scored and the run did not "
-        "fails the gate)",
-    )
-    parser.add_argument(
-        "--gate",
-        choices=[g.value for g in Gate],
-        default=DEFAULT_GATE,
-        help="what fails a task: its drop exceeds the tolerance, its paired interval lies below 0 (significant), "
-        "or both (default; tolerance alone where a side has no per-item data); docs/significance.md",
-    )
+    for name, text in SWITCHES.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=text)
+    rule = "what fails a task: its drop exceeds the tolerance, its paired interval lies below 0 (significant), or both"
+    rule += " (default; tolerance alone where a side has no per-item data); docs/significance.md"
+    parser.add_argument("--gate", choices=[g.value for g in Gate], default=DEFAULT_GATE, help=rule)
     parser.add_argument("--confidence", type=float, default=NoiseSettings.confidence, help="interval level (0.95)")
     parser.add_argument("--resamples", type=int, default=NoiseSettings.resamples, help="bootstrap resamples (2000)")
     parser.add_argument("--seed", type=non_negative_int, default=NoiseSettings.seed, help="bootstrap seed (0)")
@@ -330,18 +257,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
         check_settings(args.resamples, args.confidence)
         explicit = Benchmark.named(args.benchmark) if args.benchmark else None
         ours = load_scores(args.results, benchmark=explicit)
-        cmp = compare(
-            ours,
-            load_scores(args.reference, benchmark=explicit or ours.benchmark),  # a folder: read for the same tasks
-            args.tolerance,
-            explicit,
-            args.two_sided,
-            args.allow_other_model,
-            Gate(args.gate),
-            NoiseSettings(args.resamples, args.confidence, args.seed),
-            args.allow_other_data,
-            args.allow_subset,
-        )
+        reference = load_scores(args.reference, benchmark=explicit or ours.benchmark)  # a folder: for the same tasks
+        settings = NoiseSettings(args.resamples, args.confidence, args.seed)
+        switches = {name: getattr(args, name) for name in SWITCHES}
+        cmp = compare(ours, reference, args.tolerance, explicit, gate=Gate(args.gate), settings=settings, **switches)
         written = write_outputs(cmp, args.out or default_out([args.results], "compare"))
         emit("".join(f"warning: {note}\n" for note in cmp.notes), sys.stderr, end="")
         emit(render_markdown(cmp) + "".join(f"wrote {path}\n" for path in written), end="")

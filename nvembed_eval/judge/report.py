@@ -1,11 +1,6 @@
 """`nvembed-eval-report`: leaderboard-style tables over runs, one row per run (or per job of a Hydra multirun sweep),
 on the benchmark the runs evaluated, labelled by model and the overrides that differ between runs: markdown, CSV and
-a PNG.
-
-Examples:
-    nvembed-eval-report outputs/run_a outputs/run_b results/published/nv_embed_v2.csv   # -> outputs/run_a/report
-    nvembed-eval-report multirun/2025-01-01/12-00-00     # one row per sweep job -> multirun/.../12-00-00/report
-"""
+a PNG. E.g. `nvembed-eval-report multirun/2025-01-01/12-00-00` (one row per sweep job -> .../12-00-00/report)."""
 
 from __future__ import annotations
 
@@ -19,18 +14,12 @@ from pathlib import Path
 from nvembed_eval.io import Parser, default_out, emit, publish
 from nvembed_eval.judge.gate import choose_benchmark
 from nvembed_eval.judge.render import exit_with
-from nvembed_eval.results.reading import (
-    find_result_files,
-    hydra_job_dirs,
-    job_overrides,
-    load_scores,
-    meaningful,
-    model_of,
-    read_run_info,
-)
+from nvembed_eval.results import reading
 from nvembed_eval.results.scores import Aggregate, Leaderboard, ScoreSet, benchmark_leaderboard
 from nvembed_eval.tasks.benchmarks import Benchmark
 from nvembed_eval.tasks.specs import load_task_spec
+
+UNVERIFIED_MARK = "†"
 
 
 @dataclass
@@ -58,19 +47,20 @@ EMPTY = Leaderboard("", Aggregate("Average", 0, 0, None), {}, ())  # placeholder
 
 
 def _job_row(job: Path, explicit: Benchmark | None) -> RunRow:
-    overrides = meaningful(job_overrides(job))
-    if find_result_files(job):
-        return RunRow(job.name, load_scores(job, label=job.name, benchmark=explicit), EMPTY, overrides=overrides)
-    info = read_run_info(job)  # run.json, or Hydra's .hydra/config.yaml before the job wrote anything
+    overrides = reading.meaningful(reading.job_overrides(job))
+    if reading.find_result_files(job):
+        scores = reading.load_scores(job, label=job.name, benchmark=explicit)
+        return RunRow(job.name, scores, EMPTY, overrides=overrides)
+    info = reading.read_run_info(job)  # run.json, or Hydra's .hydra/config.yaml before the job wrote anything
     scores = ScoreSet(source=job, label=job.name, kind="results", run_info=info)
-    scores.model, scores.model_source = model_of(job, [], info)
+    scores.model, scores.model_source = reading.model_of(job, [], info)
     return RunRow(job.name, scores, EMPTY, note="no results yet", overrides=overrides)
 
 
 def _plain_row(path: Path, explicit: Benchmark | None) -> RunRow:
-    scores = load_scores(path, benchmark=explicit)
+    scores = reading.load_scores(path, benchmark=explicit)
     recorded = scores.run_info.get("overrides") if scores.kind == "results" else None
-    overrides = meaningful([str(o) for o in recorded]) if isinstance(recorded, list) else []
+    overrides = reading.meaningful([str(o) for o in recorded]) if isinstance(recorded, list) else []
     return RunRow(scores.label, scores, EMPTY, overrides=overrides)
 
 
@@ -94,64 +84,38 @@ def _dedupe(rows: list[RunRow], suffix: Callable[[RunRow], str]) -> None:
 
 
 def discover_runs(paths: list[Path], benchmark: str | None = None) -> Report:
-    """One row per run folder, score table, or job of a Hydra multirun sweep folder, on one benchmark.
-
-    Args:
-        paths: run folders, results folders, CSVs, sweep folders.
-        benchmark: `--benchmark NAME`; None takes the runs' own (gate.choose_benchmark; tables never decide).
-
-    Returns:
-        The Report. A sweep job without results yet is an empty row (noted); an explicit path without results is an
-        error.
+    """One row per run folder, results folder, score table (CSV), or job of a Hydra multirun sweep folder in `paths`,
+    on one benchmark: `--benchmark NAME`, or None for the runs' own (gate.choose_benchmark; tables never decide). A
+    sweep job without results yet is an empty row (noted); an explicit path without results is an error.
 
     Raises:
         ResultsError: unreadable inputs, or no input with a task.
-        ConfigError: unknown `benchmark`.
-    """
+        ConfigError: unknown `benchmark`."""
     rows: list[RunRow] = []
     explicit = Benchmark.named(benchmark) if benchmark else None
     for path in paths:
-        jobs = hydra_job_dirs(path)
+        jobs = reading.hydra_job_dirs(path)
         rows += [_job_row(job, explicit) for job in jobs] if jobs else [_plain_row(path, explicit)]
     label_rows(rows)
     runs = [r.scores for r in rows if r.scores.kind == "results"]
     bench, notes = choose_benchmark(runs or [r.scores for r in rows], benchmark)
     notes += [r.scores.reading_note for r in rows if r.scores.reading_note]
-    for row in rows:
-        row.board = benchmark_leaderboard(row.scores.values, bench)
     extra = sorted({t for s in runs for t in s.scores} - set(bench.tasks))
     for row in rows:
-        left_out = [t for t in row.scores.scores if t not in bench.tasks and t not in extra]
-        if left_out:
+        row.board = benchmark_leaderboard(row.scores.values, bench)
+        if left_out := [t for t in row.scores.scores if t not in bench.tasks and t not in extra]:
             notes.append(f"{row.label}: {len(left_out)} tasks outside benchmark {bench.title} are not shown")
     return Report(rows, bench, notes, [*bench.tasks, *extra])
-
-
-# ------------------------------------------------------------------------------------------------ outputs
-
-UNVERIFIED_MARK = "†"
-
-
-def _unverified(tasks: list[str]) -> set[str]:
-    out = set()
-    for task in tasks:
-        spec = load_task_spec(task)
-        if spec.has_instruction and not spec.instruction_verified:
-            out.add(task)
-    return out
 
 
 def render_csv(report: Report) -> str:
     """Rows = runs. Per aggregate three columns: the full-coverage value (empty when partial), the partial mean, and
     the coverage, so no partial mean ever sits under a full-benchmark heading. Then `missing` and per-task scores."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer := io.StringIO(), lineterminator="\n")
     rows = report.rows
     names = [a.name for a in rows[0].board.aggregates()] if rows else []
-    header = ["run", "model", "source", "note"]
-    for name in names:
-        header += [name, f"{name} (partial)", f"{name} coverage"]
-    writer.writerow([*header, "missing", *report.tasks])
+    header = [column for name in names for column in (name, f"{name} (partial)", f"{name} coverage")]
+    writer.writerow(["run", "model", "source", "note", *header, "missing", *report.tasks])
     for row in rows:
         cells = [row.label, row.scores.model or "", str(row.scores.source), row.note]
         for agg in row.board.aggregates():
@@ -170,11 +134,11 @@ def render_markdown(report: Report) -> str:
     lines += [f"> note: {note}" for note in report.notes]
     lines += ["", "| run | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for row in rows:
-        board = row.board
-        cells = [a.value_text() if a.complete else f"{a.value_text()} ({a.coverage()})" for a in board.aggregates()]
+        cells = [a.value_text() if a.complete else f"{a.value_text()} ({a.coverage()})" for a in row.board.aggregates()]
         label = f"{row.label} ({row.note})" if row.note else row.label
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    unverified = _unverified(report.tasks)
+    specs = {task: load_task_spec(task) for task in report.tasks}
+    unverified = {task for task, spec in specs.items() if spec.has_instruction and not spec.instruction_verified}
     lines += ["", "## Per task", "", "| task | " + " | ".join(r.label for r in rows) + " |"]
     lines.append("|---" * (len(rows) + 1) + "|")
     for task in report.tasks:
@@ -223,15 +187,9 @@ def render_plot(report: Report, path: Path) -> None:
 
 def write_report(report: Report, out_dir: Path) -> list[Path]:
     """report.md, report.csv and report.png into `out_dir`, all or none (`io.publish`)."""
-    md, table = render_markdown(report), render_csv(report)
-    return publish(
-        out_dir,
-        {
-            "report.md": lambda p: p.write_text(md, encoding="utf-8"),
-            "report.csv": lambda p: p.write_text(table, encoding="utf-8"),
-            "report.png": lambda p: render_plot(report, p),
-        },
-    )
+    texts = {"report.md": render_markdown(report), "report.csv": render_csv(report)}
+    writers = {name: (lambda p, text=text: p.write_text(text, encoding="utf-8")) for name, text in texts.items()}
+    return publish(out_dir, {**writers, "report.png": lambda p: render_plot(report, p)})
 
 
 def main(argv: list[str] | None = None) -> None:

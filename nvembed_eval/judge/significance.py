@@ -1,7 +1,6 @@
 """The gate's noise: a task's per-item data (`ItemSet`, read back from a result's items file and checked to give the
-result's score again), the intervals of both scores and of their paired difference made from it, and the gate modes
-that use them (docs/significance.md).
-"""
+result's score again), the intervals of both scores and of their paired difference, and the gate modes that use them
+(docs/significance.md)."""
 
 from __future__ import annotations
 
@@ -15,21 +14,16 @@ from typing import Any
 import numpy as np
 
 from nvembed_eval.errors import ItemsUnavailable
-from nvembed_eval.judge.bootstrap import (
-    CONFIDENCE,
-    FIELDS,
-    RESAMPLES,
-    SEED,
-    Interval,
-    Statistic,
-    grouped_replicates,
-    metric_range,
-    percentile_interval,
-    statistic,
-    t_interval,
-)
+from nvembed_eval.judge import bootstrap
+from nvembed_eval.judge.bootstrap import FIELDS, Interval, Statistic
 from nvembed_eval.results.reading import read_items_file
 from nvembed_eval.results.scores import ScoreSet
+
+FORMAT = 1
+# Items must give the result's own score back (mteb's fraction scale). mteb rounds retrieval means to 5 decimals and
+# classification scores to 6, so 1e-5 (0.001 points); a stale or foreign items file is off by far more.
+SCORE_TOLERANCE = 1e-5
+POINTS = 100.0  # items are on mteb's fraction scale, the gate on points
 
 
 @dataclass(frozen=True)
@@ -39,12 +33,6 @@ class Group:
     name: str
     ids: list[str]
     arrays: dict[str, np.ndarray]
-
-
-FORMAT = 1
-# Items must give the result's own score back (mteb's fraction scale). mteb rounds retrieval means to 5 decimals and
-# classification scores to 6, so 1e-5 (0.001 points); a stale or foreign items file is off by far more.
-SCORE_TOLERANCE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -64,29 +52,21 @@ class ItemSet:
 
     def recomputed(self) -> float:
         """The score from the items alone: the mean over groups of each group's statistic (scipy, scikit-learn)."""
-        return float(np.mean([statistic(self.kind, g.arrays) for g in self.groups]))
+        return float(np.mean([bootstrap.statistic(self.kind, g.arrays) for g in self.groups]))
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "task": self.task,
-            "statistic": self.kind.value,
-            "unit": self.unit,
-            "metric": self.metric,
-            "score": self.score,
-            "groups": [
-                {"name": g.name, "ids": g.ids, **{k: g.arrays[k].tolist() for k in FIELDS[self.kind]}}
-                for g in self.groups
-            ],
-        }
+        groups = [
+            {"name": g.name, "ids": g.ids, **{k: g.arrays[k].tolist() for k in FIELDS[self.kind]}} for g in self.groups
+        ]
+        head = {"format": FORMAT, "task": self.task, "statistic": self.kind.value, "unit": self.unit}
+        return {**head, "metric": self.metric, "score": self.score, "groups": groups}
 
     @classmethod
     def from_json(cls, data: Any) -> ItemSet:
         """Parse and check an items file's content.
 
         Raises:
-            ItemsUnavailable: wrong format, unknown statistic, arrays of unequal length, repeated ids, non-numbers.
-        """
+            ItemsUnavailable: wrong format, unknown statistic, arrays of unequal length, repeated ids, non-numbers."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ItemsUnavailable(f"not an items file of format {FORMAT}")
         try:
@@ -114,16 +94,12 @@ def check_score(items: ItemSet, score: float) -> None:
 
 
 def load_items(result_path: Path, task: str, metric: str, score: float) -> ItemSet:
-    """The checked items of one result file of a harness run folder (`<run>/results/<Task>.json`).
-
-    Args:
-        result_path: the TaskResult JSON. task, metric: the task and its leaderboard metric key.
-        score: the task's score on mteb's scale, as read from that file.
+    """The checked items of one result file of a harness run folder (`<run>/results/<Task>.json`), for `task` and its
+    leaderboard `metric`; `score` is the task's score on mteb's scale, as read from that file.
 
     Raises:
         ItemsUnavailable: with the reason, when the result records no items, the file is missing, not the one the
-            result recorded (sha256), malformed, of another task or metric, or does not give the score back.
-    """
+            result recorded (sha256), malformed, of another task or metric, or does not give the score back."""
     body = read_items_file(result_path)
     try:
         items = ItemSet.from_json(json.loads(body, parse_constant=_refuse))
@@ -137,9 +113,6 @@ def load_items(result_path: Path, task: str, metric: str, score: float) -> ItemS
 
 def _refuse(name: str) -> Any:
     raise ValueError(f"non-standard constant {name}")
-
-
-POINTS = 100.0  # items are on mteb's fraction scale, the gate on points
 
 
 class Gate(StrEnum):
@@ -157,9 +130,9 @@ DEFAULT_GATE = Gate.both
 
 @dataclass(frozen=True)
 class NoiseSettings:
-    resamples: int = RESAMPLES
-    confidence: float = CONFIDENCE
-    seed: int = SEED
+    resamples: int = bootstrap.RESAMPLES
+    confidence: float = bootstrap.CONFIDENCE
+    seed: int = bootstrap.SEED
 
     def describe(self) -> str:
         return f"{self.confidence:.0%} intervals; bootstrap: {self.resamples} resamples, seed {self.seed}"
@@ -174,10 +147,6 @@ class Noise:
     delta: Interval | None = None
     method: str = ""  # e.g. "bootstrap over 300 queries"
     why: str | None = None  # no delta interval: the reason; else a pairing note (or None)
-
-
-def plural(unit: str) -> str:
-    return "queries" if unit == "query" else f"{unit}s"
 
 
 def side_items(scores: ScoreSet, task: str) -> ItemSet | str:
@@ -197,8 +166,7 @@ def _aligned(ours: ItemSet, theirs: ItemSet) -> tuple[list[tuple[Group, Group]],
     """Per group, both runs' items restricted to the ids both have, in the same order; and how many that is."""
     if (ours.kind, ours.unit) != (theirs.kind, theirs.unit):
         return f"the runs' items differ in kind ({ours.kind} per {ours.unit} vs {theirs.kind} per {theirs.unit})"
-    mine = {g.name: g for g in ours.groups}
-    other = {g.name: g for g in theirs.groups}
+    mine, other = ({g.name: g for g in side.groups} for side in (ours, theirs))
     if set(mine) != set(other):
         return "the runs' items have different groups"
     pairs, common = [], 0
@@ -221,14 +189,16 @@ def _subset(group: Group, ids: list[str], rows: np.ndarray) -> Group:
 
 def _interval(kind: Statistic, task: str, groups: list[list[Group]], settings: NoiseSettings) -> list[Interval | None]:
     """Per run (columns of `groups`), the interval of its score; for two runs also that of their difference."""
-    if kind is Statistic.experiments:
-        values = [np.mean([g.arrays["values"] for g in runs], axis=0) for runs in zip(*groups, strict=True)]
-        out = [t_interval(v, settings.confidence) for v in values]
-        return out + ([t_interval(values[0] - values[1], settings.confidence)] if len(values) == 2 else [])
-    streams = [(f"{task}/{runs[0].name}", [g.arrays for g in runs]) for runs in groups]
-    reps = grouped_replicates(kind, streams, settings.resamples, settings.seed)
-    out = [percentile_interval(reps[:, k], settings.confidence) for k in range(reps.shape[1])]
-    return out + ([percentile_interval(reps[:, 0] - reps[:, 1], settings.confidence)] if reps.shape[1] == 2 else [])
+    if kind is Statistic.experiments:  # t interval over the experiments' values
+        columns = [np.mean([g.arrays["values"] for g in runs], axis=0) for runs in zip(*groups, strict=True)]
+        interval = bootstrap.t_interval
+    else:  # percentile interval of the bootstrap replicates
+        streams = [(f"{task}/{runs[0].name}", [g.arrays for g in runs]) for runs in groups]
+        columns = list(bootstrap.grouped_replicates(kind, streams, settings.resamples, settings.seed).T)  # per run
+        interval = bootstrap.percentile_interval
+    if len(columns) == 2:
+        columns.append(columns[0] - columns[1])
+    return [interval(column, settings.confidence) for column in columns]
 
 
 def _points(interval: Interval | None, metric: str, difference: bool = False) -> Interval | None:
@@ -237,8 +207,10 @@ def _points(interval: Interval | None, metric: str, difference: bool = False) ->
     [low - high, high - low]. A t interval over a few experiments can reach far past either."""
     if interval is None:
         return None
-    low, high = (POINTS * end for end in metric_range(metric))
-    return interval.scaled(POINTS).clipped(*((low - high, high - low) if difference else (low, high)))
+    low, high = (POINTS * end for end in bootstrap.metric_range(metric))
+    if difference:
+        low, high = low - high, high - low
+    return Interval(min(max(interval.low * POINTS, low), high), max(min(interval.high * POINTS, high), low))
 
 
 def _alone(items: ItemSet, settings: NoiseSettings) -> Interval | None:
@@ -250,15 +222,11 @@ def _same(items: ItemSet, groups: list[Group]) -> bool:
 
 
 def task_noise(task: str, ours: ItemSet | str, theirs: ItemSet | str, settings: NoiseSettings) -> Noise:
-    """Intervals of one task from each side's items (or the reason a side has none).
-
-    Returns:
-        Noise with each side's score interval where that side has items, and the interval of ours - reference on
-        the items both have (paired: the same resamples for both), in points.
-    """
+    """Intervals of one task from each side's items (or the reason a side has none), in points: each side's score
+    interval where that side has items, and that of ours - reference on the items both have (paired: the same
+    resamples for both)."""
     if not isinstance(ours, ItemSet) or not isinstance(theirs, ItemSet):
-        mine = _alone(ours, settings) if isinstance(ours, ItemSet) else None
-        other = _alone(theirs, settings) if isinstance(theirs, ItemSet) else None
+        mine, other = (_alone(side, settings) if isinstance(side, ItemSet) else None for side in (ours, theirs))
         why = "; ".join(f"{side}: {r}" for side, r in (("run", ours), ("reference", theirs)) if isinstance(r, str))
         return Noise(mine, other, None, "", f"no per-item data ({why})")
     aligned = _aligned(ours, theirs)
@@ -269,14 +237,12 @@ def task_noise(task: str, ours: ItemSet | str, theirs: ItemSet | str, settings: 
     # A side whose items are exactly the paired ones, in the same order, has drawn the same resamples: reuse them.
     mine = _points(both[0], ours.metric) if _same(ours, [a for a, _ in pairs]) else _alone(ours, settings)
     other = _points(both[1], theirs.metric) if _same(theirs, [b for _, b in pairs]) else _alone(theirs, settings)
-    method = (
-        f"t interval over {common} experiments"
-        if ours.kind is Statistic.experiments
-        else f"bootstrap over {common} {plural(ours.unit)}"
-    )
+    units = "queries" if ours.unit == "query" else f"{ours.unit}s"
+    experiments = ours.kind is Statistic.experiments
+    method = f"t interval over {common} experiments" if experiments else f"bootstrap over {common} {units}"
     note = None
     if common != ours.count or common != theirs.count:
-        note = f"paired on the {common} {plural(ours.unit)} both have (run {ours.count}, reference {theirs.count})"
+        note = f"paired on the {common} {units} both have (run {ours.count}, reference {theirs.count})"
     if both[2] is None:
         return Noise(mine, other, None, method, "the interval is undefined on too many resamples")
     return Noise(mine, other, _points(both[2], ours.metric, difference=True), method, note)

@@ -1,11 +1,6 @@
 """`nvembed-eval-export`: a run's results handed to mteb, written by mteb's own `ResultCache.save_to_cache` into its
 layout (`<cache>/results/<org__model>/<revision>/<Task>.json` + model_meta.json), which `mteb submit-results` sends to
-the MTEB results repository as it is.
-
-Example:
-    nvembed-eval-export outputs/nv2 --to ~/.cache/mteb
-    nvembed-eval-export outputs/minilm --to ~/.cache/mteb --revision 8b3219a92973c328a8e22fadcfa821b5dc75636a
-"""
+the MTEB results repository as it is."""
 
 from __future__ import annotations
 
@@ -24,25 +19,15 @@ COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 def export_run(run_dir: Path, to: Path, revision: str | None = None, allow_local_data: bool = False) -> list[Path]:
-    """Write the results of the run folder `run_dir` into the mteb cache `to`, or refuse with nothing written.
-
-    Args:
-        run_dir: a run folder of this harness (run.json, results/, model_meta.json).
-        to: the mteb cache folder (mteb's `MTEB_CACHE`, e.g. ~/.cache/mteb).
-        revision: the 40-hex hub commit of the model's weights, for a run that loaded a local folder (whose
-            revision is a `sha256:` content digest the results repository cannot take); recorded as the user states
-            it. A run of a hub snapshot has its commit already.
-        allow_local_data: export results computed on local task files (`data_dir=`) too; the results repository
-            merges results on the hub's data only.
-
-    Returns:
-        The files written (task results, then model_meta.json).
-
-    Raises:
-        ResultsError: not a run folder or no results; a model named `local/...`; no hub commit for the model (a
-            local folder without `revision`, or a `revision` that is no 40-hex commit or disagrees with the loaded
-            one); results on local data without `allow_local_data`; a task already exported there with other scores.
-    """
+    """Write the results of the run folder `run_dir` (run.json, results/, model_meta.json) into the mteb cache `to`
+    (mteb's `MTEB_CACHE`, e.g. ~/.cache/mteb), or refuse with nothing written; returns the files written (task results,
+    then model_meta.json). `revision`: the 40-hex hub commit of the model's weights, for a run that loaded a local
+    folder (whose revision is a `sha256:` content digest the results repository cannot take), recorded as the user
+    states it; a run of a hub snapshot has its commit already. `allow_local_data`: export results computed on local task
+    files (`data_dir=`) too; the results repository merges results on the hub's data only. Raises ResultsError: not a
+    run folder or no results; a model named `local/...`; no hub commit for the model (a local folder without
+    `revision`, or a `revision` that is no 40-hex commit or disagrees with the loaded one); results on local data
+    without `allow_local_data`; a task already exported there with other scores."""
     from mteb.cache import ResultCache
     from mteb.models.model_meta import ModelMeta
 
@@ -70,22 +55,17 @@ def export_run(run_dir: Path, to: Path, revision: str | None = None, allow_local
         raise ResultsError(
             f"{run_dir / 'model_meta.json'} is no mteb ModelMeta ({type(exc).__name__}); rerun"
         ) from None
-    meta = meta.model_copy(
-        update={
-            "revision": commit,
-            "experiment_kwargs": identity.experiment_kwargs([str(o) for o in info.get("overrides") or []]),
-        }
-    )
+    kwargs = identity.experiment_kwargs([str(o) for o in info.get("overrides") or []])
+    meta = meta.model_copy(update={"revision": commit, "experiment_kwargs": kwargs})
     cache = ResultCache(to)
     results = [read_task_result(p) for p in sorted((run_dir / "results").glob("*.json"))]
     for result in results:  # refuse overwriting another export's different scores, before writing anything
         target = cache.get_task_result_path(result.task_name, meta)
         if target.is_file() and read_task_result(target).scores != result.scores:
             raise ResultsError(f"{target} holds other scores for {result.task_name}; export into another --to")
-    written = []
     for result in results:
         cache.save_to_cache(result, meta)
-        written.append(cache.get_task_result_path(result.task_name, meta))
+    written = [cache.get_task_result_path(result.task_name, meta) for result in results]
     return [*written, written[0].parent / "model_meta.json"]
 
 

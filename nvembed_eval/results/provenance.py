@@ -1,6 +1,5 @@
 """Provenance of one task result: everything that determines its value, stored inside the result file, and the
-comparison that decides whether a stored result may be reused by a run (docs/provenance.md lists every field).
-"""
+comparison that decides whether a stored result may be reused by a run (docs/provenance.md lists every field)."""
 
 from __future__ import annotations
 
@@ -40,16 +39,11 @@ def make_provenance(
     data: dict[str, Any],
     installed: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
-    """The provenance record of one task result.
-
-    Args:
-        task: {"name", "version", "split", "subset"} of the task spec.
-        model: {"name", "revision", "knobs", "identity_key"} of the model identity.
-        prefixes: side ("query", "document", "none") -> the literal text prepended to that side's inputs.
-        data: where the data came from: {"source": "hub", "repository", "revision", ...}, {"source": "local",
-            "path", "sha256"} or {"source": "package", "sha256"}.
-        installed: package versions; default: the installed `RECORDED_VERSIONS`.
-    """
+    """The provenance record of one task result: `task` {"name", "version", "split", "subset"} of the task spec, `model`
+    {"name", "revision", "knobs", "identity_key"} of the model identity, `prefixes` side ("query", "document", "none")
+    -> the literal text prepended to that side's inputs, `data` where the data came from ({"source": "hub",
+    "repository", "revision", ...}, {"source": "local", "path", "sha256"} or {"source": "package", "sha256"}),
+    `installed` package versions (default: the installed `RECORDED_VERSIONS`)."""
     return {
         "format": FORMAT,
         "task": task,
@@ -64,36 +58,31 @@ def differences(stored: dict[str, Any], expected: dict[str, Any]) -> list[FieldD
     """The fields that determine a result's value and differ between `stored` and `expected`.
 
     Compared: format, task version/split/subset, model identity key, every prefix, the data record (except
-    `DATA_INFO_KEYS`) and the `SCORE_PINS` versions; never the `FIDELITY_KEY` section (the evaluator-fidelity
-    counts describe the data; its content is data.sha256 / data.revision). The model's name, revision
-    and knobs are reported instead of its identity key when they differ, so the message says what changed.
-    """
+    `DATA_INFO_KEYS`) and the `SCORE_PINS` versions; never the `FIDELITY_KEY` section (the evaluator-fidelity counts
+    describe the data; its content is data.sha256 / data.revision). The model's name, revision and knobs are reported
+    instead of its identity key when they differ, so the message says what changed."""
     out: list[FieldDiff] = []
 
-    def check(name: str, a: Any, b: Any) -> None:
-        if a != b:
-            out.append(FieldDiff(name, a, b))
+    def compare(label: str, a: Any, b: Any, keys: tuple[str, ...] = (), skip: frozenset[str] = frozenset()) -> None:
+        """Each key of two sections (default: the keys of either, sorted, less `skip`) that differs."""
+        a, b = (a if isinstance(a, dict) else {}), (b if isinstance(b, dict) else {})
+        for key in keys or sorted((set(a) | set(b)) - skip):
+            if a.get(key) != b.get(key):
+                out.append(FieldDiff(f"{label}.{key}", a.get(key), b.get(key)))
 
-    check("format", stored.get("format"), expected.get("format"))
-    for key in ("version", "split", "subset"):
-        check(f"task.{key}", _get(stored, "task", key), _get(expected, "task", key))
-    if _get(stored, "model", "identity_key") != _get(expected, "model", "identity_key"):
+    if stored.get("format") != expected.get("format"):
+        out.append(FieldDiff("format", stored.get("format"), expected.get("format")))
+    compare("task", stored.get("task"), expected.get("task"), ("version", "split", "subset"))
+    key_a, key_b = _get(stored, "model", "identity_key"), _get(expected, "model", "identity_key")
+    if key_a != key_b:
         before = len(out)
-        check("model.name", _get(stored, "model", "name"), _get(expected, "model", "name"))
-        check("model.revision", _get(stored, "model", "revision"), _get(expected, "model", "revision"))
-        knobs_a, knobs_b = _get(stored, "model", "knobs") or {}, _get(expected, "model", "knobs") or {}
-        for knob in sorted(set(knobs_a) | set(knobs_b)):
-            check(f"model.{knob}", knobs_a.get(knob), knobs_b.get(knob))
+        compare("model", stored.get("model"), expected.get("model"), ("name", "revision"))
+        compare("model", _get(stored, "model", "knobs"), _get(expected, "model", "knobs"))
         if len(out) == before:
-            check("model.identity_key", _get(stored, "model", "identity_key"), _get(expected, "model", "identity_key"))
-    prefixes_a, prefixes_b = stored.get("prefixes") or {}, expected.get("prefixes") or {}
-    for side in sorted(set(prefixes_a) | set(prefixes_b)):
-        check(f"prefix.{side}", prefixes_a.get(side), prefixes_b.get(side))
-    data_a, data_b = stored.get("data") or {}, expected.get("data") or {}
-    for key in sorted((set(data_a) | set(data_b)) - DATA_INFO_KEYS):
-        check(f"data.{key}", data_a.get(key), data_b.get(key))
-    for package in SCORE_PINS:
-        check(f"versions.{package}", _get(stored, "versions", package), _get(expected, "versions", package))
+            out.append(FieldDiff("model.identity_key", key_a, key_b))
+    compare("prefix", stored.get("prefixes"), expected.get("prefixes"))
+    compare("data", stored.get("data"), expected.get("data"), skip=DATA_INFO_KEYS)
+    compare("versions", stored.get("versions"), expected.get("versions"), SCORE_PINS)
     return out
 
 
@@ -105,11 +94,9 @@ def summarize(diffs: list[FieldDiff]) -> list[str]:
     out = []
     for (stored, expected), names in groups.items():
         family = {n.split(".", 1)[0] for n in names}
-        label = (
-            f"{family.pop()}.{'/'.join(n.split('.', 1)[1] for n in names)}"
-            if len(family) == 1 and len(names) > 1
-            else "/".join(names)
-        )
+        label = "/".join(names)
+        if len(family) == 1 and len(names) > 1:  # one section: `prefix.query/none`
+            label = f"{family.pop()}.{'/'.join(n.split('.', 1)[1] for n in names)}"
         out.append(f"{label} {stored} -> {expected}")
     return out
 
@@ -125,8 +112,8 @@ def _short(value: Any, limit: int = 48) -> str:
 
 
 def _shown_pair(stored: Any, expected: Any, limit: int = 48) -> tuple[str, str]:
-    """Both values, short; two long texts are cut around their first difference (each cut quoted whole), so the
-    shown old and new never look the same."""
+    """Both values, short; two long texts are cut around their first difference (each cut quoted whole), so the shown
+    old and new never look the same."""
     if not (isinstance(stored, str) and isinstance(expected, str)) or max(len(stored), len(expected)) <= limit:
         return _short(stored, limit), _short(expected, limit)
     first = next(

@@ -1,8 +1,6 @@
-"""Reading scores from any source: a harness run folder, an mteb results folder (any depth of mteb's layout), one
-TaskResult JSON or a published score table (CSV: task, metric, score on 0-100, read whole or refused whole with the
-scale rule of docs/bad_input.md); what a folder's own records say it is of: the model (run.json, model_meta.json,
-mteb's `<org>__<name>/<revision>/` path), the run, Hydra's per-job overrides of a sweep; and a result's per-item file.
-"""
+"""Scores from any source: a harness run folder, an mteb results folder (any depth of its layout), one TaskResult JSON
+or a published score table (CSV, read or refused whole, scale rule of docs/bad_input.md); what a folder's records say it
+is of (model, run, a sweep job's overrides); a result's per-item file."""
 
 from __future__ import annotations
 
@@ -36,8 +34,6 @@ from nvembed_eval.tasks.specs import list_task_specs, load_task_spec
 if TYPE_CHECKING:
     from mteb import TaskResult
 
-    from nvembed_eval.tasks.specs import TaskSpec
-
 # Files a results folder may hold that are not TaskResults.
 NON_RESULT_FILES = frozenset({"run.json", "model_meta.json"})
 # Folders of a harness run folder (next to its run.json) that hold no TaskResults: per-item data, mteb's predictions.
@@ -54,30 +50,15 @@ log = logging.getLogger(__name__)
 
 
 def load_scores(path: str | Path, label: str | None = None, benchmark: Benchmark | None = None) -> ScoreSet:
-    """Read scores from a harness run folder, an mteb results folder, one TaskResult JSON or a published CSV.
-
-    A folder is read whole, whatever its size and the mteb versions that wrote it (a revision folder of the MTEB
-    results repository holds 700-800 files of hundreds of tasks): files of tasks outside the benchmark are counted
-    (`reading_note`, logged) and not read; a file of a benchmark task that cannot be scored is refused.
-
-    Args:
-        path: the folder or file.
-        label: row label for tables (default: the folder or file name).
-        benchmark: the tasks to read from a folder; default: its run.json's benchmark, else (mteb results folders)
-            MTEB(eng, v1), assumed and said so. A run.json without a benchmark (older runs) reads every file.
-
-    Returns:
-        The ScoreSet; CQADupstackRetrieval is the mean of its 12 subforums when only those are present.
-
-    Raises:
-        ResultsError: missing path, malformed file, duplicate results for one task, unknown task or metric, scores
-            not on their scale (a table: docs/bad_input.md; a TaskResult: a fraction outside [-1, 1]), results of
-            several models in one folder.
-
-    Examples:
-        >>> round(load_scores("../shared/reference/nv_embed_v2_published.csv").values["SciFact"], 3)
-        80.127
-    """
+    """Read scores from a harness run folder, an mteb results folder, one TaskResult JSON or a published CSV. A folder
+    is read whole, whatever its size and the mteb versions that wrote it (a revision folder of the MTEB results
+    repository holds 700-800 files of hundreds of tasks): files of tasks outside `benchmark` are counted
+    (`reading_note`, logged) and not read; a file of a benchmark task that cannot be scored is refused. `benchmark`
+    defaults to the run.json's, else (mteb results folders) MTEB(eng, v1), assumed and said so; a run.json without one
+    (older runs) reads every file. `label`: row label for tables (default: the folder or file name).
+    CQADupstackRetrieval is the mean of its 12 subforums when only those are present. Raises ResultsError: missing path,
+    malformed file, duplicate results for one task, unknown task or metric, scores not on their scale (a table:
+    docs/bad_input.md; a TaskResult: a fraction outside [-1, 1]), results of several models in one folder."""
     p = Path(path)
     if not p.exists():
         raise ResultsError(f"results path {p} does not exist; pass a run folder, an mteb results folder or a CSV")
@@ -97,15 +78,10 @@ def load_scores(path: str | Path, label: str | None = None, benchmark: Benchmark
 
 
 def check_input_kind(path: Path, what: str) -> None:
-    """Refuse, in one line, an existing path that is neither a folder, a score CSV nor a TaskResult JSON.
-
-    Args:
-        path: an existing path. what: how the message names it (e.g. "reference=/dev/null").
-
-    Raises:
-        ResultsError: a device, pipe or socket; a file that is neither .csv nor .json; a .json that parses but is no
-            TaskResult (no task_name and scores). A .json that does not parse is left to the reader ("malformed").
-    """
+    """Refuse, in one line (ResultsError, naming it as `what`, e.g. "reference=/dev/null"), an existing path that is
+    neither a folder, a score CSV nor a TaskResult JSON: a device, pipe or socket; a file that is neither .csv nor
+    .json; a .json that parses but is no TaskResult (no task_name and scores). A .json that does not parse is left to
+    the reader ("malformed")."""
     if path.is_dir():
         return
     if not path.is_file():
@@ -163,44 +139,19 @@ def read_task_result(path: Path) -> TaskResult:
         check_regular_file(path, f"results file {path}", READ_MAX_BYTES)  # mteb reads it whole, whatever it is
         return TaskResult.from_disk(path)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise ResultsError(f"malformed results file {path} ({reason}); delete or regenerate it") from None
     except OSError as exc:
         raise ResultsError(f"cannot read results file {path} ({exc.strerror}); check the path") from None
 
 
-def _provenance_record(path: Path) -> dict[str, Any] | None:
-    """The `nvembed_eval` provenance record of a result file mteb has already read (None for plain mteb results)."""
-    data = json.loads(read_text(path))
-    record = data.get(PROVENANCE_KEY) if isinstance(data, dict) else None
-    return record if isinstance(record, dict) else None
-
-
-def _task_name(path: Path) -> str | None:
-    """The task a result file is of, from its JSON (`task_name`; mteb 0.0.x: `mteb_dataset_name`), without mteb's
-    reader; None when it cannot be read (the reader then says why, if the file is wanted)."""
+def _json_dict(path: Path) -> dict[str, Any]:
+    """A result file's JSON object without mteb's reader; {} when it cannot be read (the reader then says why)."""
     try:
         data = json.loads(read_text(path))
     except (OSError, ValueError, ResultsError):
-        return None
-    name = data.get("task_name") or data.get("mteb_dataset_name") if isinstance(data, dict) else None
-    return name if isinstance(name, str) else None
-
-
-def _spec(name: str, path: Path) -> TaskSpec:
-    try:
-        return load_task_spec(name)
-    except NVEmbedEvalError:
-        raise ResultsError(
-            f"results file {path} is for task '{name}', unknown to this harness and to mteb; remove it or register "
-            "the task"
-        ) from None
-
-
-def _default_label(root: Path) -> str:
-    if root.name == "results" and (root.parent / "run.json").is_file():
-        return root.parent.name
-    return root.name
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _score_files(
@@ -208,7 +159,9 @@ def _score_files(
 ) -> ScoreSet:
     parents = {sub: spec for spec in list_task_specs().values() for sub in spec.subtasks}
     info = read_run_info(root)
-    out = ScoreSet(source=root, label=label or _default_label(root), kind="results", run_info=info)
+    in_run = root.name == "results" and (root.parent / "run.json").is_file()
+    label = label or (root.parent.name if in_run else root.name)
+    out = ScoreSet(source=root, label=label, kind="results", run_info=info)
     out.model, out.model_source = model_of(root, files, info)
     recorded = benchmark_of(info, root)
     if whole_folder and recorded is None and (benchmark is not None or not info):
@@ -217,8 +170,9 @@ def _score_files(
         wanted = set(out.read_for.tasks)
 
         def in_benchmark(path: Path) -> bool:  # a CQADupstack subforum counts as its parent task
-            name = _task_name(path)
-            return name in wanted or (name in parents and parents[name].name in wanted)
+            data = _json_dict(path)  # {} when unreadable: its file name (mteb's <Task>.json) says whether it is refused
+            name = data.get("task_name") or data.get("mteb_dataset_name") or path.stem  # 0.0.x: mteb_dataset_name
+            return isinstance(name, str) and (name in wanted or (name in parents and parents[name].name in wanted))
 
         kept = [p for p in files if in_benchmark(p)]
         out.ignored = len(files) - len(kept)
@@ -240,29 +194,28 @@ def _score_files(
                 f"duplicate results for task {name}: {seen[name]} and {path}; keep one (point at one model/revision)"
             )
         seen[name] = path
-        record = _provenance_record(path)
-        if record is not None:
+        record = _json_dict(path).get(PROVENANCE_KEY)
+        if isinstance(record, dict):
             out.provenance[name] = record
-        spec = _spec(name, path)
-        score = score_task_result(result, spec, path)
-        (out.subtask_scores if name in parents else out.scores)[name] = score
+        try:
+            spec = load_task_spec(name)
+        except NVEmbedEvalError:
+            raise ResultsError(
+                f"results file {path} is for task '{name}', unknown to this harness and to mteb; remove it or "
+                "register the task"
+            ) from None
+        (out.subtask_scores if name in parents else out.scores)[name] = score_task_result(result, spec, path)
 
     for parent in {spec.name: spec for spec in parents.values()}.values():
         if parent.name in out.scores:
             continue
         present = [out.subtask_scores[s] for s in parent.subtasks if s in out.subtask_scores]
-        if present and len(present) == len(parent.subtasks):
-            mean = sum(s.value for s in present) / len(present)
-            out.scores[parent.name] = TaskScore(
-                parent.name,
-                mean,
-                parent.metric,
-                f"mean of {len(present)} subtask results under {root}",
-                None,
-                note=f"mean of {len(present)} subtasks",
-            )
+        n = len(present)
+        if present and n == len(parent.subtasks):
+            mean, source = sum(s.value for s in present) / n, f"mean of {n} subtask results under {root}"
+            out.scores[parent.name] = TaskScore(parent.name, mean, parent.metric, source, None, f"mean of {n} subtasks")
         elif present:
-            out.notes[parent.name] = f"only {len(present)}/{len(parent.subtasks)} subtasks; not scored"
+            out.notes[parent.name] = f"only {n}/{len(parent.subtasks)} subtasks; not scored"
     return out
 
 
@@ -290,15 +243,9 @@ def _read_yaml(path: Path) -> Any:
 
 
 def read_run_info(root: Path) -> dict[str, Any]:
-    """The harness's record of the run that wrote `root` (the run folder or its `results/`).
-
-    Returns:
-        run.json as a dict; for a folder without run.json but with Hydra's `.hydra/config.yaml` (a sweep job that has
-        not started writing), `{"config": <that config>}`; else {}.
-
-    Raises:
-        ResultsError: run.json or config.yaml is malformed.
-    """
+    """The harness's record of the run that wrote `root` (the run folder or its `results/`): run.json as a dict; for a
+    folder without run.json but with Hydra's `.hydra/config.yaml` (a sweep job that has not started writing),
+    `{"config": <that config>}`; else {}. Raises ResultsError when run.json or config.yaml is malformed."""
     for folder in (root, root.parent):
         if (folder / RUN_FILE).is_file():
             return _read_json(folder / RUN_FILE)
@@ -314,20 +261,10 @@ def canonical_model(name: str) -> str:
 
 
 def model_of(root: Path, files: list[Path], run_info: dict[str, Any]) -> tuple[str | None, str]:
-    """The model whose results are under `root`, and where that was read.
-
-    Args:
-        root: the folder given by the user.
-        files: the TaskResult JSONs found under it.
-        run_info: what `read_run_info(root)` returned.
-
-    Returns:
-        (name, source): from run.json `model.name` (or `config.model.name`), else model_meta.json `name`, else mteb's
-        results layout `<org>__<name>/<revision>/<Task>.json`; (None, "unknown") when nothing says.
-
-    Raises:
-        ResultsError: the files sit under several mteb model folders.
-    """
+    """The model whose results (`files`, the TaskResult JSONs) are under `root`, and where that was read, as (name,
+    source): from `run_info` (`read_run_info(root)`) `model.name` or `config.model.name`, else model_meta.json `name`,
+    else mteb's results layout `<org>__<name>/<revision>/<Task>.json`; (None, "unknown") when nothing says. Raises
+    ResultsError when the files sit under several mteb model folders."""
     model = run_info.get("model") if isinstance(run_info.get("model"), dict) else {}
     config = run_info.get("config") if isinstance(run_info.get("config"), dict) else {}
     config_model = config.get("model") if isinstance(config.get("model"), dict) else {}
@@ -351,11 +288,8 @@ def model_of(root: Path, files: list[Path], run_info: dict[str, Any]) -> tuple[s
 
 
 def job_overrides(job: Path) -> list[str]:
-    """A sweep job's Hydra overrides (`<job>/.hydra/overrides.yaml`), e.g. `["model.pooling=mean"]`.
-
-    Raises:
-        ResultsError: the file is malformed or not a list.
-    """
+    """A sweep job's Hydra overrides (`<job>/.hydra/overrides.yaml`), e.g. `["model.pooling=mean"]`. Raises ResultsError
+    when the file is malformed or not a list."""
     path = job / HYDRA_OVERRIDES
     overrides = _read_yaml(path) or []
     if not isinstance(overrides, list):
@@ -369,13 +303,9 @@ def meaningful(overrides: list[str]) -> list[str]:
 
 
 def read_items_file(result_path: Path, max_bytes: int = ITEMS_MAX_BYTES) -> bytes:
-    """The bytes of the per-item data file a result file records (`provenance.items`), checked to be the very file
-    it recorded (sha256) and to lie inside the result's run folder.
-
-    Raises:
-        ItemsUnavailable: with the reason (no record, none was made, outside the folder, missing, not a regular file,
-            larger than `max_bytes`, another file's sha256).
-    """
+    """The bytes of the per-item data file a result file records (`provenance.items`), checked to be the very file it
+    recorded (sha256) and to lie inside the result's run folder. Raises ItemsUnavailable with the reason (no record,
+    none was made, outside the folder, missing, not a regular file, larger than `max_bytes`, another file's sha256)."""
     try:
         record = (json.loads(read_text(result_path)).get(PROVENANCE_KEY) or {}).get("items")
     except (OSError, ValueError, AttributeError, ResultsError):
@@ -399,8 +329,6 @@ def read_items_file(result_path: Path, max_bytes: int = ITEMS_MAX_BYTES) -> byte
     return body
 
 
-# -------------------------------------------------------------------------------------------- score tables
-
 REQUIRED_COLUMNS = ("task", "metric", "score")
 # No leaderboard metric (nDCG, MAP, AP, accuracy, V-measure, Spearman) leaves [-1, 1], i.e. [-100, 100] in points.
 MAX_POINTS = 100.0
@@ -409,21 +337,12 @@ FRACTION_BOUND = 1.0
 
 
 def read_score_table(path: Path, label: str | None = None) -> ScoreSet:
-    """Read a published score table.
-
-    Args:
-        path: CSV with columns task, metric, score (0-100) and optionally model (the hub id the scores are of, the
-            same on every row) and dataset_revision.
-        label: row label (default: the file name without suffix).
-
-    Returns:
-        The ScoreSet; its `model` is None when the table has no model column.
-
-    Raises:
-        ResultsError: unreadable file, missing column, no rows, empty or unknown task, duplicate task, wrong metric,
-            a score that is not a finite number or lies outside [-100, 100], more than one model, or scores not on
-            the 0-100 scale: all of them at most 1 in magnitude (the 0-1 scale) or some (a mix).
-    """
+    """Read a published score table: a CSV with columns task, metric, score (0-100) and optionally model (the hub id the
+    scores are of, the same on every row; the ScoreSet's `model` is None without it) and dataset_revision. `label`: row
+    label (default: the file name without suffix). Raises ResultsError: unreadable file, missing column, no rows, empty
+    or unknown task, duplicate task, wrong metric, a score that is not a finite number or lies outside [-100, 100], more
+    than one model, or scores not on the 0-100 scale: all of them at most 1 in magnitude (the 0-1 scale) or some (a
+    mix)."""
     out = ScoreSet(source=path, label=label or path.stem, kind="table", model_source=f"{path.name} column model")
     try:
         text = read_bounded(path).decode("utf-8-sig")  # -sig: spreadsheets write a byte-order mark
@@ -440,7 +359,7 @@ def read_score_table(path: Path, label: str | None = None) -> ScoreSet:
     if not rows:
         raise ResultsError(f"score table {path} has no rows; add one row per task (task,metric,score)")
     lines: dict[str, int] = {}
-    models: dict[str, int] = {}
+    models: dict[str, int] = {}  # model column value -> its first line
     for line, row in enumerate(rows, start=2):
         name = (row.get("task") or "").strip()
         where = f"{path} line {line}"
@@ -449,7 +368,12 @@ def read_score_table(path: Path, label: str | None = None) -> ScoreSet:
         if name in lines:
             raise ResultsError(f"duplicate rows for task {name} in {path} (lines {lines[name]} and {line}); keep one")
         lines[name] = line
-        spec = _table_spec(name, where)
+        try:
+            spec = load_task_spec(name)
+        except NVEmbedEvalError:
+            close = difflib.get_close_matches(name, list(list_task_specs()), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ResultsError(f"{where}: unknown task '{name}'; {hint}use mteb task names") from None
         metric = (row.get("metric") or "").strip()
         if metric not in metric_aliases(spec.metric):
             raise ResultsError(
@@ -461,8 +385,23 @@ def read_score_table(path: Path, label: str | None = None) -> ScoreSet:
             models.setdefault((row.get("model") or "").strip(), line)
         revision = (row.get("dataset_revision") or "").strip() or None
         out.scores[name] = TaskScore(name, value, metric, where, revision)
-    out.model = _one_model(models, path)
-    _check_scale(out, path)
+    if len(models) > 1:
+        shown = ", ".join(f"'{m}' (line {n})" if m else f"none (line {n})" for m, n in list(models.items())[:3])
+        raise ResultsError(f"score table {path} mixes models: {shown}; keep one model per table")
+    out.model = next(iter(models), "") or None  # None without a model column, or with it empty throughout
+    # Scores are on 0-100: ones of magnitude <= 1 mean the 0-1 scale (all of them) or a mix (some).
+    small = [s for s in out.scores.values() if abs(s.value) <= FRACTION_BOUND]
+    example = f"{small[0].task}={small[0].value:g}" if small else ""
+    if small and len(small) == len(out.scores):
+        raise ResultsError(
+            f"score table {path} looks like the 0-1 scale (every score is at most 1, e.g. {example}); "
+            "write scores on the 0-100 scale (multiply by 100)"
+        )
+    if small:
+        raise ResultsError(
+            f"score table {path} mixes scales: {len(small)} of {len(out.scores)} scores are at most 1 (e.g. "
+            f"{example}) while the others are on 0-100; write every score on the 0-100 scale"
+        )
     return out
 
 
@@ -476,39 +415,3 @@ def _score(text: str | None, task: str, where: str) -> float:
     if abs(value) > MAX_POINTS:
         raise ResultsError(f"{where}: score {value:g} of {task} is outside [-100, 100]; scores are on the 0-100 scale")
     return value
-
-
-def _one_model(models: dict[str, int], path: Path) -> str | None:
-    """The table's model: None without a model column (or with it empty throughout); refused when rows disagree."""
-    if len(models) > 1:
-        first = list(models.items())[:3]
-        shown = ", ".join(f"'{m}' (line {line})" if m else f"none (line {line})" for m, line in first)
-        raise ResultsError(f"score table {path} mixes models: {shown}; keep one model per table")
-    name = next(iter(models), "")
-    return name or None
-
-
-def _check_scale(table: ScoreSet, path: Path) -> None:
-    """Scores are on 0-100. Ones of magnitude <= 1 mean the 0-1 scale (all of them) or a mix (some): refused."""
-    small = [s for s in table.scores.values() if abs(s.value) <= FRACTION_BOUND]
-    if not small:
-        return
-    example = f"{small[0].task}={small[0].value:g}"
-    if len(small) == len(table.scores):
-        raise ResultsError(
-            f"score table {path} looks like the 0-1 scale (every score is at most 1, e.g. {example}); "
-            "write scores on the 0-100 scale (multiply by 100)"
-        )
-    raise ResultsError(
-        f"score table {path} mixes scales: {len(small)} of {len(table.scores)} scores are at most 1 (e.g. {example}) "
-        "while the others are on 0-100; write every score on the 0-100 scale"
-    )
-
-
-def _table_spec(name: str, where: str) -> TaskSpec:
-    try:
-        return load_task_spec(name)
-    except NVEmbedEvalError:
-        close = difflib.get_close_matches(name, list(list_task_specs()), n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise ResultsError(f"{where}: unknown task '{name}'; {hint}use mteb task names") from None

@@ -1,7 +1,5 @@
-"""The reference a run is shown against (`reference=`): a published table shipped with the package, found by the
-run's model, or any table or results folder; found, validated whole and refused in one line before any task runs,
-rather than silently dropped at the end.
-"""
+"""The reference a run is shown against (`reference=`): a published table shipped with the package, found by the run's
+model, or any table or results folder; validated whole and refused in one line before any task runs."""
 
 from __future__ import annotations
 
@@ -19,42 +17,27 @@ log = logging.getLogger(__name__)
 NO_REFERENCE = (None, "null", "none")
 
 
-def published_dir(folder: str | None) -> Path:
-    """The folder of published tables: `paths.published_dir`, or when that is null the tables shipped inside the
-    package (results/published/ of the checkout), so a run from any folder or an installed wheel finds them."""
-    return Path(folder).expanduser() if folder else bundled_dir("published")
-
-
-def published_table_for(model: str, folder: Path) -> Path | None:
-    """The table in `folder` whose `model` column names `model` (hub id, case-insensitive); None if none.
-
-    Raises:
-        ResultsError: a table there is unusable, or two tables claim the model.
-    """
-    if not model or not folder.is_dir():
-        return None
-    found = []
-    for path in sorted(folder.glob("*.csv")):
-        table = read_score_table(path)
-        if table.model and canonical_model(table.model) == canonical_model(model):
-            found.append(path)
-    if len(found) > 1:
-        raise ResultsError(f"{found[0]} and {found[1]} are both tables of {model}; keep one in {folder}")
-    return found[0] if found else None
-
-
 def reference_table(reference: str | None, model: str, published: str | None = None) -> Path | None:
-    """Where `reference=` points: a path (`reference=my.csv`), the name of a shipped table (`reference=nv_embed_v2`),
-    for `auto` the published table whose model is `model`; None for `reference=null`, or `auto` without a table.
-
-    Raises:
-        ResultsError: a bare name that is no shipped table (the message lists them).
-    """
+    """Where `reference=` points: a path (`reference=my.csv`), the name of a published table (`reference=nv_embed_v2`),
+    for `auto` the published table whose `model` column names `model` (hub id, case-insensitive); None for
+    `reference=null`, or `auto` without a table. Published tables sit in `published` (`paths.published_dir`), or when
+    that is null in the package (results/published/ of the checkout), so a run from any folder or a wheel finds them.
+    Raises ResultsError: a bare name that is no shipped table (the message lists them); for `auto`, a table there is
+    unusable, or two tables claim the model."""
     if reference in NO_REFERENCE:
         return None
-    folder = published_dir(published)
+    folder = Path(published).expanduser() if published else bundled_dir("published")
     if reference == "auto":
-        return published_table_for(model, folder)
+        if not model or not folder.is_dir():
+            return None
+        found = []
+        for path in sorted(folder.glob("*.csv")):
+            table_model = read_score_table(path).model
+            if table_model and canonical_model(table_model) == canonical_model(model):
+                found.append(path)
+        if len(found) > 1:
+            raise ResultsError(f"{found[0]} and {found[1]} are both tables of {model}; keep one in {folder}")
+        return found[0] if found else None
     text = str(reference)
     if names_a_path(text):
         return Path(text).expanduser()
@@ -67,20 +50,11 @@ def reference_table(reference: str | None, model: str, published: str | None = N
 def load_reference(
     reference: str | None, model: str, planned: Sequence[str], published: str | None = None
 ) -> ScoreSet | None:
-    """The reference of a run, loaded and validated whole (a run loads it once, before any task).
-
-    Args:
-        reference: `reference=` (auto, null, a shipped table's name, or a path). model: the run's `model.name`.
-        planned: the tasks the run asks for (an explicit reference must have some of them).
-        published: `paths.published_dir`.
-
-    Returns:
-        The reference's scores; None for `reference=null`, or `auto` and no table for the model.
-
-    Raises:
-        ResultsError: the path does not exist or is unusable (one line naming the file and the fix); an explicit
-            reference sharing no task with the run.
-    """
+    """The reference of a run, loaded and validated whole (a run loads it once, before any task): `reference=` (auto,
+    null, a shipped table's name, or a path) for the run's `model.name`, the tasks it plans (an explicit reference must
+    have some of them) and `paths.published_dir`. None for `reference=null`, or `auto` and no table. Raises
+    ResultsError: the path does not exist or is unusable (one line naming the file and the fix); an explicit reference
+    sharing no task with the run."""
     path = reference_table(reference, model, published)
     if path is None:
         return None
@@ -98,15 +72,8 @@ def load_reference(
 
 
 def check_reference(path: str | Path, what: str | None = None) -> ScoreSet:
-    """A reference table or results folder, validated whole.
-
-    Raises:
-        ResultsError: it does not exist, or is unusable (one line naming it as `what`).
-
-    Examples:
-        >>> check_reference("results/published/nv_embed_v2.csv").model
-        'nvidia/NV-Embed-v2'
-    """
+    """A reference table or results folder, validated whole. Raises ResultsError when it does not exist or is unusable
+    (one line naming it as `what`)."""
     path = Path(path)
     what = what or f"reference {path}"
     if not path.exists():

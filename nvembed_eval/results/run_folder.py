@@ -1,16 +1,6 @@
-"""A run folder, the only code that knows its layout: one mteb TaskResult JSON per task with its provenance, the
-run's records, locked against a second writer, written atomically, and taken back whole when the run is refused.
-
-Layout::
-
-    <run_dir>/run.json               resolved config, overrides, versions, model identity, per-task records
-    <run_dir>/model_meta.json        mteb ModelMeta of the model (as mteb's own result cache writes it)
-    <run_dir>/results/<Task>.json    mteb TaskResult (mteb.TaskResult.from_disk reads it) + its provenance record
-    <run_dir>/items/<Task>.json      per-item values for the noise-aware gate, bound to the result by sha256
-    <run_dir>/predictions/           mteb's predictions (save_predictions=true)
-    <run_dir>/.hydra/                Hydra's record of the config and overrides, written once the run is accepted
-    <run_dir>/nvembed-eval.log       the run's full log
-"""
+"""A run folder, the only code that knows its layout (`RunPaths`): one mteb TaskResult JSON per task with its
+provenance, the run's records, locked against a second writer, written atomically, and taken back whole when the run is
+refused."""
 
 from __future__ import annotations
 
@@ -37,20 +27,14 @@ if TYPE_CHECKING:
 
     from nvembed_eval.models.base import ModelIdentity
 
-TRACKED_PACKAGES = (
-    "nvembed-eval",
-    "mteb",
-    "torch",
-    "transformers",
-    "sentence-transformers",
-    "tokenizers",
-    "scikit-learn",
-    "scipy",
-    "pytrec-eval-terrier",
-    "numpy",
-    "datasets",
-    "hydra-core",
-)
+# The packages whose versions run.json records: those that can change a score, and this harness.
+TRACKED_PACKAGES = ("nvembed-eval", "mteb", "torch", "transformers", "sentence-transformers", "tokenizers")
+TRACKED_PACKAGES += ("scikit-learn", "scipy", "pytrec-eval-terrier", "numpy", "datasets", "hydra-core")
+
+
+def _child(name: str) -> property:
+    """A `RunPaths` property: `run_dir / name`."""
+    return property(lambda paths: paths.run_dir / name)
 
 
 @dataclass(frozen=True)
@@ -58,70 +42,28 @@ class RunPaths:
     """Where each record of a run lives."""
 
     run_dir: Path
-
-    @property
-    def run_file(self) -> Path:
-        return self.run_dir / "run.json"
-
-    @property
-    def model_meta(self) -> Path:
-        return self.run_dir / "model_meta.json"
-
-    @property
-    def results(self) -> Path:
-        return self.run_dir / "results"
-
-    @property
-    def items(self) -> Path:
-        return self.run_dir / "items"
-
-    @property
-    def predictions(self) -> Path:
-        return self.run_dir / "predictions"
-
-    @property
-    def hydra(self) -> Path:
-        return self.run_dir / ".hydra"
-
-    @property
-    def log(self) -> Path:
-        return self.run_dir / "nvembed-eval.log"
-
-    @property
-    def lock(self) -> Path:
-        return self.run_dir / ".run.lock"
-
-    @property
-    def scratch(self) -> Path:
-        """mteb's predictions of the task being scored, when they are not kept (removed after each task)."""
-        return self.run_dir / ".scratch"
+    run_file = _child("run.json")  # resolved config, overrides, versions, model identity, per-task records
+    model_meta = _child("model_meta.json")  # mteb ModelMeta of the model (as mteb's own result cache writes it)
+    results = _child("results")  # <Task>.json: mteb TaskResult (TaskResult.from_disk reads it) + its provenance
+    items = _child("items")  # <Task>.json: per-item values for the noise-aware gate, bound to the result by sha256
+    predictions = _child("predictions")  # mteb's predictions (save_predictions=true)
+    hydra = _child(".hydra")  # Hydra's record of the config and overrides, written once the run is accepted
+    log = _child("nvembed-eval.log")  # the run's full log
+    lock = _child(".run.lock")
+    scratch = _child(".scratch")  # mteb's predictions of the task being scored when not kept (removed after each)
 
     def result(self, task: str) -> Path:
         return self.results / f"{task}.json"
 
     def written(self) -> tuple[Path, ...]:
         """Every path a run writes to: none may be a symbolic link (a write would land outside the folder)."""
-        return (
-            self.run_file,
-            self.model_meta,
-            self.results,
-            self.items,
-            self.predictions,
-            self.hydra,
-            self.log,
-            self.scratch,
-        )
-
-
-def package_versions() -> dict[str, str | None]:
-    return {"python": platform.python_version(), **installed_versions(TRACKED_PACKAGES)}
+        names = ("run_file", "model_meta", "results", "items", "predictions", "hydra", "log", "scratch")
+        return tuple(getattr(self, name) for name in names)
 
 
 def git_revision(cwd: Path) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
-        )
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None
@@ -136,35 +78,24 @@ class StoredResult:
 
 
 class RunFolder:
-    """Owns one run directory: lock, run.json bookkeeping, atomic writes of results, items and records, and the
-    checks that decide whether a stored result may be reused.
-
-    Nothing is written before `start()`. Every file and folder this invocation creates is remembered, and every
-    record it replaces keeps its old bytes, so `discard()` can take the run back without touching anything that was
-    there before (a user's own files, an earlier run's results).
-    """
+    """Owns one run directory: lock, run.json bookkeeping, atomic writes of results, items and records, and the checks
+    that decide whether a stored result may be reused. Nothing is written before `start()`. Every file and folder this
+    invocation creates is remembered, and every record it replaces keeps its old bytes, so `discard()` can take the run
+    back without touching anything that was there before (a user's own files, an earlier run's results)."""
 
     def __init__(self, paths: RunPaths) -> None:
         self.paths = paths
         self.run_dir = paths.run_dir
         self.record: dict[str, Any] = {}
-        self.started = False
         self.results_written = 0
         self._created: list[Path] = []  # in creation order
         self._replaced: dict[Path, bytes] = {}  # records overwritten by this invocation -> their old bytes
 
-    # ---------------------------------------------------------------------------------------- lock and checks
-
     @contextmanager
     def locked(self) -> Iterator[RunFolder]:
-        """Exclusive lock on the folder; a second writer is refused (never interleaved files).
-
-        The lock is an OS-level file lock, so a killed run releases it and a rerun can resume.
-
-        Raises:
-            OutputLockedError: another run holds the lock. ResultsError: a record the run would write is a symbolic
-                link, or the folder cannot be created.
-        """
+        """Exclusive lock on the folder; a second writer is refused (never interleaved files). The lock is an OS-level
+        file lock, so a killed run releases it and a rerun can resume. Raises OutputLockedError when another run holds
+        it, ResultsError when a record the run would write is a symbolic link or the folder cannot be made."""
         from filelock import FileLock, Timeout
 
         self._mkdir(self.run_dir)
@@ -174,10 +105,9 @@ class RunFolder:
                     f"{path} is a symbolic link; a run writes only inside its folder, so it refuses to follow it. "
                     "Replace the link with the real folder or file, or choose another output_dir"
                 )
-        lock_path = self.paths.lock
-        if not lock_path.exists():
-            self._created.append(lock_path)
-        lock = FileLock(str(lock_path), timeout=0)
+        if not self.paths.lock.exists():
+            self._created.append(self.paths.lock)
+        lock = FileLock(str(self.paths.lock), timeout=0)
         try:
             lock.acquire()  # filelock's Timeout is an OSError: it must not pass through `writing`
         except Timeout:
@@ -191,11 +121,7 @@ class RunFolder:
             lock.release()
 
     def load_record(self) -> dict[str, Any]:
-        """Read run.json (empty when absent). Reads only.
-
-        Raises:
-            ResultsError: run.json is not valid JSON.
-        """
+        """Read run.json (empty when absent). Reads only. Raises ResultsError when it is not valid JSON."""
         if self.paths.run_file.exists():
             try:
                 self.record = json.loads(read_text(self.paths.run_file))
@@ -205,25 +131,19 @@ class RunFolder:
                 ) from None
         return self.record
 
-    def result_files(self) -> list[Path]:
-        """The finished tasks' result files (`results/<Task>.json`), sorted."""
-        return sorted(self.paths.results.glob("*.json")) if self.paths.results.is_dir() else []
-
     def stored_result(self, task_name: str) -> StoredResult | None:
-        """The result file of `task_name` and its provenance; None when there is no result file.
-
-        Raises:
-            ResultsError: the file is not a readable TaskResult of that task (corrupt, truncated, another task); the
-                message names the file and how to recompute that task alone.
-        """
+        """The result file of `task_name` and its provenance; None when there is no result file. Raises ResultsError,
+        naming the file and how to recompute that task alone, when it is not a readable TaskResult of that task
+        (corrupt, truncated, another task)."""
         path = self.paths.result(task_name)
         if not path.exists():
             return None
         fix = f"rerun with overwrite=[{task_name}] to recompute that task, or delete the file"
         try:
-            data = json.loads(read_text(path), parse_constant=_refuse_constant)
+            data = _read_strict_json(path)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ResultsError(f"unreadable result file {path} ({_first_line(exc)}); {fix}") from None
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise ResultsError(f"unreadable result file {path} ({reason}); {fix}") from None
         if not isinstance(data, dict) or data.get("task_name") != task_name or not isinstance(data.get("scores"), dict):
             raise ResultsError(f"{path} is not an mteb TaskResult of {task_name}; {fix}")
         provenance = data.get(PROVENANCE_KEY)
@@ -232,18 +152,14 @@ class RunFolder:
         return StoredResult(path, provenance)
 
     def check_model(self, identity: ModelIdentity) -> None:
-        """Refuse a folder holding results of another model (or model settings). Reads only.
-
-        Each result file's provenance names its model; folders written before results carried provenance are judged
-        by run.json's model record.
-
-        Raises:
-            OutputLockedError: another model's results are here (results of two models are never mixed).
-        """
+        """Refuse a folder holding results of another model (or model settings). Reads only. Each result file's
+        provenance names its model; folders written before results carried provenance are judged by run.json's. Raises
+        OutputLockedError when another model's results are here (results of two models are never mixed)."""
         other = None
-        for path in self.result_files():
+        results = sorted(self.paths.results.glob("*.json")) if self.paths.results.is_dir() else []
+        for path in results:
             try:
-                data = json.loads(read_text(path), parse_constant=_refuse_constant)
+                data = _read_strict_json(path)
             except (OSError, UnicodeDecodeError, ValueError):
                 continue  # reported by stored_result when the task is planned
             model = ((data.get(PROVENANCE_KEY) or {}) if isinstance(data, dict) else {}).get("model") or {}
@@ -252,11 +168,8 @@ class RunFolder:
                 break
         previous = self.record.get("model") or {}
         done = [n for n, e in (self.record.get("tasks") or {}).items() if e.get("status") == "done"]
-        if (
-            other is None
-            and previous.get("identity_key") not in (None, identity.key())
-            and any(self.paths.result(n).exists() for n in done)
-        ):
+        stale = previous.get("identity_key") not in (None, identity.key())
+        if other is None and stale and any(self.paths.result(n).exists() for n in done):
             other = _model_change(previous, identity)
         if other is not None:
             raise OutputLockedError(
@@ -267,43 +180,30 @@ class RunFolder:
     def reusable(
         self, expected: dict[str, dict[str, Any]], *, overwrite: bool | frozenset[str], trust_existing: bool
     ) -> dict[str, bool]:
-        """The stored results a run keeps: those whose provenance matches what the run would record. Reads only.
-
-        Args:
-            expected: task name -> the provenance a result of this run would carry (`provenance.make_provenance`).
-            overwrite: True to recompute every task, or the names of the tasks to recompute.
-            trust_existing: keep result files that carry no provenance (plain mteb, older versions) as they are.
-
-        Returns:
-            Task name -> True when kept only by `trust_existing`, False when its provenance matched.
-
-        Raises:
-            ResultsError: a stored result was made with other settings, has no provenance (without
-                `trust_existing`), or cannot be read; one line naming the tasks, what differs (stored -> now) and the
-                fix. Nothing is kept in a result while the run records settings it was not made with.
-        """
+        """The stored results a run keeps, as task name -> True when kept only by `trust_existing`, False when its
+        provenance matched `expected` (task name -> the provenance a result of this run would carry,
+        `provenance.make_provenance`). Reads only. `overwrite`: True to recompute every task, or the names of those to
+        recompute; `trust_existing`: keep result files without provenance (plain mteb, older versions) as they are.
+        Raises ResultsError (one line naming the tasks, what differs (stored -> now) and the fix) when a stored result
+        was made with other settings, has no provenance (without `trust_existing`), or cannot be read: nothing is kept
+        in a result while the run records settings it was not made with."""
         kept: dict[str, bool] = {}
-        refused: list[str] = []
-        unproven: list[str] = []
+        refused, unproven = [], []
         for name, wanted in expected.items():
             if overwrite is True or (isinstance(overwrite, frozenset) and name in overwrite):
                 continue
             stored = self.stored_result(name)
             if stored is None:
                 continue
-            if stored.provenance is None:
-                if trust_existing:
-                    kept[name] = True
-                else:
-                    unproven.append(name)
-                continue
-            diffs = differences(stored.provenance, wanted)
-            if not diffs:
+            if stored.provenance is None and trust_existing:
+                kept[name] = True
+            elif stored.provenance is None:
+                unproven.append(name)
+            elif diffs := summarize(differences(stored.provenance, wanted)):
+                more = f" (+{len(diffs) - 3} more)" if len(diffs) > 3 else ""
+                refused.append(f"{name}: {'; '.join(diffs[:3])}{more}")
+            else:
                 kept[name] = False
-                continue
-            shown = summarize(diffs)
-            more = f" (+{len(shown) - 3} more)" if len(shown) > 3 else ""
-            refused.append(f"{name}: {'; '.join(shown[:3])}{more}")
         if refused:
             names = [r.split(":", 1)[0] for r in refused]
             if isinstance(overwrite, frozenset):  # the tasks the user already recomputes stay in the suggested list
@@ -322,27 +222,14 @@ class RunFolder:
             )
         return kept
 
-    # ---------------------------------------------------------------------------------------------- writing
-
     def start(self, *, config: dict[str, Any], overrides: list[str], identity: ModelIdentity, **extra: Any) -> None:
-        """Create or re-open run.json: the first write of a run, made only once every check has passed.
-
-        Args:
-            config: the resolved config. overrides: the command-line overrides. identity: the model's identity.
-            extra: more top-level run.json entries (e.g. the benchmark and its resolved task list).
-        """
-        self.record.update(
-            {
-                "config": config,
-                "overrides": overrides,
-                "versions": package_versions(),
-                "git_revision": git_revision(Path(__file__).resolve().parent),
-                "model": identity.record(),
-                **extra,
-            }
-        )
+        """Create or re-open run.json: the first write of a run, made only once every check has passed. `extra`: more
+        top-level run.json entries (e.g. the benchmark and its resolved task list)."""
+        versions = {"python": platform.python_version(), **installed_versions(TRACKED_PACKAGES)}
+        git = git_revision(Path(__file__).resolve().parent)
+        self.record.update(config=config, overrides=overrides, versions=versions, git_revision=git)
+        self.record.update(model=identity.record(), **extra)
         self.record.setdefault("tasks", {})
-        self.started = True
         self._save()
 
     def write_hydra_record(self, records: dict[str, str]) -> None:
@@ -355,8 +242,7 @@ class RunFolder:
         self._write(self.paths.model_meta, (json.dumps(meta, indent=2, default=str) + "\n").encode("utf-8"))
 
     def claim_log(self) -> Path:
-        """The run log's path, remembered as created when this invocation starts it (the log itself is appended to
-        by the logging module)."""
+        """The run log's path, remembered as created when this invocation starts it (the logging module appends)."""
         if not self.paths.log.exists():
             self._created.append(self.paths.log)
         return self.paths.log
@@ -399,12 +285,8 @@ class RunFolder:
         return {"path": path.relative_to(self.run_dir).as_posix(), "sha256": hashlib.sha256(body).hexdigest()}
 
     def write_result(self, result: TaskResult, entry: dict[str, Any], provenance: dict[str, Any]) -> Path:
-        """Write the TaskResult atomically (mteb's own serialisation plus its provenance record), then record it in
-        run.json.
-
-        Raises:
-            ResultsError: a score is not a finite number (NaN, inf); nothing is written, the task counts as failed.
-        """
+        """Write the TaskResult atomically (mteb's own serialisation plus its provenance), then record it in run.json.
+        Raises ResultsError when a score is not a finite number (NaN, inf): nothing is written, the task failed."""
         path = self.paths.result(result.task_name)
         data = result.to_dict()
         # What `TaskResult.to_disk` adds to `to_dict()`: the date as a timestamp and scores rounded to 6 decimals.
@@ -429,11 +311,8 @@ class RunFolder:
     def record_trusted(self, task_name: str) -> None:
         """run.json's entry for a result kept by `trust_existing=true`: what made it is unknown, so no settings are
         claimed for it (an earlier entry for the task, made by other settings, is replaced)."""
-        self.record.setdefault("tasks", {})[task_name] = {
-            "status": "kept",
-            "provenance": None,
-            "note": "kept by trust_existing=true: the result file has no provenance record; what made it is unknown",
-        }
+        note = "kept by trust_existing=true: the result file has no provenance record; what made it is unknown"
+        self.record.setdefault("tasks", {})[task_name] = {"status": "kept", "provenance": None, "note": note}
         self._save()
 
     def _save(self) -> None:
@@ -462,12 +341,10 @@ class RunFolder:
         else:
             self._created.append(path)
 
-    # ------------------------------------------------------------------------------------------------ discard
-
     def discard(self) -> None:
-        """Take back a run that recorded no result: remove every file and folder it created, newest first, then
-        restore every record it replaced. Nothing that existed before is removed; the run log keeps what it says
-        (why the run stopped) when it existed before."""
+        """Take back a run that recorded no result: remove every file and folder it created, newest first, then restore
+        every record it replaced. Nothing that existed before is removed; the run log keeps what it says (why the run
+        stopped) when it existed before."""
         for path in reversed(self._created):
             with contextlib.suppress(OSError):
                 if path.is_symlink() or path.is_file():
@@ -484,8 +361,8 @@ class RunFolder:
 
 @contextmanager
 def writing(path: Path) -> Iterator[None]:
-    """Turn a failed write under the run folder (full disk, read-only folder, a file where a folder should be) into
-    one line; `atomic_write` has already removed its temp file, so no partial or empty file is left."""
+    """Turn a failed write under the run folder (full disk, read-only folder, a file where a folder should be) into one
+    line; `atomic_write` has already removed its temp file, so no partial or empty file is left."""
     try:
         yield
     except OSError as exc:
@@ -497,22 +374,17 @@ def writing(path: Path) -> Iterator[None]:
 
 def _model_change(stored: dict[str, Any], identity: ModelIdentity) -> str:
     """What differs between a stored model record and this run's model, e.g. `model.max_seq_length 8 -> 128`."""
-    now = {
-        "name": identity.name,
-        "revision": identity.revision,
-        "knobs": identity.knobs,
-        "identity_key": identity.key(),
-    }
-    changes = summarize(differences({"model": stored}, {"model": now}))
+    changes = summarize(differences({"model": stored}, {"model": identity.record()}))
     return "; ".join(changes) or f"{stored.get('name')}@{stored.get('revision')}"
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
+def _read_strict_json(path: Path) -> Any:
+    """A result file's JSON; a non-standard constant (NaN, Infinity) is a ValueError."""
 
+    def refuse(name: str) -> Any:
+        raise ValueError(f"non-standard JSON constant {name}")
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    return json.loads(read_text(path), parse_constant=refuse)
 
 
 def _non_finite_main_score(scores: Any) -> str | None:

@@ -1,11 +1,9 @@
-"""Leaderboard scores: one task's score on the 0-100 scale (`TaskScore`), a set of them with the model and benchmark
-they are of (`ScoreSet`), the selection of the leaderboard number from mteb's own TaskResult (only keys are
-selected; no metric is recomputed), and the leaderboard math of the 2024 MTEB(eng, v1) leaderboard: the plain average
-over a benchmark's tasks and the per-type means, each labelled with its coverage.
+"""Leaderboard scores (0-100): one task's (`TaskScore`), a set with its model and benchmark (`ScoreSet`), selected from
+mteb's own TaskResult (keys only; no metric is recomputed), and the math of the 2024 MTEB(eng, v1) leaderboard: the
+plain average over a benchmark's tasks and the per-type means, each labelled with its coverage.
 
 Why not mteb's `TaskResult.get_score`: it filters subsets by language, so it cannot pick STS17's `en-en` out of the
-subsets that contain English, and it knows none of the names older results and tables give the same metric.
-"""
+subsets that contain English, and it knows none of the names older results and tables give the same metric."""
 
 from __future__ import annotations
 
@@ -120,35 +118,8 @@ def _flatten(scores: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def select_metric(entry: Mapping[str, Any], spec: TaskSpec, path: Path) -> tuple[str, float]:
-    """The leaderboard metric of one split/subset score dict, on the 0-100 scale."""
-    flat = _flatten(entry)
-    for key in metric_aliases(spec.metric):
-        if key in flat:
-            value = flat[key]
-            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
-                raise ResultsError(f"results file {path}: {spec.name} {key}={value!r} is not a number; rerun the task")
-            if abs(value) > FRACTION_LIMIT:
-                raise ResultsError(
-                    f"results file {path}: {spec.name} {key}={value:g} is outside mteb's 0-1 range (another scale?); "
-                    "rerun the task with mteb"
-                )
-            return key, float(value) * 100.0
-    numeric = sorted(k for k, v in flat.items() if isinstance(v, numbers.Real) and not isinstance(v, bool))
-    raise ResultsError(
-        f"unknown metric in {path}: {spec.name} has no {' / '.join(metric_aliases(spec.metric))} "
-        f"(its keys: {', '.join(numeric[:10])}{', ...' if len(numeric) > 10 else ''}); "
-        f"fix metric: in conf/task/{spec.name}.yaml or rerun with mteb 2.x"
-    )
-
-
 def task_score(result: TaskResult, spec: TaskSpec) -> float | None:
-    """The leaderboard score (0-100) of one in-memory TaskResult, or None when it lacks the split, subset or metric.
-
-    Examples:
-        >>> task_score(model_result.task_results[0], load_task_spec("SciFact"))  # mteb.evaluate's output
-        64.508
-    """
+    """The leaderboard score (0-100) of one in-memory TaskResult, or None when it lacks the split, subset or metric."""
     try:
         return score_task_result(result, spec, Path(f"<{spec.name} result>")).value
     except ResultsError:
@@ -156,11 +127,8 @@ def task_score(result: TaskResult, spec: TaskSpec) -> float | None:
 
 
 def score_task_result(result: TaskResult, spec: TaskSpec, path: Path) -> TaskScore:
-    """Select the leaderboard number of one TaskResult: the spec's split, subset and metric.
-
-    Raises:
-        ResultsError: the split, subset or metric is missing (the message names `path`).
-    """
+    """Select the leaderboard number (0-100) of one TaskResult: the spec's split, subset and metric. Raises
+    ResultsError, naming `path`, when one is missing or the metric is not a fraction in [-1, 1]."""
     entries = result.scores.get(spec.split)
     if not entries:
         raise ResultsError(
@@ -174,19 +142,32 @@ def score_task_result(result: TaskResult, spec: TaskSpec, path: Path) -> TaskSco
             f"results file {path} has no '{spec.subset}' subset for {spec.name} (has: {found}); "
             f"rerun {spec.name} with subset {spec.subset}"
         )
-    key, value = select_metric(entry, spec, path)
-    return TaskScore(spec.name, value, key, str(path), result.dataset_revision)
+    flat = _flatten(entry)
+    for key in metric_aliases(spec.metric):
+        if key not in flat:
+            continue
+        value = flat[key]
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+            raise ResultsError(f"results file {path}: {spec.name} {key}={value!r} is not a number; rerun the task")
+        if abs(value) > FRACTION_LIMIT:
+            raise ResultsError(
+                f"results file {path}: {spec.name} {key}={value:g} is outside mteb's 0-1 range (another scale?); "
+                "rerun the task with mteb"
+            )
+        return TaskScore(spec.name, float(value) * 100.0, key, str(path), result.dataset_revision)
+    numeric = sorted(k for k, v in flat.items() if isinstance(v, numbers.Real) and not isinstance(v, bool))
+    raise ResultsError(
+        f"unknown metric in {path}: {spec.name} has no {' / '.join(metric_aliases(spec.metric))} "
+        f"(its keys: {', '.join(numeric[:10])}{', ...' if len(numeric) > 10 else ''}); "
+        f"fix metric: in conf/task/{spec.name}.yaml or rerun with mteb 2.x"
+    )
 
 
 def benchmark_of(run_info: dict[str, Any], where: Path) -> Benchmark | None:
-    """The benchmark a run evaluated, from its run.json; None when it records none (mteb folders, tables).
-
-    Read in this order: the top-level `"benchmark": {"name", "tasks"}` the runner records; `config.tasks` (an ad-hoc
-    list, which then is the benchmark); `config.benchmark.tasks` (and `.name`).
-
-    Raises:
-        ResultsError: the record exists but is not a list of task names.
-    """
+    """The benchmark a run evaluated, from its run.json; None when it records none (mteb folders, tables). Read in this
+    order: the top-level `"benchmark": {"name", "tasks"}` the runner records; `config.tasks` (an ad-hoc list, which then
+    is the benchmark); `config.benchmark.tasks` (and `.name`). Raises ResultsError when the record exists but is not a
+    list of task names."""
     config = run_info.get("config") if isinstance(run_info.get("config"), dict) else {}
     bench = config.get("benchmark") if isinstance(config.get("benchmark"), dict) else {}
     candidates = (
@@ -206,10 +187,8 @@ def benchmark_of(run_info: dict[str, Any], where: Path) -> Benchmark | None:
     return None
 
 
-# --------------------------------------------------------------------------------------------- leaderboard
-
 DEFAULT_BENCHMARK = "mteb_eng_v1"
-LEADERBOARD_TYPES = (
+LEADERBOARD_TYPES = (  # the leaderboard's order of task types; other types follow, sorted
     "Classification",
     "Clustering",
     "PairClassification",
@@ -235,10 +214,8 @@ class Aggregate:
 
     def coverage(self) -> str:
         """Coverage text: "56 tasks" when complete, "12/56 tasks, partial" when not, "0/56 tasks" when empty."""
-        if self.complete:
-            return f"{self.total} task{'s' if self.total != 1 else ''}"
-        suffix = ", partial" if self.covered else ""
-        return f"{self.covered}/{self.total} task{'s' if self.total != 1 else ''}{suffix}"
+        tasks = f"{self.total} task{'s' if self.total != 1 else ''}"
+        return tasks if self.complete else f"{self.covered}/{tasks}{', partial' if self.covered else ''}"
 
     def label(self) -> str:
         """Label, e.g. "Average (56 tasks)" or "Average (12/56 tasks, partial)": never a bare full-benchmark label."""
@@ -264,45 +241,22 @@ class Leaderboard:
         return [self.average, *self.by_type.values()]
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
+def benchmark_leaderboard(scores: Mapping[str, float], benchmark: str | Benchmark = DEFAULT_BENCHMARK) -> Leaderboard:
+    """The leaderboard of `scores` (task name -> 0-100; other tasks ignored) over a Benchmark's tasks, or those of
+    `conf/benchmark/<benchmark>.yaml` (the denominators), types from the task specs; groups without every task are
+    marked partial by their Aggregate."""
+    bench = benchmark if isinstance(benchmark, Benchmark) else Benchmark.named(benchmark)
+    tasks = bench.tasks
+    types = {t: load_task_spec(t).type for t in tasks}
 
+    def aggregate(name: str, members: Sequence[str]) -> Aggregate:
+        got = [scores[t] for t in members if t in scores]
+        return Aggregate(name, len(got), len(members), sum(got) / len(got) if got else None)
 
-def leaderboard(
-    scores: Mapping[str, float],
-    tasks: Sequence[str],
-    types: Mapping[str, str],
-    benchmark: str = DEFAULT_BENCHMARK,
-) -> Leaderboard:
-    """Leaderboard numbers of one set of scores.
-
-    Args:
-        scores: task name -> score (0-100); tasks outside `tasks` are ignored.
-        tasks: the benchmark's tasks (the denominators).
-        types: task name -> task type, for every name in `tasks`.
-        benchmark: name for display.
-
-    Returns:
-        The Leaderboard; groups without every task are marked partial by their Aggregate.
-    """
-    present = [t for t in tasks if t in scores]
-    average = Aggregate("Average", len(present), len(tasks), _mean([scores[t] for t in present]))
     order = [t for t in LEADERBOARD_TYPES if any(types[x] == t for x in tasks)]
     order += sorted({types[x] for x in tasks} - set(order))
-    by_type = {}
-    for kind in order:
-        members = [t for t in tasks if types[t] == kind]
-        got = [scores[t] for t in members if t in scores]
-        by_type[kind] = Aggregate(kind, len(got), len(members), _mean(got))
-    return Leaderboard(benchmark, average, by_type, tuple(t for t in tasks if t not in scores))
-
-
-def benchmark_leaderboard(scores: Mapping[str, float], benchmark: str | Benchmark = DEFAULT_BENCHMARK) -> Leaderboard:
-    """`leaderboard` over a Benchmark's tasks, or the tasks of `conf/benchmark/<benchmark>.yaml`; types from the task
-    specs."""
-    bench = benchmark if isinstance(benchmark, Benchmark) else Benchmark.named(benchmark)
-    types = {t: load_task_spec(t).type for t in bench.tasks}
-    return leaderboard(scores, bench.tasks, types, bench.name)
+    by_type = {kind: aggregate(kind, [t for t in tasks if types[t] == kind]) for kind in order}
+    return Leaderboard(bench.name, aggregate("Average", tasks), by_type, tuple(t for t in tasks if t not in scores))
 
 
 def format_leaderboard(board: Leaderboard) -> str:

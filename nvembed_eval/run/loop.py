@@ -40,11 +40,8 @@ def make_prefix_resolver(specs: list[TaskSpec], encoder: TextEncoder, variant: s
     A model that applies its own prompts (no template, a `prompt_key` method: mteb registry models) gets its prompt
     key instead: it keys the cache and is recorded as the prefix, and the `instructions=` tables do not apply.
     """
-    by_name: dict[str, TaskSpec] = {}
-    for spec in specs:
-        by_name[spec.name] = spec
-        for sub in spec.subtasks or ():
-            by_name.setdefault(sub, spec)
+    by_name = {sub: spec for spec in reversed(specs) for sub in spec.subtasks or ()}  # a subtask's first parent
+    by_name.update({spec.name: spec for spec in specs})
     template = encoder.instruction_template()
     prompt_key = getattr(encoder, "prompt_key", None)
     if template is None and prompt_key is not None:
@@ -81,23 +78,17 @@ def run_tasks(
     *,
     primary: bool,
 ) -> RunSummary:
-    """Evaluate every task of `record` into `folder` (the rank-0 process writes; others only encode).
-
-    Args:
-        record: the run. bridge: the model as mteb's encoder. folder: the locked run folder, already started.
-        expected: task -> the provenance its result records. reuse: the stored results to keep (`RunFolder.reusable`:
-            True when kept only by `trust_existing`). primary: this process writes.
-
-    Returns:
-        The outcome of every task, kept or computed.
+    """Evaluate every task of `record` into the locked, started `folder` through `bridge` (the model as mteb's
+    encoder); only the `primary` (rank-0) process writes, the others encode. `expected`: task -> the provenance its
+    result records; `reuse`: the stored results to keep (`RunFolder.reusable`: True when kept only by
+    `trust_existing`). Returns the outcome of every task, kept or computed.
 
     Raises:
         NVEmbedEvalError: a task's data or evaluation fails (one line); earlier results stay written.
     """
     import mteb
 
-    settings = record.settings
-    encoder = bridge.encoder
+    settings, encoder = record.settings, bridge.encoder
     summary = RunSummary(record.paths.run_dir, benchmark=record.benchmark.name, not_run=record.not_run)
     for number, data in enumerate(record.tasks, 1):
         spec = data.spec
@@ -114,11 +105,8 @@ def run_tasks(
             folder.remove_predictions(leaves)
         fidelity = fidelity_record(data.task)  # mteb 1 vs 2 definitions, counted before mteb filters the data
         if fidelity is not None and sum(divergence_kinds(fidelity["reranking"]).values()):
-            log.warning(
-                "%s: %s; its score is not comparable with an mteb 1.x one there (docs/fidelity.md)",
-                spec.name,
-                describe_divergences(fidelity["reranking"]),
-            )
+            why = "%s: %s; its score is not comparable with an mteb 1.x one there (docs/fidelity.md)"
+            log.warning(why, spec.name, describe_divergences(fidelity["reranking"]))
         with _prediction_folder(folder, keep=settings.save_predictions, enabled=primary) as predictions:
             result: TaskResult = mteb.evaluate(
                 bridge,
@@ -168,11 +156,9 @@ def run_tasks(
 
 
 def _keep(spec: TaskSpec, trusted: bool, folder: RunFolder, save_predictions: bool, primary: bool) -> None:
-    why = (
-        "a result without a provenance record is kept (trust_existing=true): what made it is unknown"
-        if trusted
-        else "a result made with the same settings is kept"
-    )
+    why = "a result made with the same settings is kept"
+    if trusted:
+        why = "a result without a provenance record is kept (trust_existing=true): what made it is unknown"
     if save_predictions:
         why += f"; no predictions for kept tasks (overwrite=[{spec.name}] recomputes it)"
     log.info("%s: %s (%s)", spec.name, why, folder.run_dir)

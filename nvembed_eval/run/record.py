@@ -94,34 +94,21 @@ def resolve_run(cfg: DictConfig, hydra_cfg: DictConfig, settings: RunSettings) -
     benchmark, specs = choose_tasks(settings)
     model_name = str(settings.model.get("name") or "")
     reference = load_reference(settings.reference, model_name, list(benchmark.tasks), settings.paths.published_dir)
-    planned = plan_task_data(
-        specs,
-        data_dir=settings.data_path,
-        dataset_revision=settings.dataset_revision,
-        explicit=bool(settings.tasks),
-    )
+    revision, explicit = settings.dataset_revision, bool(settings.tasks)
+    planned = plan_task_data(specs, data_dir=settings.data_path, dataset_revision=revision, explicit=explicit)
     if isinstance(settings.overwrite, frozenset) and settings.overwrite - set(planned):
         unknown = ",".join(sorted(settings.overwrite - set(planned)))
-        raise ConfigError(
-            f"<overwrite=[{unknown}]> names tasks this run does not evaluate; name tasks of this run, or overwrite=true"
-        )
-    run_dir = Path(str(hydra_cfg.runtime.output_dir))
+        fix = "name tasks of this run, or overwrite=true"
+        raise ConfigError(f"<overwrite=[{unknown}]> names tasks this run does not evaluate; {fix}")
     overrides = tuple(str(o) for o in hydra_cfg.overrides.task)
     hydra_record = {
         "config.yaml": OmegaConf.to_yaml(cfg),
         "hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})),
         "overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(list(overrides))),
     }
-    return RunRecord(
-        settings=settings,
-        config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
-        hydra_record=hydra_record,
-        overrides=overrides,
-        benchmark=benchmark,
-        tasks=tuple(planned.values()),
-        reference=reference,
-        paths=RunPaths(run_dir),
-    )
+    config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    paths = RunPaths(Path(str(hydra_cfg.runtime.output_dir)))
+    return RunRecord(settings, config, hydra_record, overrides, benchmark, tuple(planned.values()), reference, paths)
 
 
 def render_plan(settings: RunSettings) -> str:
@@ -131,14 +118,11 @@ def render_plan(settings: RunSettings) -> str:
         NVEmbedEvalError: an unknown task or benchmark, a model class that cannot tell its template.
     """
     benchmark, specs = choose_tasks(settings)
-    model = settings.model
+    model, plan = settings.model, settings.plan
     max_length = model.get("max_length") or model.get("max_seq_length")
-    chosen = (
-        f"tasks=[{','.join(spec.name for spec in specs)}]"
-        if benchmark.name == AD_HOC
-        else f"benchmark={benchmark.name}"
-    )
-    plan = settings.plan
+    chosen = f"benchmark={benchmark.name}"
+    if benchmark.name == AD_HOC:
+        chosen = f"tasks=[{','.join(spec.name for spec in specs)}]"
     return render_cost_plan(
         specs,
         chosen=chosen,
@@ -146,9 +130,7 @@ def render_plan(settings: RunSettings) -> str:
         variant=settings.instructions.variant,
         template=planned_instruction_template(model),
         max_length=int(max_length) if max_length else None,
-        tokens_per_second=plan.tokens_per_second,
-        gpus=plan.gpus,
-        chars_per_token=plan.chars_per_token,
+        **plan.model_dump(exclude={"enabled"}),  # tokens_per_second, gpus, chars_per_token
         cache_enabled=settings.cache.enabled,
         data_dir=settings.data_dir,
     )

@@ -38,8 +38,7 @@ def process_rank() -> int:
     """
     values: dict[str, int] = {}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
-        text = os.environ.get(name)
-        if text is None or text == "":
+        if not (text := os.environ.get(name)):
             continue
         try:
             values[name] = int(text)
@@ -67,8 +66,7 @@ def build_encoder(settings: RunSettings, *, cached: bool = True) -> TextEncoder:
     except NVEmbedEvalError:
         raise
     except Exception as exc:
-        reason = " ".join(str(exc).split())[:300]
-        name = settings.model.get("name")
+        reason, name = " ".join(str(exc).split())[:300], settings.model.get("name")
         raise ConfigError(f"cannot build model={name}: {reason}; check the model.* values") from None
     if not cached:
         return encoder
@@ -87,11 +85,8 @@ def execute(record: RunRecord, keep: Path | None = None) -> RunSummary:
     Raises:
         NVEmbedEvalError: any refusal (one line with the fix).
     """
-    settings = record.settings
-    rank = process_rank()
-    primary = rank == 0
-    folder = RunFolder(record.paths)
-    run_log: Path | None = None
+    settings, primary = record.settings, process_rank() == 0
+    folder, run_log = RunFolder(record.paths), None
     keep = keep or nearest_existing(record.paths.run_dir)
     try:
         route_library_logs(progress=settings.progress)
@@ -103,18 +98,12 @@ def execute(record: RunRecord, keep: Path | None = None) -> RunSummary:
             encoder = build_encoder(settings)
             folder.check_model(encoder.identity)
             resolve_prefix = make_prefix_resolver(record.specs, encoder, settings.instructions.variant)
-            expected = {
-                data.spec.name: expected_provenance(data.spec, data, encoder, resolve_prefix) for data in record.tasks
-            }
+            expected = {d.spec.name: expected_provenance(d.spec, d, encoder, resolve_prefix) for d in record.tasks}
             reuse = folder.reusable(expected, overwrite=settings.overwrite, trust_existing=settings.trust_existing)
             bridge = _bridge(encoder, resolve_prefix, settings.batch_size, record.overrides)
             if primary:
-                folder.start(
-                    config=record.config,
-                    overrides=list(record.overrides),
-                    identity=encoder.identity,
-                    benchmark=record.benchmark.record(),
-                )
+                run_facts = {"config": record.config, "overrides": list(record.overrides), "identity": encoder.identity}
+                folder.start(**run_facts, benchmark=record.benchmark.record())
                 folder.write_model_meta(bridge.mteb_model_meta.model_dump(mode="json", exclude={"loader"}))
                 folder.write_hydra_record(record.hydra_record)
                 run_log = attach_run_log(folder.claim_log())
@@ -149,8 +138,7 @@ def _bridge(encoder: TextEncoder, resolve_prefix: Any, batch_size: int, override
 def discard_created(run_dir: Path, keep: Path) -> None:
     """Remove `run_dir` and its parents up to `keep` when they are empty: Hydra creates a sweep job's folder, with
     its parents, before the job can check anything."""
-    folder = run_dir.absolute()
-    keep = keep.absolute()
+    folder, keep = run_dir.absolute(), keep.absolute()
     while folder != keep and keep in folder.parents:
         try:
             folder.rmdir()
@@ -169,11 +157,6 @@ def prune_cache(root: Path, max_bytes: int, setting: object) -> None:
     except OSError as e:
         log.warning("embedding cache: could not prune %s to cache.max_size=%s: %s", root, setting, e)
         return
-    log.info(
-        "embedding cache: pruned %s to cache.max_size=%s: removed %d files (%s), %s left",
-        root,
-        setting,
-        pruned.files_removed,
-        human_size(pruned.bytes_removed),
-        human_size(pruned.bytes_left),
-    )
+    removed, left = human_size(pruned.bytes_removed), human_size(pruned.bytes_left)
+    message = "embedding cache: pruned %s to cache.max_size=%s: removed %d files (%s), %s left"
+    log.info(message, root, setting, pruned.files_removed, removed, left)

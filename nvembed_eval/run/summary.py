@@ -44,24 +44,12 @@ def summary_rows(summary: RunSummary, reference: ScoreSet | None) -> list[dict[s
     published = reference.values if reference is not None else {}
     rows: list[dict[str, object]] = []
     for outcome in summary.outcomes:
-        spec = outcome.spec
-        ours = task_score(outcome.result, spec)
-        ref = published.get(spec.name)
+        spec, result = outcome.spec, outcome.result
+        ours, ref = task_score(result, spec), published.get(spec.name)
         delta = ours - ref if ref is not None and ours is not None else None
-        rows.append(
-            {
-                "task": spec.name,
-                "type": spec.type,
-                "split": spec.split,
-                "subset": spec.subset,
-                "metric": spec.metric,
-                "score": ours,
-                "published": ref,
-                "delta": delta,
-                "resumed": outcome.skipped,
-                "dataset_revision": outcome.result.dataset_revision,
-            }
-        )
+        row = {"task": spec.name, "type": spec.type, "split": spec.split, "subset": spec.subset, "metric": spec.metric}
+        rows.append({**row, "score": ours, "published": ref, "delta": delta, "resumed": outcome.skipped})
+        rows[-1]["dataset_revision"] = result.dataset_revision
     return rows
 
 
@@ -78,18 +66,12 @@ def _note(row: dict[str, object]) -> str:
 def print_run_table(summary: RunSummary, reference: ScoreSet | None, model: str) -> None:
     """Task, type, metric, score (0-100), the reference's score and the delta, one row per task of the run; then,
     for a partial benchmark, its coverage."""
-    rows = [
-        [
-            row["task"],
-            row["type"],
-            row["metric"],
-            f"{row['score']:.2f}" if row["score"] is not None else "n/a",
-            f"{row['published']:.2f}" if row["published"] is not None else "",
-            f"{round(row['delta'], 2) + 0.0:+.2f}" if row["delta"] is not None else "",  # + 0.0: no "-0.00"
-            _note(row),
-        ]
-        for row in summary_rows(summary, reference)
-    ]
+    rows = []
+    for row in summary_rows(summary, reference):
+        score = f"{row['score']:.2f}" if row["score"] is not None else "n/a"
+        published = f"{row['published']:.2f}" if row["published"] is not None else ""
+        delta = f"{round(row['delta'], 2) + 0.0:+.2f}" if row["delta"] is not None else ""  # + 0.0: no "-0.00"
+        rows.append([row["task"], row["type"], row["metric"], score, published, delta, _note(row)])
     emit(f"\nResults in {summary.run_dir}")
     if reference is not None:
         other = reference.model and model and canonical_model(reference.model) != canonical_model(model)
@@ -99,10 +81,8 @@ def print_run_table(summary: RunSummary, reference: ScoreSet | None, model: str)
     if summary.not_run:  # a partial benchmark is said at the end, not only in an early warning
         total = len(summary.outcomes) + len(summary.not_run)
         more = f" and {len(summary.not_run) - 8} more" if len(summary.not_run) > 8 else ""
-        emit(
-            f"Coverage: {len(summary.outcomes)} of {total} tasks of benchmark {summary.benchmark}; "
-            f"not run (no data here): {', '.join(summary.not_run[:8])}{more}"
-        )
+        coverage = f"Coverage: {len(summary.outcomes)} of {total} tasks of benchmark {summary.benchmark}"
+        emit(f"{coverage}; not run (no data here): {', '.join(summary.not_run[:8])}{more}")
 
 
 def print_leaderboard(summary: RunSummary, reference: ScoreSet | None) -> None:
@@ -113,11 +93,9 @@ def print_leaderboard(summary: RunSummary, reference: ScoreSet | None) -> None:
     bench, _ = choose_benchmark([ours], None)
     emit()
     if reference is None or not set(bench.tasks) & set(ours.scores) & set(reference.scores):
-        why = (
-            "no reference (reference=null, or none shipped for this model)"
-            if reference is None
-            else (f"reference {reference.source} has none of this run's tasks")
-        )
+        why = "no reference (reference=null, or none shipped for this model)"
+        if reference is not None:
+            why = f"reference {reference.source} has none of this run's tasks"
         emit(f"Leaderboard of {ours.label} over benchmark {bench.describe()}; {why}:")
         emit(format_leaderboard(benchmark_leaderboard(ours.values, bench)))
         for flag in run_flags(ours):
@@ -125,9 +103,8 @@ def print_leaderboard(summary: RunSummary, reference: ScoreSet | None) -> None:
         return
     # An explicit reference= is the user's choice even for another model or other data: a view, not a gate (tasks
     # without data here are allowed to be missing); the output says so (notes, flagged rows, the subset line).
-    comparison = compare(
-        ours, reference, benchmark=bench, allow_other_model=True, allow_other_data=True, allow_subset=True
-    )
+    allowed = {"allow_other_model": True, "allow_other_data": True, "allow_subset": True}
+    comparison = compare(ours, reference, benchmark=bench, **allowed)
     emit(render_markdown(comparison))
     for path in write_outputs(comparison, summary.run_dir / "compare"):
         emit(f"wrote {path}")

@@ -57,11 +57,13 @@ def subset_data(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def real_run(tmp_path_factory) -> Path:
+def real_run(tmp_path_factory, embedding_cache) -> Path:
+    """MiniLM on the subsets, through the session's embedding cache (SciFact's texts are seeded there)."""
     tmp = tmp_path_factory.mktemp("significance")
     data = subset_data(tmp / "data")
     run_dir = tmp / "run"
-    proc = invoke(["model=minilm", f"tasks=[{','.join(TASKS)}]", f"data_dir={data}", f"output_dir={run_dir}"], tmp)
+    args = ["model=minilm", f"tasks=[{','.join(TASKS)}]", f"data_dir={data}", f"output_dir={run_dir}"]
+    proc = invoke(args, tmp, env={"NVEMBED_EVAL_CACHE": str(embedding_cache)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir
 

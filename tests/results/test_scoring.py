@@ -220,6 +220,9 @@ def test_result_for_a_task_nobody_knows_is_named(tmp_path):
     result.task_name = "SciFactX"
     result.to_disk(tmp_path / "SciFactX.json")
     with pytest.raises(ResultsError, match=r"SciFactX\.json is for task 'SciFactX', unknown to this harness"):
+        load_scores(tmp_path / "SciFactX.json")
+    # In a folder, a task no benchmark has is outside the one read for: counted, never read, and nothing else is there.
+    with pytest.raises(ResultsError, match=r"no result of a task of mteb_eng_v1 \(56 tasks, from assumed: no bench"):
         load_scores(tmp_path)
 
 
