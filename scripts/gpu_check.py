@@ -55,8 +55,11 @@ def step_golden(report: list[str], gold: Path, device: str, limit: int | None) -
     expected = np.load(gold / "expected.npz")
     encoders: dict[int, NVEmbedEncoder] = {}
     worst, worst_one, ids_ok, raised = 0.0, 0.0, True, False
+    # The card cases ask for 32768 (the 7B model's context); the tiny checkpoint refuses more than its own (512), and
+    # their texts are far shorter, so the limit truncates nothing (the ids compared below prove it).
+    limit = json.loads((gold / "config.json").read_text())["text_config"]["max_position_embeddings"]
     for case in cases:
-        length = case["max_length"]
+        length = min(case["max_length"], limit)
         enc = encoders.get(length) or NVEmbedEncoder(str(gold), device=device, dtype="float32", max_length=length)
         encoders[length] = enc
         key, prefix = case["id"] + "/", case["instruction_prefix"]

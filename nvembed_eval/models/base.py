@@ -79,10 +79,8 @@ def planned_instruction_template(model_config: Mapping[str, Any]) -> str | None:
         raise ConfigError(f"cannot import the model class <model._target_={target}>; fix the model YAML") from None
     planner = getattr(cls, "template_for_config", None)
     if planner is None:
-        raise ConfigError(
-            f"{target} has no template_for_config, so plan=true cannot tell its instruction prefixes without "
-            "loading it; add that static method to the adapter"
-        )
+        why = "so plan=true cannot tell its instruction prefixes without loading it"
+        raise ConfigError(f"{target} has no template_for_config, {why}; add that static method to the adapter")
     return planner(dict(model_config))
 
 
@@ -93,11 +91,8 @@ def folder_revision(folder: Path, files: Iterable[Path]) -> str:
 
 
 def check_length(value: int, limit: int | None, key: str, model: str) -> None:
-    """Refuse a length setting above what the model can embed, when the model is loaded and before any data is read
-    (past its position embeddings a model fails mid-run, or embeds garbage).
-
-    Raises:
-        ConfigError: `value` > `limit` (one line naming both and the key).
-    """
+    """Refuse (ConfigError, one line naming both and the key) a length setting `value` above the `limit` the model can
+    embed, when the model is loaded and before any data is read (past its position embeddings a model fails mid-run,
+    or embeds garbage)."""
     if limit is not None and int(value) > limit:
         raise ConfigError(f"<{key}={value}> is more than {model} can embed ({limit} tokens); use {key}={limit} or less")

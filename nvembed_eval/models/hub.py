@@ -41,9 +41,8 @@ def snapshot_of_folder(folder: Path) -> Snapshot:
 
 
 def download_snapshot(repo_id: str, revision: str | None, allow_patterns: list[str], key: str) -> Snapshot:
-    """The snapshot folder of `repo_id` at `revision` (None = `main`), fetching only `allow_patterns` (callers leave
-    pickle and `*.py` out unless allowed); offline or on failure, the cache only. CheckpointError, naming the config key
-    `key`, when it is neither downloadable nor cached, or the cache returned no commit folder."""
+    """The snapshot folder of `repo_id` at `revision` (None = `main`), fetching only `allow_patterns`; offline or on
+    failure, the cache only. CheckpointError (naming config key `key`): not downloadable nor cached, or no commit."""
     from huggingface_hub import snapshot_download
 
     try:  # offline (HF_HUB_OFFLINE), huggingface_hub itself answers from its cache

@@ -35,25 +35,18 @@ def build_model_meta(encoder: TextEncoder, overrides: Sequence[str] = ()) -> Mod
     the run's command line, whose model knobs make the run an experiment to mteb (`ModelIdentity.experiment_kwargs`)."""
     identity = encoder.identity
     inner_meta = getattr(getattr(encoder, "mteb_model", None), "mteb_model_meta", None)
+    unknown = ("loader", "release_date", "languages", "n_parameters", "memory_usage_mb", "license")
+    unknown += ("public_training_code", "public_training_data", "training_datasets")  # required by mteb, unknown here
     return ModelMeta(
-        loader=None,
+        **dict.fromkeys(unknown),
         name=identity.name,
         revision=identity.revision,
-        release_date=None,
-        languages=None,
-        n_parameters=None,
-        memory_usage_mb=None,
         max_tokens=encoder.max_tokens,
         embed_dim=encoder.embed_dim,
-        license=None,
         open_weights=True,
-        public_training_code=None,
-        public_training_data=None,
         similarity_fn_name=inner_meta.similarity_fn_name if inner_meta else "cosine",
         framework=["PyTorch"],
-        reference=None,
         use_instructions=inner_meta.use_instructions if inner_meta else encoder.instruction_template() is not None,
-        training_datasets=None,
         experiment_kwargs=identity.experiment_kwargs(overrides),
     )
 

@@ -71,13 +71,13 @@ def load_probe_set(version: int = PROBE_SET_VERSION) -> ProbeSet:
     canonical = json.dumps(entries, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     probes = tuple(
         Probe(
-            id=e["id"],
-            task_type=e["task_type"],
-            side=e.get("side"),
-            instruction=e.get("instruction"),
-            text=e["text"] * int(e.get("repeat", 1)),
-            tags=tuple(e.get("tags", ())),
-            source=e["source"],
+            e["id"],
+            e["task_type"],
+            e.get("side"),
+            e.get("instruction"),
+            e["text"] * int(e.get("repeat", 1)),
+            tuple(e.get("tags", ())),
+            e["source"],
         )
         for e in entries
     )
@@ -150,8 +150,7 @@ def write_baseline(
 
 
 def check_baseline_path(path: Path, must_exist: bool) -> None:
-    """ResultsError (one line: what the path is; a baseline is a .safetensors file) for a folder or other non-file,
-    or (`must_exist`) a missing path."""
+    """ResultsError (one line) for a folder or other non-file, or (`must_exist`) a missing path."""
     path = Path(path)
     what = "a folder" if path.is_dir() else "not a regular file" if path.exists() and not path.is_file() else None
     if what:
@@ -201,8 +200,8 @@ def read_baseline(path: Path) -> Baseline:
 
 
 def check_usable(baseline: Baseline, probe_set: ProbeSet) -> None:
-    """ResultsError when the baseline cannot be compared row for row with this probe set: other probe-set version,
-    edited set, or a shape that does not match the probe list."""
+    """ResultsError when the baseline cannot be compared row for row with this probe set: other version, edited set,
+    or a shape that does not match the probe list."""
     if baseline.probe_set_version != probe_set.version:
         raise ResultsError(
             f"{baseline.path} was written with probe set v{baseline.probe_set_version}, this run uses "
@@ -275,10 +274,6 @@ def compare_embeddings(
     return ProbeComparison(probe_set, np.sum(a * b, axis=1), np.max(np.abs(a - b), axis=1), tolerance)
 
 
-def _preview(text: str, width: int = 48) -> str:
-    return repr(text[:width]) + (f"... ({len(text):,} chars)" if len(text) > width else "")
-
-
 def render_comparison(cmp: ProbeComparison, baseline: Baseline, current_versions: dict[str, str], k: int = 10) -> str:
     """The check report: version changes since the baseline, the k worst texts, and a verdict line."""
     lines = [f"probe set v{cmp.probe_set.version}: {len(cmp.probe_set.probes)} texts; baseline {baseline.path}"]
@@ -289,10 +284,10 @@ def render_comparison(cmp: ProbeComparison, baseline: Baseline, current_versions
     lines += ["", f"{'probe':<34} {'tags':<28} {'cosine':>12} {'max abs diff':>13}  text", "-" * 110]
     for i in cmp.worst(k):
         p = cmp.probe_set.probes[i]
+        preview = repr(p.text[:48]) + (f"... ({len(p.text):,} chars)" if len(p.text) > 48 else "")
         mark = " *" if not cmp.max_abs[i] <= cmp.tolerance else ""
         lines.append(
-            f"{p.id:<34} {','.join(p.tags)[:28]:<28} {cmp.cosine[i]:>12.9f} {cmp.max_abs[i]:>13.3e}  "
-            f"{_preview(p.text)}{mark}"
+            f"{p.id:<34} {','.join(p.tags)[:28]:<28} {cmp.cosine[i]:>12.9f} {cmp.max_abs[i]:>13.3e}  {preview}{mark}"
         )
     worst = float(np.nanmax(cmp.max_abs)) if cmp.max_abs.size else 0.0
     summary = f"max abs diff {worst:.3e}, min cosine {float(np.nanmin(cmp.cosine)):.9f}, tolerance {cmp.tolerance:.1e}"

@@ -1,10 +1,6 @@
-"""Strict loading, one rule for every model family: a model scores only with exactly the weights its checkpoint holds.
-
-Which files hold a folder's weights (the transformers layout: `model.safetensors` or its index's shards; pickle only
-when allowed), what tensors they hold (read from the headers, no weight bytes), and whether a model got exactly those:
+"""Strict loading, one rule for every model family: a model scores only with exactly the weights its checkpoint holds:
 nothing missing (a missing tensor is left at its random initialisation), nothing unexpected (a renamed key is a
-missing one in disguise), every shape equal. Libraries only warn about the first two; here they refuse the run.
-"""
+missing one in disguise), every shape equal. Libraries only warn about the first two; here they refuse the run."""
 
 from __future__ import annotations
 
@@ -28,19 +24,12 @@ Shapes = dict[str, tuple[int, ...]]
 
 
 def weight_files(folder: Path, allow_pickle: bool = False, required: bool = True) -> tuple[list[Path], bool]:
-    """The weight files of `folder` (one file, or its index's shards, all inside `folder`) and whether they are pickle.
-
-    Args:
-        folder: a checkpoint folder, or one module folder of a sentence-transformers model.
-        allow_pickle: `model.allow_pickle`; pickle is otherwise refused whatever else the folder holds.
-        required: False for a module folder that may have no weights (`([], False)` then).
-
-    Raises:
-        CheckpointError: an unreadable index, a missing shard, pickle weights without `allow_pickle`, or no weights
-            at all when `required`.
-    """
+    """The weight files of `folder` (a checkpoint or one sentence-transformers module folder: one file, or its index's
+    shards, all inside `folder`) and whether they are pickle; `([], False)` when there are none and not `required`.
+    CheckpointError: an unreadable index, a missing shard, pickle weights without `allow_pickle` (`model.allow_pickle`;
+    refused whatever else the folder holds), or no weights at all when `required`."""
     for index_name, single, pickled in ((WEIGHTS_INDEX, WEIGHTS, False), (PICKLE_INDEX, PICKLE_WEIGHTS, True)):
-        index, files = folder / index_name, None
+        index = folder / index_name
         if index.is_file():
             try:
                 weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
@@ -50,7 +39,7 @@ def weight_files(folder: Path, allow_pickle: bool = False, required: bool = True
             files = [inside(folder, name, f"{index_name} weight_map") for name in names]
         elif (folder / single).is_file():
             files = [folder / single]
-        if files is None:
+        else:
             continue
         missing = [f.name for f in files if not f.is_file()]
         if missing:
@@ -60,19 +49,13 @@ def weight_files(folder: Path, allow_pickle: bool = False, required: bool = True
         return files, pickled
     if not required:
         return [], False
-    raise CheckpointError(
-        f"{folder} has no weights: expected {WEIGHTS} or {WEIGHTS_INDEX} with its shards; download the checkpoint "
-        "again."
-    )
+    expected = f"expected {WEIGHTS} or {WEIGHTS_INDEX} with its shards"
+    raise CheckpointError(f"{folder} has no weights: {expected}; download the checkpoint again.")
 
 
 def stored_shapes(files: Iterable[Path], pickled: bool) -> Shapes:
     """Tensor name -> shape of the weight files: safetensors headers only (no weight bytes are read); pickle is read
-    with `weights_only=True` (only after `allow_pickle`).
-
-    Raises:
-        CheckpointError: a file that is no readable safetensors file.
-    """
+    with `weights_only=True` (only after `allow_pickle`). CheckpointError: a file that is not readable safetensors."""
     if pickled:
         return {k: tuple(v.shape) for f in files for k, v in read_pickle(f).items()}
     from safetensors import safe_open
@@ -95,19 +78,11 @@ def read_pickle(path: Path) -> dict[str, torch.Tensor]:
 
 
 def check_weights(module: torch.nn.Module, stored: Shapes, folder: Path, what: str) -> None:
-    """Refuse `module` unless the checkpoint tensors `stored` are exactly the ones it needs.
-
-    Needed: every entry of `module.state_dict()` (parameters and persistent buffers), with the shape it has; names
-    that share one tensor (tied weights) need it stored once. Accepted besides: non-persistent buffers that older
-    checkpoints still carry (BERT's `position_ids`), LayerNorm's legacy `gamma`/`beta`, and the model's
-    `base_model_prefix` present on one side only (transformers loads both).
-
-    Args:
-        module: the model as built (a meta-device module will do: only names and shapes are read).
-        stored: `stored_shapes` of its weight files. folder: where they are. what: the model, for the message.
-
-    Raises:
-        CheckpointError: one line naming the folder and the first missing, unexpected and mismatched tensors.
+    """Refuse `module` (a meta-device one will do: only names and shapes are read) unless the tensors `stored`
+    (`stored_shapes` of its weight files in `folder`) are exactly its `state_dict()` entries with their shapes (tied
+    weights stored once); `what` names the model. Accepted besides: non-persistent buffers older checkpoints carry
+    (BERT's `position_ids`), LayerNorm's legacy `gamma`/`beta`, and `base_model_prefix` on one side only (transformers
+    loads both). CheckpointError: one line naming the folder and the first missing, unexpected and mismatched tensors.
     """
     expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     optional = {name for name, _ in module.named_buffers()} - set(expected)
@@ -116,15 +91,20 @@ def check_weights(module: torch.nn.Module, stored: Shapes, folder: Path, what: s
     for name, param in module.named_parameters(remove_duplicate=False):
         aliases.setdefault(id(param), set()).add(name)
     tied = {name for group in aliases.values() if group & set(stored) for name in group}
-    missing = sorted(set(expected) - set(stored) - tied)
-    unexpected = sorted(set(stored) - set(expected) - optional)
-    mismatched = sorted(
-        f"{k} {list(stored[k])} (model {list(expected[k])})"
-        for k in set(expected) & set(stored)
-        if stored[k] != expected[k]
-    )
-    problems = {"missing keys": missing, "unexpected keys": unexpected, "shape mismatches": mismatched}
-    found = [f"{kind}: {_listing(names)}" for kind, names in problems.items() if names]
+    problems = {
+        "missing keys": sorted(set(expected) - set(stored) - tied),
+        "unexpected keys": sorted(set(stored) - set(expected) - optional),
+        "shape mismatches": sorted(
+            f"{k} {list(stored[k])} (model {list(expected[k])})"
+            for k in set(expected) & set(stored)
+            if stored[k] != expected[k]
+        ),
+    }
+    found = [
+        f"{kind}: {', '.join(names[:6])}" + (f" (+{len(names) - 6} more)" if len(names) > 6 else "")
+        for kind, names in problems.items()
+        if names
+    ]
     if found:
         raise CheckpointError(
             f"weights in {folder} do not match {what} ({'; '.join(found)}); a model with tensors left at random or "
@@ -147,7 +127,3 @@ def _aligned(stored: Shapes, known: set[str], prefix: str) -> Shapes:
         if all(k.startswith(head) for k in known):
             return {head + k: v for k, v in out.items()}
     return out
-
-
-def _listing(names: list[str], limit: int = 6) -> str:
-    return ", ".join(names[:limit]) + (f" (+{len(names) - limit} more)" if len(names) > limit else "")

@@ -86,8 +86,7 @@ class Benchmark:
 
 
 def harness_benchmarks() -> dict[str, list[str]]:
-    """`conf/benchmark/<name>.yaml` name -> its task list, for the YAMLs that carry one (`mteb.yaml` names an mteb
-    benchmark instead)."""
+    """`conf/benchmark/<name>.yaml` name -> its task list, for the YAMLs that carry one (`mteb.yaml` names mteb's)."""
     folder = conf_dir() / "benchmark"
     out: dict[str, list[str]] = {}
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
@@ -112,18 +111,16 @@ def _mteb_names() -> dict[str, str]:
 
 
 def mteb_benchmark(name: str, key: str = "benchmark.name") -> Benchmark:
-    """A benchmark of mteb's registry by name or alias ("MTEB(eng, v2)", "MTEB(eng, classic)"), with its task names
-    and scopes; `key` is the config key the name came from, for the `ConfigError` when mteb has no such benchmark
-    (one line with close matches)."""
+    """A benchmark of mteb's registry by name or alias ("MTEB(eng, v2)"), with its task names and scopes; `key` is the
+    config key the name came from, for the `ConfigError` (one line, close matches) when mteb has no such benchmark."""
     import mteb
 
     known = _mteb_names()
     if name not in known:
         close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ConfigError(
-            f"mteb has no benchmark <{key}={name}>; {hint}list them with: nvembed-eval-list benchmarks --all"
-        )
+        listing = "list them with: nvembed-eval-list benchmarks --all"
+        raise ConfigError(f"mteb has no benchmark <{key}={name}>; {hint}{listing}")
     benchmark = mteb.get_benchmark(known[name])
     tasks = tuple(dict.fromkeys(task.metadata.name for task in benchmark.tasks))
     scopes = {task.metadata.name: (tuple(task.eval_splits), tuple(task.hf_subsets)) for task in benchmark.tasks}
@@ -135,11 +132,9 @@ def select_tasks(
 ) -> tuple[Benchmark, list[TaskSpec]]:
     """Which tasks a run evaluates and which benchmark it is: the one place that decides both. `tasks` (`tasks=[...]`),
     when given, wins and is the benchmark ("tasks"); else `benchmark_tasks` of the harness benchmark `benchmark_name`,
-    or, when those are empty (`benchmark=mteb`), mteb's benchmark of that name.
-
-    Returns the benchmark (every task, also those without data here) and its tasks' specs, checked against mteb's
-    registry, in order, without duplicates. Raises `TaskNotFoundError` for an unknown task (with close matches),
-    `ConfigError` for no tasks or an unknown mteb benchmark."""
+    or, when those are empty (`benchmark=mteb`), mteb's benchmark of that name. Returns the benchmark (every task, also
+    those without data here) and its tasks' specs (checked against mteb's registry, in order, no duplicates). Raises
+    `TaskNotFoundError` for an unknown task (with close matches), `ConfigError` for no tasks or an unknown benchmark."""
     named = None
     if tasks:
         names, name = resolve_task_names(list(tasks), []), AD_HOC

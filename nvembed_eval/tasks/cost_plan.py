@@ -200,11 +200,10 @@ def plan_tasks(
     chars_per_token: float = CHARS_PER_TOKEN,
 ) -> CostPlan:
     """Estimate what evaluating `specs` would encode (aggregates such as CQADupstackRetrieval summed over subtasks).
-
-    `variant` (`instructions.variant`) decides each side's instruction, templated with `template` ("Instruct:
-    {instruction}\\nQuery: "; None: the model adds no instructions, so no prefix tokens); `max_length` (None: unknown)
-    caps per-text tokens and flags truncation. Groups the statistics show to be identical texts with an identical
-    prefix are marked `shared_with` the first such group: a deduplicated total counts them once, as the cache does."""
+    `variant` (`instructions.variant`) decides each side's instruction, templated with `template` (None: no prefix
+    tokens); `max_length` (None: unknown) caps per-text tokens and flags truncation. Groups the statistics show to be
+    identical texts with an identical prefix are marked `shared_with` the first such group: a deduplicated total counts
+    them once, as the cache does."""
     import mteb
 
     plan = CostPlan([], float(chars_per_token), template, max_length)

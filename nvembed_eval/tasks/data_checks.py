@@ -26,13 +26,24 @@ def check_evaluable(task: AbsTask) -> None:
                 continue
             where = f"{name} ({split} split{'' if subset == 'default' else f', subset {subset}'})"
             if isinstance(task, a.AbsTaskSTS):
-                _check_sts(where, _column(data, "score"))
+                scores = _column(data, "score")
+                if scores is not None and (len(scores) < 2 or len(set(scores)) < 2):
+                    detail = f"{len(scores)} pair" + ("" if len(scores) == 1 else "s")
+                    detail += f", all with gold score {scores[0]}" if len(scores) >= 2 else ""
+                    need = "STS's Spearman correlation needs at least 2 pairs with different gold scores"
+                    raise DataError(f"{where} has {detail}; {need}")
             elif isinstance(task, a.AbsTaskPairClassification):
-                _check_pairs(where, _column(data, task.label_column_name))
+                labels = _column(data, task.label_column_name)
+                if labels is not None and set(map(int, labels)) != {0, 1}:
+                    need = "average precision needs pairs of both labels 0 and 1"
+                    raise DataError(f"{where} has {len(labels)} pairs, all labelled {_labels(labels)}; {need}")
             elif isinstance(task, a.AbsTaskClassification) and not isinstance(task, a.AbsTaskMultilabelClassification):
                 train = None if task.is_cross_validation else _split(task, subset, task.train_split)
-                if train is not None:
-                    _check_classes(f"{name} ({task.train_split} split)", _column(train, task.label_column_name))
+                labels = None if train is None else _column(train, task.label_column_name)
+                if labels is not None and len(set(map(str, labels))) < 2:
+                    which = f", all of class {_labels(labels)}" if labels else ""
+                    need = "the logistic-regression classifier needs at least 2 classes to train on"
+                    raise DataError(f"{name} ({task.train_split} split) has {len(labels)} examples{which}; {need}")
                 if len(data) == 0:
                     raise DataError(f"{where} has no rows; the classifier needs examples to score")
             elif isinstance(task, a.AbsTaskClusteringLegacy):
@@ -59,38 +70,10 @@ def _split(task: AbsTask, subset: str, split: str) -> Any:
 
 def _column(data: Any, name: str) -> list[Any] | None:
     try:
-        values = list(data[name])
+        values = list(data[name])  # old-style rows hold lists of pairs: flattened below
     except (KeyError, TypeError, ValueError, IndexError):
         return None
-    # old-style rows hold lists of pairs
     return [item for value in values for item in (value if isinstance(value, list) else [value])]
-
-
-def _check_sts(where: str, scores: list[Any] | None) -> None:
-    if scores is not None and (len(scores) < 2 or len(set(scores)) < 2):
-        detail = f"{len(scores)} pair" + ("" if len(scores) == 1 else "s")
-        if len(scores) >= 2:
-            detail += f", all with gold score {scores[0]}"
-        raise DataError(
-            f"{where} has {detail}; STS's Spearman correlation needs at least 2 pairs with different gold scores"
-        )
-
-
-def _check_pairs(where: str, labels: list[Any] | None) -> None:
-    if labels is not None and set(map(int, labels)) != {0, 1}:
-        raise DataError(
-            f"{where} has {len(labels)} pairs, all labelled {_labels(labels)}; average precision needs pairs of both "
-            "labels 0 and 1"
-        )
-
-
-def _check_classes(where: str, labels: list[Any] | None) -> None:
-    if labels is not None and len(set(map(str, labels))) < 2:
-        which = f", all of class {_labels(labels)}" if labels else ""
-        raise DataError(
-            f"{where} has {len(labels)} examples{which}; the logistic-regression classifier needs at least 2 classes "
-            "to train on"
-        )
 
 
 def _labels(labels: Iterable[Any]) -> str:

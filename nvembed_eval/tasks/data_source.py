@@ -115,13 +115,11 @@ def _digest(folders: list[Path]) -> str:
 def plan_task_data(
     specs: list[TaskSpec], *, data_dir: Path | None, dataset_revision: str, explicit: bool
 ) -> dict[str, TaskData]:
-    """Task name -> `TaskData` of every task a run can serve, in run order, decided before any model loads.
-
-    Tasks named with `tasks=[...]` (`explicit`) must all be servable; a benchmark run serves the tasks whose data is
-    there and reports its coverage (e.g. 3/56) rather than failing, so that the full experiment can be checked on CPU
-    against local data or a partial offline cache. `data_dir` None means the hub, on the `dataset_revision` commit
-    ("card" or "mteb"; local files are neither). Raises `DataError` when a named task's data is missing, or none of a
-    benchmark's tasks can be served."""
+    """Task name -> `TaskData` of every task a run can serve, in run order, decided before any model loads. Tasks named
+    with `tasks=[...]` (`explicit`) must all be servable; a benchmark run serves those whose data is there and reports
+    its coverage (e.g. 3/56), so the full experiment can be checked on CPU against local data or a partial offline
+    cache. `data_dir` None: the hub, on the `dataset_revision` commit ("card" or "mteb"). Raises `DataError` when a
+    named task's data is missing, or none of a benchmark's tasks can be served."""
     planned: dict[str, TaskData] = {}
     missing: dict[str, str] = {}
     if data_dir is not None and not data_dir.is_dir():

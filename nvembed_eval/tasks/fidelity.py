@@ -3,7 +3,7 @@ on the loaded task data before anything is encoded (docs/fidelity.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,16 +35,20 @@ def fidelity_record(task: AbsTask) -> dict[str, Any] | None:
 
 
 def reranking_divergences(task: AbsTask) -> dict[str, Any] | None:
-    """Count the queries of a loaded reranking task on which mteb 1.x and mteb 2.x scores differ by definition.
-
-    The queries counted are those mteb 2.x evaluates: in the split's queries and with at least one qrels line. A
-    document is judged relevant when its qrels score is > 0 (trec_eval's rule); a candidate without a qrels line is
-    a negative. Texts are compared as mteb 2.x encodes a document: title and text joined by a space, stripped.
-    `task` is loaded (`load_data` or this project's local loader) and narrowed to the splits and subsets the run
-    evaluates. Returns None when it has no candidate lists (`top_ranked`), i.e. is not a reranking task; else
-    {"queries": n, <kind>: count for each kind of `DIVERGENCES`, "examples": {kind: [query ids]}} summed over the
-    evaluated subsets and splits, with up to `EXAMPLES` ids of each non-zero kind (a query may count under several)."""
-    splits = list(_splits(task))
+    """Count the queries of a loaded reranking task (narrowed to the evaluated splits and subsets) on which mteb 1.x
+    and 2.x scores differ by definition. Counted: the queries mteb 2.x evaluates (in the split's queries, with qrels).
+    Relevant: qrels score > 0 (trec_eval's rule); a candidate without a qrels line is a negative. Texts are compared as
+    mteb 2.x encodes a document: title and text joined by a space, stripped (mteb/_create_dataloaders.py). None when
+    the task has no candidate lists (`top_ranked`: not reranking); else {"queries": n, <kind>: count per kind of
+    `DIVERGENCES`, "examples": {kind: [up to EXAMPLES query ids]}} summed over subsets and splits (a query may count
+    under several kinds)."""
+    dataset = getattr(task, "dataset", None)
+    splits = []  # the evaluated split dicts of a retrieval-style task ({subset: {split: RetrievalSplitData}})
+    for subset in task.hf_subsets if isinstance(dataset, Mapping) else ():
+        for split in task.eval_splits:
+            data = (dataset.get(subset) or {}).get(split) if isinstance(dataset.get(subset), Mapping) else None
+            if isinstance(data, Mapping) and "top_ranked" in data and "relevant_docs" in data:
+                splits.append(data)
     if not splits or any(split.get("top_ranked") is None for split in splits):
         return None
     counts = dict.fromkeys(DIVERGENCES, 0)
@@ -55,48 +59,27 @@ def reranking_divergences(task: AbsTask) -> dict[str, Any] | None:
         top_ranked: Mapping[str, list[str]] = split["top_ranked"]
         evaluated = [str(q) for q in split["queries"]["id"] if relevant_docs.get(str(q))]
         wanted = {str(d) for q in evaluated for d in top_ranked.get(q, ())}
-        texts = _document_texts(split["corpus"], wanted)
+        corpus = split["corpus"]
+        ids, bodies = [str(i) for i in corpus["id"]], corpus["text"]
+        titles = corpus["title"] if "title" in corpus.column_names else [""] * len(ids)
+        texts = {  # candidate id -> the text mteb 2.x encodes for it
+            i: f"{title} {body}".strip() if title else str(body).strip()  # mteb strips both forms
+            for i, title, body in zip(ids, titles, bodies, strict=True)
+            if i in wanted
+        }
         for qid in evaluated:
             total += 1
             candidates = [str(d) for d in top_ranked.get(qid, ())]
             relevant = {str(d) for d, score in relevant_docs[qid].items() if score > 0}
-            for kind in _kinds(candidates, relevant, texts):
+            candidate_texts = [texts.get(d, f"\0{d}") for d in candidates]  # an id not in the corpus ties with nothing
+            found = {
+                "no_negative_candidate": bool(candidates) and all(d in relevant for d in candidates),
+                "no_relevant_candidate": not relevant.intersection(candidates),
+                "relevant_outside_candidates": bool(relevant.difference(candidates)),
+                "duplicate_candidate_texts": len(set(candidate_texts)) < len(candidate_texts),
+            }
+            for kind in [k for k, hit in found.items() if hit]:
                 counts[kind] += 1
                 if len(examples.setdefault(kind, [])) < EXAMPLES:
                     examples[kind].append(qid)
     return {"queries": total, **counts, "examples": examples}
-
-
-def _kinds(candidates: list[str], relevant: set[str], texts: Mapping[str, str]) -> list[str]:
-    candidate_texts = [texts.get(d, f"\0{d}") for d in candidates]  # an id absent from the corpus ties with nothing
-    found = {
-        "no_negative_candidate": bool(candidates) and all(d in relevant for d in candidates),
-        "no_relevant_candidate": not relevant.intersection(candidates),
-        "relevant_outside_candidates": bool(relevant.difference(candidates)),
-        "duplicate_candidate_texts": len(set(candidate_texts)) < len(candidate_texts),
-    }
-    return [kind for kind, hit in found.items() if hit]
-
-
-def _document_texts(corpus: Any, wanted: set[str]) -> dict[str, str]:
-    """Candidate id -> the text mteb 2.x encodes for it (title and text joined by a space and stripped, as its
-    dataloader (mteb/_create_dataloaders.py) does)."""
-    ids, bodies = [str(i) for i in corpus["id"]], corpus["text"]
-    titles = corpus["title"] if "title" in corpus.column_names else [""] * len(ids)
-    return {
-        i: f"{title} {body}".strip() if title else str(body).strip()  # mteb strips both forms
-        for i, title, body in zip(ids, titles, bodies, strict=True)
-        if i in wanted
-    }
-
-
-def _splits(task: AbsTask) -> Iterable[Mapping[str, Any]]:
-    """The evaluated split dicts of a retrieval-style task ({subset: {split: RetrievalSplitData}})."""
-    dataset = getattr(task, "dataset", None)
-    if not isinstance(dataset, Mapping):
-        return
-    for subset in task.hf_subsets:
-        for split in task.eval_splits:
-            data = (dataset.get(subset) or {}).get(split) if isinstance(dataset.get(subset), Mapping) else None
-            if isinstance(data, Mapping) and "top_ranked" in data and "relevant_docs" in data:
-                yield data

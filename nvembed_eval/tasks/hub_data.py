@@ -20,19 +20,17 @@ log = logging.getLogger(__name__)
 
 
 def hub_offline() -> bool:
-    """Whether `datasets` is offline: its own `config.HF_HUB_OFFLINE`, read from `HF_DATASETS_OFFLINE` or else
-    `HF_HUB_OFFLINE` when it is imported (so this agrees with what `datasets` will do)."""
+    """`datasets`' own `config.HF_HUB_OFFLINE` (read from `HF_DATASETS_OFFLINE`, else `HF_HUB_OFFLINE`, on import)."""
     from datasets import config
 
     return bool(config.HF_HUB_OFFLINE)
 
 
 def offline_unless_reachable(timeout: float = 5.0) -> None:
-    """Before a run needs the hub: when offline mode is not set and the hub's endpoint does not answer within
-    `timeout` seconds (one HEAD request through huggingface_hub's own HTTP session, proxies included), switch
-    huggingface_hub, transformers and datasets to offline mode for this process and say so once. Their caches then
-    answer at once, or the run stops in one line, instead of after minutes of retries with back-off (165 s measured
-    for one dataset)."""
+    """When offline mode is not set and the hub's endpoint does not answer a HEAD request (huggingface_hub's session,
+    proxies included) within `timeout` seconds, switch huggingface_hub, transformers and datasets to offline mode for
+    this process and say so once: their caches then answer at once, or the run stops in one line, instead of after
+    minutes of retries with back-off (165 s measured for one dataset)."""
     import datasets.config
     import huggingface_hub.constants as hub
     from huggingface_hub.utils import get_session
@@ -46,12 +44,8 @@ def offline_unless_reachable(timeout: float = 5.0) -> None:
         reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}"
     hub.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
     os.environ["HF_HUB_OFFLINE"] = "1"  # transformers and any child process read the variable
-    log.warning(
-        "the Hugging Face hub (%s) cannot be reached (%s); running offline: hub data and models come from the local "
-        "caches (set HF_HUB_OFFLINE=1 to skip this check)",
-        hub.ENDPOINT,
-        reason,
-    )
+    message = "the Hugging Face hub (%s) cannot be reached (%s); running offline: hub data and models come from the"
+    log.warning(message + " local caches (set HF_HUB_OFFLINE=1 to skip this check)", hub.ENDPOINT, reason)
 
 
 def repo_cache_dir(repo: str) -> Path:
@@ -76,9 +70,8 @@ def cached_commits(repo: str) -> dict[str, list[Path]]:
 
 
 def select_cached_commit(repo: str, revision: str) -> bool:
-    """Make `revision` the commit `datasets` loads from its cache when it cannot ask the hub, by marking its folders the
-    most recently modified (the rule `datasets` uses offline); nothing else in the cache changes. Returns False when
-    the commit is not cached."""
+    """Make `revision` the commit `datasets` loads from its cache offline by marking its folders the most recently
+    modified (the rule `datasets` uses offline); nothing else changes. False when the commit is not cached."""
     folders = cached_commits(repo).get(revision)
     if not folders:
         return False
@@ -88,8 +81,10 @@ def select_cached_commit(repo: str, revision: str) -> bool:
     return True
 
 
-def loaded_commits(task: AbsTask, repo: str) -> set[str]:
-    """The commits whose cached files back the datasets a loaded task holds (empty when none is file-backed)."""
+def verify_loaded_commit(task: AbsTask, repo: str, revision: str) -> bool:
+    """Check that the loaded task's cached files all come from `revision`: True when verified, False when no loaded
+    dataset is backed by cached files (nothing to check). Raises `DataError` when some data came from another commit
+    (the cache served what the hub would not have)."""
     root = repo_cache_dir(repo).resolve()
     commits: set[str] = set()
     seen: set[int] = set()
@@ -108,15 +103,7 @@ def loaded_commits(task: AbsTask, repo: str) -> set[str]:
         for item in value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else ():
             walk(item)
 
-    walk(getattr(task, "dataset", None))
-    return commits
-
-
-def verify_loaded_commit(task: AbsTask, repo: str, revision: str) -> bool:
-    """Check that the loaded task's cached files all come from `revision`: True when verified, False when no loaded
-    dataset is backed by cached files (nothing to check). Raises `DataError` when some data came from another commit
-    (the cache served what the hub would not have)."""
-    commits = loaded_commits(task, repo)
+    walk(getattr(task, "dataset", None))  # the commits whose cached files back the datasets the task holds
     if not commits:
         return False
     if commits != {revision}:
@@ -130,9 +117,8 @@ def verify_loaded_commit(task: AbsTask, repo: str, revision: str) -> bool:
 
 
 def is_network_error(exc: BaseException) -> bool:
-    """Whether a loading failure means "the hub could not be reached", as opposed to data that cannot be read: looks
-    through the exception's causes for connection and timeout errors of the standard library, httpx and
-    huggingface_hub (its offline-mode and "not in the local cache" errors included)."""
+    """Whether a loading failure means "the hub could not be reached" (not unreadable data): a connection or timeout
+    error of the standard library, httpx or huggingface_hub (offline mode, "not in the local cache") in its causes."""
     from huggingface_hub import errors as hub_errors
     from huggingface_hub.utils import httpx  # the HTTP client huggingface_hub and datasets use, whatever its package
 
@@ -149,7 +135,6 @@ def is_network_error(exc: BaseException) -> bool:
 
 
 def network_error(task_name: str, repo: str, revision: str, exc: BaseException) -> DataError:
-    """The one-line error for a hub dataset that could not be fetched."""
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
     offline = "offline (HF_HUB_OFFLINE set, or the hub unreachable) and not in the datasets cache"
     where = offline if hub_offline() else f"the Hugging Face hub could not be reached ({type(exc).__name__}: {reason})"

@@ -12,14 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError, TaskNotFoundError
 from nvembed_eval.io import bundled_dir
-from nvembed_eval.tasks.specs import register_smoke_tasks
+from nvembed_eval.tasks.specs import SIDES, register_smoke_tasks
 
 if TYPE_CHECKING:
     from nvembed_eval.tasks.specs import TaskSpec
-
-PROMPT_TYPES = ("query", "document")
-NV_INSTRUCTIONS_FILE = "nv_embed_v2_instructions.json"
-TABLE7_FILE = "nv_embed_v2_table7_standin.yaml"
 
 
 class InstructionVariant(StrEnum):
@@ -37,23 +33,23 @@ def instructions_dir() -> Path:
 
 def load_nv_instructions() -> dict[str, dict[str, str]]:
     """NV-Embed-v2's own instructions.json (verbatim copy), keyed by task or group name ("STS", "SUMM")."""
-    return json.loads((instructions_dir() / NV_INSTRUCTIONS_FILE).read_text(encoding="utf-8"))
+    return json.loads((instructions_dir() / "nv_embed_v2_instructions.json").read_text(encoding="utf-8"))
 
 
 def load_table7() -> dict[str, Any]:
     """The stand-in table for tasks missing from instructions.json (every entry carries provenance)."""
     import yaml
 
-    return yaml.safe_load((instructions_dir() / TABLE7_FILE).read_text(encoding="utf-8"))
+    return yaml.safe_load((instructions_dir() / "nv_embed_v2_table7_standin.yaml").read_text(encoding="utf-8"))
 
 
 def _side(prompt_type: Any) -> str | None:
-    """Normalise mteb's `PromptType` (or a plain string) to "query" / "document" / None."""
+    """mteb's `PromptType` (or a plain string) as "query" / "document" / None."""
     if prompt_type is None:
         return None
     value = getattr(prompt_type, "value", prompt_type)
-    if value not in PROMPT_TYPES:
-        raise ConfigError(f"unknown prompt type '{value}'; mteb prompt types are: {', '.join(PROMPT_TYPES)} or None")
+    if value not in SIDES:  # ("query", "document")
+        raise ConfigError(f"unknown prompt type '{value}'; mteb prompt types are: {', '.join(SIDES)} or None")
     return str(value)
 
 
@@ -80,12 +76,16 @@ def instruction_for(spec: TaskSpec, prompt_type: str | None, variant: str) -> st
 
 
 def mteb_default_instruction(task_name: str, prompt_type: str | None) -> str | None:
-    """What mteb 2.x's `AbsEncoder.get_instruction` yields for a model without its own prompt table: the task metadata's
-    `prompt` (a dict is read by prompt type), falling back to the prompt of the task's abstract class (e.g. "Retrieve
-    semantically similar text." for STS). We call mteb itself rather than restate its rules. mteb hands back the whole
-    dict when a dict prompt meets prompt type None; that is no instruction here."""
+    """What mteb 2.x's `AbsEncoder.get_instruction` yields for a model without its own prompt table (mteb itself is
+    called rather than its rules restated): the task metadata's `prompt` (a dict read by prompt type; a whole dict
+    handed back for prompt type None is no instruction here), else that of the task's abstract class."""
     import mteb
+    from mteb.models.abs_encoder import AbsEncoder
     from mteb.types import PromptType
+
+    class NoPromptTable(AbsEncoder):  # no prompt table of its own: `get_instruction` falls through to the task's
+        def encode(self, *args: Any, **kwargs: Any) -> Any:  # never called: only the prompt lookup is used
+            raise NotImplementedError
 
     side = _side(prompt_type)
     register_smoke_tasks()
@@ -105,21 +105,10 @@ def mteb_default_instruction(task_name: str, prompt_type: str | None) -> str | N
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            text = _prompt_probe().get_instruction(metadata, PromptType(side) if side else None)
+            text = NoPromptTable().get_instruction(metadata, PromptType(side) if side else None)
     finally:
         mteb_log.setLevel(previous)
     return text if isinstance(text, str) and text else None
-
-
-def _prompt_probe() -> Any:
-    """An mteb encoder with no prompt table of its own, so `get_instruction` falls through to the task's prompt."""
-    from mteb.models.abs_encoder import AbsEncoder
-
-    class _NoPromptTable(AbsEncoder):
-        def encode(self, *args: Any, **kwargs: Any) -> Any:  # never called: only the prompt lookup is used
-            raise NotImplementedError
-
-    return _NoPromptTable()
 
 
 def render_prefix(instruction: str | None, template: str) -> str:

@@ -1,5 +1,6 @@
 """Local task data: read `<data_dir>/<TaskName>/` (layout in docs/local_data.md) into mteb's own registered task, as its
-own hub `load_data` and `dataset_transform` would leave it; one-file-per-split layouts here, BEIR by local_beir."""
+own hub `load_data` and `dataset_transform` would leave it: one file per split, or the BEIR layout (corpus, queries,
+qrels, top_ranked) read into the split data mteb's RetrievalDatasetLoader builds."""
 
 from __future__ import annotations
 
@@ -10,13 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError, DataError
 from nvembed_eval.io import read_text
-from nvembed_eval.tasks.local_beir import _read_beir
-from nvembed_eval.tasks.local_rows import _BEIR, _DOC, Rows, _data_file, _layout, _rows
+from nvembed_eval.tasks.local_rows import _BEIR, _DOC, Rows, _data_file, _layout, _rows, max_data_bytes
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
-
-__all__ = ["load_local_task_data"]
 
 
 def load_local_task_data(
@@ -24,21 +22,31 @@ def load_local_task_data(
 ) -> None:
     """Fill an mteb task object (`mteb.get_task(name)`) from `<data_dir>/<task name>/`, as its own `load_data` would
     from the hub; an aggregate (CQADupstackRetrieval) loads each of its subtasks. Every file is read and checked
-    before the task is changed, so a bad folder fails before any encoding and leaves the task as it was.
-
-    `split` / `subset` (an HF subset of a multilingual task, e.g. "en-en"): load and evaluate only that one (the task's
+    before the task is changed, so a bad folder fails before any encoding and leaves the task as it was. `split` /
+    `subset` (an HF subset of a multilingual task, e.g. "en-en"): load and evaluate only that one (the task's
     eval splits / `hf_subsets` are narrowed to it); None: all eval splits / the task's current `hf_subsets`. Raises
     `DataError` (one line naming the file, the 1-based line and the fix) when the task folder, a split file or a row is
     missing or malformed, `ConfigError` when `split` or `subset` is not one of the task's."""
+    from mteb.abstasks import AbsTaskClassification
     from mteb.abstasks.aggregated_task import AbsTaskAggregate
 
     if isinstance(task, AbsTaskAggregate):
         for subtask in task.metadata.tasks:
             load_local_task_data(subtask, data_dir, split=split, subset=subset)
         return
-    data_dir, name, multilingual = Path(data_dir), task.metadata.name, task.metadata.is_multilingual
-    kind = _kind(task)
-    splits, subsets = _resolve_splits(task, split), _resolve_subsets(task, subset)
+    data_dir, meta = Path(data_dir), task.metadata
+    name, multilingual, kind = meta.name, meta.is_multilingual, _kind(task)
+    if split is not None and split not in meta.eval_splits:
+        raise ConfigError(f"split={split!r} is not an eval split of {name}; choose one of {meta.eval_splits}")
+    splits = list(task.eval_splits) if split is None else [split]
+    if not multilingual and subset not in (None, "default"):
+        raise ConfigError(f"subset={subset!r} given for monolingual task {name}; use 'default'")
+    if multilingual and subset is not None and subset not in meta.hf_subsets:
+        raise ConfigError(f"subset={subset!r} is not an HF subset of {name}; choose one of {meta.hf_subsets}")
+    subsets = ["default"] if not multilingual else [subset] if subset is not None else list(task.hf_subsets)
+    required = splits
+    if isinstance(task, AbsTaskClassification) and not task.is_cross_validation and task.train_split not in splits:
+        required = [task.train_split, *splits]  # the classifier is fit on the train split
     root = data_dir / name
     if not root.is_dir():
         where = root / "<subset>" if multilingual else root
@@ -49,10 +57,8 @@ def load_local_task_data(
         folder = root / hf_subset if multilingual else root
         if not folder.is_dir():
             raise DataError(f"missing subset folder for {name}: expected {_layout(kind, folder, splits)}")
-        if kind in _BEIR:
-            dataset[hf_subset] = _read_beir(folder, splits, kind)
-        else:
-            dataset[hf_subset] = _read_split_files(task, kind, folder, _required_splits(task, splits))
+        read = _read_beir(folder, splits, kind) if kind in _BEIR else _read_split_files(task, kind, folder, required)
+        dataset[hf_subset] = read
     if not multilingual and kind not in _BEIR:
         dataset = dataset["default"]  # AbsTask.load_data keeps monolingual data as {split: Dataset}
 
@@ -82,16 +88,14 @@ def _kind(task: AbsTask) -> str:
     def columns_are_names(*attrs: str) -> bool:  # tasks whose inputs span several modality columns are not text
         return all(isinstance(getattr(task, attr), str) for attr in attrs)
 
+    pair = ("input1_column_name", "input2_column_name")
     by_class = (  # checked in order: subclasses first
         (a.AbsTaskMultilabelClassification, lambda: None),
         (a.AbsTaskRegression, lambda: None),
         (a.AbsTaskRetrieval, lambda: meta.type if meta.type in _BEIR else None),
         (a.AbsTaskSTS, lambda: "STS" if all(isinstance(c, str) for c in task.column_names) else None),
         (a.AbsTaskClassification, lambda: "Classification" if columns_are_names("input_column_name") else None),
-        (
-            a.AbsTaskPairClassification,
-            lambda: "PairClassification" if columns_are_names("input1_column_name", "input2_column_name") else None,
-        ),
+        (a.AbsTaskPairClassification, lambda: "PairClassification" if columns_are_names(*pair) else None),
         (a.AbsTaskClusteringLegacy, lambda: "Clustering"),
         (a.AbsTaskClustering, lambda: "Clustering" if columns_are_names("input_column_name") else None),
         (a.AbsTaskSummarization, lambda: "Summarization"),
@@ -107,34 +111,6 @@ def _kind(task: AbsTask) -> str:
     return kind
 
 
-def _resolve_splits(task: AbsTask, split: str | None) -> list[str]:
-    if split is None:
-        return list(task.eval_splits)
-    if split not in task.metadata.eval_splits:
-        choices = task.metadata.eval_splits
-        raise ConfigError(f"split={split!r} is not an eval split of {task.metadata.name}; choose one of {choices}")
-    return [split]
-
-
-def _resolve_subsets(task: AbsTask, subset: str | None) -> list[str]:
-    meta = task.metadata
-    if not meta.is_multilingual:
-        if subset not in (None, "default"):
-            raise ConfigError(f"subset={subset!r} given for monolingual task {meta.name}; use 'default'")
-        return ["default"]
-    if subset is not None and subset not in meta.hf_subsets:
-        raise ConfigError(f"subset={subset!r} is not an HF subset of {meta.name}; choose one of {meta.hf_subsets}")
-    return [subset] if subset is not None else list(task.hf_subsets)
-
-
-def _required_splits(task: AbsTask, splits: list[str]) -> list[str]:
-    from mteb.abstasks import AbsTaskClassification
-
-    if isinstance(task, AbsTaskClassification) and not task.is_cross_validation and task.train_split not in splits:
-        return [task.train_split, *splits]  # the classifier is fit on the train split
-    return splits
-
-
 class _RowError(Exception):
     """A row that is well-formed on its own but does not fit its file: (line number, problem)."""
 
@@ -146,7 +122,14 @@ def _read_split_files(task: AbsTask, kind: str, folder: Path, required: list[str
     missing = next((s for s in required if _data_file(folder, s) is None), None)
     if missing is not None:
         raise DataError(f"missing split file {folder / missing}.jsonl.gz: expected {_layout(kind, folder, required)}")
-    labels = _read_labels(folder / "labels.json") if kind == "Classification" else None
+    labels_path, labels = folder / "labels.json", None
+    if kind == "Classification" and labels_path.is_file():
+        try:
+            labels = json.loads(read_text(labels_path, error=DataError))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            labels = f"unreadable ({e})"
+        if not isinstance(labels, dict) or not labels or not all(isinstance(v, str) for v in labels.values()):
+            raise DataError(f'{labels_path}: must be a JSON object mapping label ids to names, e.g. {{"0": "sports"}}')
     stems = sorted({p.name.removesuffix(".gz").removesuffix(".jsonl") for p in folder.glob("*.jsonl*")})
     splits = {}
     for stem in stems:
@@ -164,22 +147,11 @@ def _read_split_files(task: AbsTask, kind: str, folder: Path, required: list[str
     return _local_dataset_dict()(splits)
 
 
-def _read_labels(path: Path) -> dict[str, str] | None:
-    if not path.is_file():
-        return None
-    try:
-        labels = json.loads(read_text(path, error=DataError))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        labels = f"unreadable ({e})"
-    if not isinstance(labels, dict) or not labels or not all(isinstance(v, str) for v in labels.values()):
-        raise DataError(f'{path}: must be a JSON object mapping label ids to names, e.g. {{"0": "sports"}}')
-    return labels
-
-
 def _columns(task: Any, kind: str, rows: Rows, labels: dict[str, str] | None) -> dict[str, list]:
     """The rows as columns, under the names the task's evaluator reads."""
+    from mteb.abstasks import AbsTask, AbsTaskClustering
 
-    def col(key: str) -> list[Any]:
+    def col(key: str) -> list[Any]:  # one key of every row
         return [row[key] for _, row in rows]
 
     if kind == "STS":
@@ -191,7 +163,17 @@ def _columns(task: Any, kind: str, rows: Rows, labels: dict[str, str] | None) ->
             task.label_column_name: col("label"),
         }
     if kind == "Classification":
-        _check_labels(rows, labels)
+        first = type(rows[0][1]["label"])
+        for lineno, row in rows:
+            label = row["label"]
+            if type(label) is not first:
+                raise _RowError(lineno, f"label {label!r} is not a {first.__name__} like the first row's")
+            if labels is not None and isinstance(label, int):
+                if str(label) not in labels:
+                    raise _RowError(lineno, f"label {label} is not a key of labels.json")
+                if row.get("label_text", labels[str(label)]) != labels[str(label)]:
+                    message = f"label_text {row['label_text']!r} != labels.json[{label}] {labels[str(label)]!r}"
+                    raise _RowError(lineno, message)
         columns = {task.input_column_name: col("text"), task.label_column_name: col("label")}
         return columns | ({"label_text": col("label_text")} if all("label_text" in r for _, r in rows) else {})
     if kind == "Clustering":
@@ -199,7 +181,9 @@ def _columns(task: Any, kind: str, rows: Rows, labels: dict[str, str] | None) ->
             if len(row["sentences"]) != len(row["labels"]):
                 raise _RowError(lineno, f"{len(row['sentences'])} sentences but {len(row['labels'])} labels")
         sentences, set_labels = col("sentences"), col("labels")
-        if _flattens_sets(task):
+        # A per-text clustering task (AbsTaskClustering) whose own transform does not build its table from the sets.
+        transform_owner = next(k for k in type(task).__mro__ if "dataset_transform" in vars(k))
+        if isinstance(task, AbsTaskClustering) and transform_owner is AbsTask:
             sentences, set_labels = [x for s in sentences for x in s], [x for s in set_labels for x in s]
         return {task.input_column_name: sentences, task.label_column_name: set_labels}
     for lineno, row in rows:  # Summarization
@@ -214,27 +198,96 @@ def _columns(task: Any, kind: str, rows: Rows, labels: dict[str, str] | None) ->
     }
 
 
-def _check_labels(rows: Rows, labels: dict[str, str] | None) -> None:
-    first = type(rows[0][1]["label"])
+_QRELS_HEADER = ["query-id", "corpus-id", "score"]
+
+
+def _read_beir(folder: Path, splits: list[str], kind: str) -> dict[str, dict[str, Any]]:
+    """{split: RetrievalSplitData} as mteb's RetrievalDatasetLoader builds it: corpus (id, title, text), the
+    queries the split's qrels name (id, text; file order), relevant_docs {qid: {docid: int}}, top_ranked or None."""
+    from datasets import Dataset
+
+    layout = _layout(kind, folder, splits)
+    paths = {stem: _data_file(folder, stem) for stem in ("corpus", "queries")}
+    for stem, path in paths.items():  # every file must exist before the (possibly large) corpus is read
+        if path is None:
+            raise DataError(f"missing {stem} file {folder / stem}.jsonl.gz: expected {layout}")
+    for s in splits:
+        if not (folder / "qrels" / f"{s}.tsv").is_file():
+            raise DataError(f"missing split file {folder / 'qrels' / s}.tsv: expected {layout}")
+        if kind == "Reranking" and _data_file(folder / "top_ranked", s) is None:
+            raise DataError(f"missing split file {folder / 'top_ranked' / s}.jsonl.gz: expected {layout}")
+    corpus_path, queries_path = paths["corpus"], paths["queries"]
+
+    docs = _unique_ids(corpus_path, _rows(corpus_path, "corpus"))
+    titles, texts = [d.get("title", "") for d in docs.values()], [d["text"] for d in docs.values()]
+    corpus = Dataset.from_dict({"id": list(docs), "title": titles, "text": texts})
+    queries = _unique_ids(queries_path, _rows(queries_path, "queries"))
+    out = {}
+    for s in splits:
+        qrels = _read_qrels(folder / "qrels" / f"{s}.tsv", docs, queries, corpus_path, queries_path)
+        top_path = _data_file(folder / "top_ranked", s)
+        top_ranked = _read_top_ranked(top_path, docs, qrels, corpus_path) if top_path else None
+        kept = [q for q in queries if q in qrels]
+        split_queries = Dataset.from_dict({"id": kept, "text": [queries[q]["text"] for q in kept]})
+        out[s] = {"corpus": corpus, "queries": split_queries, "relevant_docs": qrels, "top_ranked": top_ranked}
+    return out
+
+
+def _unique_ids(path: Path, rows: Rows) -> dict[str, dict[str, Any]]:
+    """Rows by `_id`, in file order."""
+    by_id: dict[str, dict[str, Any]] = {}
+    line_of: dict[str, int] = {}
     for lineno, row in rows:
-        label = row["label"]
-        if type(label) is not first:
-            raise _RowError(lineno, f"label {label!r} is not a {first.__name__} like the first row's")
-        if labels is not None and isinstance(label, int):
-            if str(label) not in labels:
-                raise _RowError(lineno, f"label {label} is not a key of labels.json")
-            if row.get("label_text", labels[str(label)]) != labels[str(label)]:
-                raise _RowError(
-                    lineno, f"label_text {row['label_text']!r} != labels.json[{label}] {labels[str(label)]!r}"
-                )
+        if row["_id"] in by_id:
+            raise DataError(f"{path}:{lineno}: duplicate _id {row['_id']!r} (first on line {line_of[row['_id']]})")
+        by_id[row["_id"]], line_of[row["_id"]] = row, lineno
+    return by_id
 
 
-def _flattens_sets(task: Any) -> bool:
-    """A per-text clustering task (AbsTaskClustering) whose own transform does not build its table from the sets."""
-    from mteb.abstasks import AbsTask, AbsTaskClustering
+def _read_qrels(path: Path, docs: dict, queries: dict, corpus_path: Path, queries_path: Path) -> dict[str, dict]:
+    try:
+        lines = read_text(path, max_data_bytes(), error=DataError).splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot be read as UTF-8 text: {e}") from None
+    qrels: dict[str, dict[str, int]] = {}
+    for lineno, line in enumerate(lines, 1):
+        fields = line.split("\t")
+        if lineno == 1 and fields == _QRELS_HEADER:
+            continue
+        where = f"{path}:{lineno}"
+        if len(fields) != 3:
+            raise DataError(f"{where}: expected 3 tab-separated fields query-id, corpus-id, score; got {len(fields)}")
+        qid, did, score = fields
+        try:
+            value = int(score)
+        except ValueError:
+            raise DataError(f"{where}: score {score!r} is not an integer (query-id, corpus-id, score)") from None
+        if qid not in queries:
+            raise DataError(f"{where}: query-id {qid!r} is not in {queries_path}; add the query or drop the line")
+        if did not in docs:
+            raise DataError(f"{where}: corpus-id {did!r} is not in {corpus_path}; add the document or drop the line")
+        qrels.setdefault(qid, {})[did] = value  # a repeated pair keeps its last score, as mteb's loader does
+    if not qrels:
+        raise DataError(f"{path}: the split is empty (no relevance judgements); add query-id/corpus-id/score lines")
+    return qrels
 
-    owner = next(k for k in type(task).__mro__ if "dataset_transform" in vars(k))
-    return isinstance(task, AbsTaskClustering) and owner is AbsTask
+
+def _read_top_ranked(path: Path, docs: dict, qrels: dict, corpus_path: Path) -> dict[str, list[str]]:
+    top_ranked: dict[str, list[str]] = {}
+    for lineno, row in _rows(path, "top_ranked"):
+        qid, where = row["query-id"], f"{path}:{lineno}"
+        if qid not in qrels:
+            raise DataError(f"{where}: query-id {qid!r} has no qrels in this split; drop the line or add qrels")
+        if qid in top_ranked:
+            raise DataError(f"{where}: duplicate query-id {qid!r}; give one line per query")
+        unknown = next((d for d in row["corpus-ids"] if d not in docs), None)
+        if unknown is not None:
+            raise DataError(f"{where}: corpus-id {unknown!r} is not in {corpus_path}")
+        top_ranked[qid] = row["corpus-ids"]
+    lacking = next((q for q in qrels if q not in top_ranked), None)
+    if lacking is not None:
+        raise DataError(f"{path}: query-id {lacking!r} has qrels but no candidate list; add a line for it")
+    return top_ranked
 
 
 @functools.cache

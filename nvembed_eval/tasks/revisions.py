@@ -8,13 +8,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from nvembed_eval.errors import DataError
-from nvembed_eval.tasks.hub_data import (
-    hub_offline,
-    is_network_error,
-    network_error,
-    select_cached_commit,
-    verify_loaded_commit,
-)
+from nvembed_eval.tasks import hub_data
 from nvembed_eval.tasks.specs import REVISION_KINDS
 
 if TYPE_CHECKING:
@@ -25,14 +19,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CARD, MTEB = REVISION_KINDS
-
-
-def with_revision(task: AbsTask, revision: str) -> AbsTask:
-    """Point `task` at another commit of its dataset. The metadata is copied: mteb shares one metadata object per
-    task class across the process."""
-    dataset = {**task.metadata.dataset, "revision": revision}
-    task.metadata = task.metadata.model_copy(update={"dataset": dataset})
-    return task
 
 
 def build_mteb_task(spec: TaskSpec, dataset_revision: str) -> tuple[AbsTask, str]:
@@ -51,14 +37,14 @@ def build_mteb_task(spec: TaskSpec, dataset_revision: str) -> tuple[AbsTask, str
         return task, CARD
     card_repo, repo = (spec.dataset_path or {}).get(CARD), (task.metadata.dataset or {}).get("path")
     if card_repo and repo and card_repo != repo:
-        reason = (
-            f"the card's commit {card[:8]} is in {card_repo}, which mteb {mteb.__version__} no longer reads "
-            f"(it reads {repo})"
-        )
+        reason = f"the card's commit {card[:8]} is in {card_repo}, which mteb {mteb.__version__} no longer reads"
+        reason += f" (it reads {repo})"
         log.warning("%s: %s; loading mteb's commit %s. Its score is flagged as on another revision.", spec.name,
                     reason, task.metadata.revision[:8])  # fmt: skip
         return task, f"{MTEB} ({reason})"
-    return with_revision(task, card), CARD
+    # The metadata is copied: mteb shares one metadata object per task class across the process.
+    task.metadata = task.metadata.model_copy(update={"dataset": {**task.metadata.dataset, "revision": card}})
+    return task, CARD
 
 
 def hub_leaves(task: AbsTask) -> list[AbsTask]:
@@ -74,22 +60,20 @@ def hub_datasets(task: AbsTask) -> list[tuple[str, str]]:
 
 
 def load_hub_data(spec: TaskSpec, task: AbsTask, source: str) -> tuple[AbsTask, str, bool]:
-    """Load a task's hub data now, on its chosen commit, and check which commit the files came from.
+    """Load a task's hub data on its chosen commit and check which commit the files came from. A card commit that
+    cannot be read (rewritten history, a loading script `datasets` no longer runs, a format mteb 2.x no longer parses)
+    is replaced by mteb's commit with a warning; a network failure fails at once, on no other commit.
 
-    A card commit that loads but cannot be read (rewritten history, a loading script `datasets` no longer runs, a format
-    mteb 2.x no longer parses) is replaced by mteb's commit with a warning, and the reason is returned for run.json. A
-    network failure is not such a case: it fails at once, on no other commit.
-
-    Returns the loaded task (a fresh one on mteb's commit after a fallback), its commit's source, and whether every
-    file-backed dataset was checked to come from the requested commit (`hub_data.verify_loaded_commit`). Raises
-    `DataError` when the hub (or, offline, the datasets cache) cannot provide the commit, the data came from another
-    commit, or mteb cannot read its own commit either."""
+    Returns the loaded task (a fresh one on mteb's commit after a fallback), its commit's source (with the fallback's
+    reason, for run.json), and whether every file-backed dataset was checked to come from the requested commit
+    (`hub_data.verify_loaded_commit`). Raises `DataError` when the hub (or, offline, the datasets cache) cannot provide
+    the commit, the data came from another commit, or mteb cannot read its own commit either."""
     try:
         return task, source, _load_and_verify(spec, task)
     except _Unreadable as failure:
+        exc = failure.__cause__
         if source != CARD:
-            raise _unreadable(spec, task, failure.error) from None
-        exc = failure.error
+            raise _unreadable(spec, task, exc) from None
         message = (str(exc).strip().splitlines() or [""])[0][:200]
         reason = f"the card's commit {task.metadata.revision[:8]} failed to load: {type(exc).__name__}: {message}"
     fresh, _ = build_mteb_task(spec, MTEB)
@@ -97,31 +81,27 @@ def load_hub_data(spec: TaskSpec, task: AbsTask, source: str) -> tuple[AbsTask, 
     try:
         return fresh, f"{MTEB} ({reason})", _load_and_verify(spec, fresh)
     except _Unreadable as failure:
-        raise _unreadable(spec, fresh, failure.error) from None
+        raise _unreadable(spec, fresh, failure.__cause__) from None
 
 
 class _Unreadable(Exception):
-    """mteb's own loading of a commit failed for a reason other than the network (carries the error)."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
+    """mteb's own loading of a commit failed for a reason other than the network (the error is its `__cause__`)."""
 
 
 def _load_and_verify(spec: TaskSpec, task: AbsTask) -> bool:
     datasets = hub_datasets(task)
     for repo, revision in datasets:
-        if not select_cached_commit(repo, revision) and hub_offline():
-            raise network_error(spec.name, repo, revision, ConnectionError("not cached"))
+        if not hub_data.select_cached_commit(repo, revision) and hub_data.hub_offline():
+            raise hub_data.network_error(spec.name, repo, revision, ConnectionError("not cached"))
     try:
         task.load_data()
     except Exception as exc:  # only mteb's and datasets' own loading is in this block
-        if is_network_error(exc):
+        if hub_data.is_network_error(exc):
             repo, revision = datasets[0]
-            raise network_error(spec.name, repo, revision, exc) from None
-        raise _Unreadable(exc) from exc
+            raise hub_data.network_error(spec.name, repo, revision, exc) from None
+        raise _Unreadable() from exc
     leaves = zip(hub_leaves(task), datasets, strict=True)
-    return all([verify_loaded_commit(leaf, repo, revision) for leaf, (repo, revision) in leaves])
+    return all([hub_data.verify_loaded_commit(leaf, repo, revision) for leaf, (repo, revision) in leaves])
 
 
 def _unreadable(spec: TaskSpec, task: AbsTask, exc: BaseException) -> DataError:

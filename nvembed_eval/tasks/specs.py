@@ -24,8 +24,7 @@ REVISION_KINDS = ("card", "mteb")  # the dataset commit of the published score, 
 
 
 def content_revision(source: str, digest: str) -> str:
-    """The `dataset_revision` a result of data not from the hub records: `<source>:sha256:<16 hex>` (e.g.
-    `local:sha256:8ab1...`), never a hub commit the data did not come from."""
+    """The `dataset_revision` of data not from the hub: `<source>:sha256:<16 hex>`, never a hub commit."""
     return f"{source}:sha256:{digest[:16]}"
 
 
@@ -78,8 +77,6 @@ class TaskSpec:
 
 SPEC_KEYS = tuple(f.name for f in fields(TaskSpec))
 REQUIRED_KEYS = ("name", "type", "split", "subset", "metric")
-
-
 # mteb task and benchmark names: letters, digits and `_ - . ( ) , +` and spaces ("MTEB(eng, v2)"), never a path.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-()+, ]*$")
 
@@ -126,25 +123,32 @@ def _spec_from_mapping(data: Any, path: Path) -> TaskSpec:
         raise ConfigError(f"{path} lacks required key '{missing[0]}'; add it (required: {', '.join(REQUIRED_KEYS)})")
     if data["name"] != path.stem:
         raise ConfigError(f"task name <name={data['name']}> differs from its file {path.name}; make them equal")
-    _check_type(str(data["type"]), path)
+    task_type = str(data["type"])
+    if task_type not in TaskType._value2member_map_:
+        from mteb.abstasks.task_metadata import TaskType as MtebTaskType  # other mteb types are fine for ad-hoc YAMLs
 
+        valid = get_args(MtebTaskType)
+        if task_type not in valid:
+            close = difflib.get_close_matches(task_type, valid, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"valid: {', '.join(t.value for t in TaskType)}"
+            raise ConfigError(f"unknown task type <type={task_type}> in {path}; {hint}")
     instructions = data.get("instructions") or {}
     bad_sides = sorted(set(instructions) - set(SIDES)) if isinstance(instructions, dict) else ["<not a mapping>"]
     if bad_sides:
         raise ConfigError(f"unknown instruction side '{bad_sides[0]}' in {path} <instructions>; sides: query, document")
-    revisions = data.get("dataset_revision") or {}
-    if not isinstance(revisions, dict) or set(revisions) - set(REVISION_KINDS):
-        raise ConfigError(f"{path} <dataset_revision> must map card/mteb to a revision; fix the file")
-    repos = data.get("dataset_path") or {}
-    if not isinstance(repos, dict) or set(repos) - set(REVISION_KINDS):
-        raise ConfigError(f"{path} <dataset_path> must map card/mteb to a hub repository; fix the file")
+    revisions, repos = data.get("dataset_revision") or {}, data.get("dataset_path") or {}
+    for key, value, what in (
+        ("dataset_revision", revisions, "a revision"),
+        ("dataset_path", repos, "a hub repository"),
+    ):
+        if not isinstance(value, dict) or set(value) - set(REVISION_KINDS):
+            raise ConfigError(f"{path} <{key}> must map card/mteb to {what}; fix the file")
     subtasks = data.get("subtasks") or []
     if not isinstance(subtasks, list):
         raise ConfigError(f"{path} <subtasks> must be a list of mteb task names; fix the file")
     version = data.get("version", 1)
     if not isinstance(version, int) or isinstance(version, bool):
         raise ConfigError(f"{path} <version={version}> must be an integer; fix the file")
-
     return TaskSpec(
         **{key: str(data[key]) for key in REQUIRED_KEYS},
         version=version,
@@ -157,20 +161,7 @@ def _spec_from_mapping(data: Any, path: Path) -> TaskSpec:
     )
 
 
-def _check_type(value: str, path: Path) -> None:
-    if value in TaskType._value2member_map_:
-        return
-    from mteb.abstasks.task_metadata import TaskType as MtebTaskType  # other mteb types are fine for ad-hoc YAMLs
-
-    valid = get_args(MtebTaskType)
-    if value not in valid:
-        close = difflib.get_close_matches(value, valid, n=1)
-        hint = f"did you mean {close[0]}?" if close else f"valid: {', '.join(t.value for t in TaskType)}"
-        raise ConfigError(f"unknown task type <type={value}> in {path}; {hint}")
-
-
 def has_task_yaml(name: str) -> bool:
-    """Whether `conf/task/<name>.yaml` exists (the task has this harness's own spec)."""
     return task_yaml_path(name).is_file()
 
 
@@ -179,11 +170,6 @@ def list_task_specs() -> dict[str, TaskSpec]:
     folder = conf_dir() / "task"
     paths = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
     return {path.stem: _spec_from_mapping(read_yaml(path), path) for path in paths}
-
-
-def parent_of_subtask(name: str) -> TaskSpec | None:
-    """The aggregate task spec (e.g. CQADupstackRetrieval) that lists `name` as a subtask, if any."""
-    return next((spec for spec in list_task_specs().values() if name in spec.subtasks), None)
 
 
 def register_smoke_tasks() -> None:
@@ -234,17 +220,11 @@ def load_task_spec(name: str) -> TaskSpec:
     path = task_yaml_path(name)
     if path.is_file():
         return _spec_from_mapping(read_yaml(path), path)
-    parent = parent_of_subtask(name)
+    parent = next((spec for spec in list_task_specs().values() if name in spec.subtasks), None)
     own = spec_from_mteb(name)
     if parent is not None:
-        return replace(
-            parent,
-            name=own.name,
-            instructions=dict(parent.instructions),
-            dataset_revision=dict(own.dataset_revision),
-            dataset_path=dict(own.dataset_path),
-            subtasks=(),
-        )
+        dataset = {"dataset_revision": dict(own.dataset_revision), "dataset_path": dict(own.dataset_path)}
+        return replace(parent, name=own.name, instructions=dict(parent.instructions), subtasks=(), **dataset)
     message = "task %s has no conf/task/%s.yaml: using mteb's metadata with no instruction and no published score"
     log.info(message + " (add the YAML to set them)", name, name)
     return own

@@ -9,7 +9,7 @@ import pytest
 import torch
 from nvembed_testlib import GOLDEN
 
-from nvembed_eval.errors import EncodingError
+from nvembed_eval.errors import ConfigError, EncodingError
 from nvembed_eval.models.nvembed.encoder_nvembed import NVEmbedEncoder
 
 CASES = json.loads((GOLDEN / "cases.json").read_text(encoding="utf-8")) if (GOLDEN / "cases.json").is_file() else []
@@ -23,10 +23,14 @@ def expected(golden_dir):
 
 @pytest.fixture(scope="module")
 def encoder_for(golden_dir):
-    """One encoder per max_length used by the cases, all on the golden weights, float32 on CPU."""
+    """One encoder per max_length used by the cases, all on the golden weights, float32 on CPU. The two card cases ask
+    for 32768 (the 7B model's context); this checkpoint's is 512 and more is refused (`check_length`). Their texts are
+    far shorter, so 512 truncates nothing: the token ids the test compares with the reference's prove it."""
     cache: dict[int, NVEmbedEncoder] = {}
+    limit = json.loads((golden_dir / "config.json").read_text())["text_config"]["max_position_embeddings"]
 
     def get(max_length: int) -> NVEmbedEncoder:
+        max_length = min(max_length, limit)
         if max_length not in cache:
             cache[max_length] = NVEmbedEncoder(str(golden_dir), device="cpu", max_length=max_length, progress=False)
         return cache[max_length]
@@ -36,6 +40,11 @@ def encoder_for(golden_dir):
 
 def test_golden_set_is_complete():
     assert len(CASES) == 23, "the golden set has 23 cases"
+
+
+def test_a_max_length_beyond_the_checkpoints_context_is_refused(golden_dir):
+    with pytest.raises(ConfigError, match=r"<model.max_length=32768> is more than .* can embed \(512 tokens\)"):
+        NVEmbedEncoder(str(golden_dir), device="cpu", max_length=32768, progress=False)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])

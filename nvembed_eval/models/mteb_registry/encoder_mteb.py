@@ -26,34 +26,6 @@ log = logging.getLogger(__name__)
 PROMPT_KEY_PREFIX = "mteb-prompt:"
 
 
-def _supported_loaders() -> dict[type, str]:
-    """mteb loaders whose first argument goes straight to `SentenceTransformer(...)` (so a snapshot folder can replace
-    the hub id) -> how each applies prompts: "prompt" (`model_prompts`) or "instruction" (`get_task_instruction`).
-    Subclasses are left out: they may override what is keyed here."""
-    from mteb.models.instruct_wrapper import InstructSentenceTransformerModel
-    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
-
-    return {SentenceTransformerEncoderWrapper: "prompt", InstructSentenceTransformerModel: "instruction"}
-
-
-def registry_meta(name: str | None) -> ModelMeta:
-    """mteb's `ModelMeta` for `name` (`model.name`); refuses names mteb does not know, with its suggestion."""
-    import mteb
-
-    if not name:
-        raise ConfigError(
-            "<model.name> is required with model=mteb; give a name from mteb's registry, e.g. "
-            "model.name=sentence-transformers/all-MiniLM-L6-v2"
-        )
-    try:
-        return mteb.get_model_meta(name)
-    except KeyError as exc:
-        message = str(exc.args[0] if exc.args else exc)
-        raise ConfigError(
-            f"<model.name={name}>: {message} model=mteb runs models of mteb's registry (mteb.get_model_metas())."
-        ) from None
-
-
 def _stable(value: Any) -> Any:
     """A JSON-able, run-independent form of loader arguments (functions by their qualified name, not their address)."""
     if callable(value):
@@ -67,17 +39,29 @@ def _stable(value: Any) -> Any:
 
 class MtebRegistryEncoder:
     """`TextEncoder` over a model of mteb's registry (`name` as `mteb.get_model_meta` knows it) that mteb loads with
-    sentence-transformers; `revision` None = the registry's. ConfigError: unknown name, a loader this harness cannot pin
-    to a commit, or one that needs remote code. CheckpointError: the snapshot cannot be resolved or loaded, holds
-    pickle, or names files outside itself."""
+    sentence-transformers; `revision` None = the registry's. ConfigError: unknown name, a loader that cannot be pinned
+    to a commit or needs remote code. CheckpointError: the snapshot cannot be resolved or loaded, holds pickle, or
+    names files outside itself."""
 
     def __init__(
         self, name: str | None = None, revision: str | None = None, device: str = "auto", allow_pickle: bool = False
     ) -> None:
         import mteb
+        from mteb.models.instruct_wrapper import InstructSentenceTransformerModel
+        from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
 
-        meta = registry_meta(name)
-        loaders = _supported_loaders()
+        if not name:
+            hint = "give a name from mteb's registry, e.g. model.name=sentence-transformers/all-MiniLM-L6-v2"
+            raise ConfigError(f"<model.name> is required with model=mteb; {hint}")
+        try:
+            meta = mteb.get_model_meta(name)
+        except KeyError as exc:  # mteb's message carries its suggestion
+            message, registry = exc.args[0] if exc.args else exc, "mteb's registry (mteb.get_model_metas())"
+            raise ConfigError(f"<model.name={name}>: {message} model=mteb runs models of {registry}.") from None
+        # mteb loaders whose first argument goes straight to `SentenceTransformer(...)` (so a snapshot folder can
+        # replace the hub id) -> how each applies prompts: "prompt" (`model_prompts`) or "instruction"
+        # (`get_task_instruction`). Subclasses are left out: they may override what is keyed here.
+        loaders = {SentenceTransformerEncoderWrapper: "prompt", InstructSentenceTransformerModel: "instruction"}
         prompt_style = loaders.get(meta.loader) if isinstance(meta.loader, type) else None
         loader_name = getattr(meta.loader, "__qualname__", repr(meta.loader))
         if (meta.loader_kwargs or {}).get("trust_remote_code"):
@@ -95,7 +79,7 @@ class MtebRegistryEncoder:
         if snapshot.commit != meta.revision:
             message = "%s: loading commit %s; mteb's registry lists %s (its published scores are for that one)"
             log.warning(message, meta.name, snapshot.commit, meta.revision)
-        self.mteb_model = self._load(meta, str(snapshot.folder), auto_device(device), name or "", allow_pickle)
+        self.mteb_model = self._load(meta, str(snapshot.folder), auto_device(device), name, allow_pickle)
         check_loaded(self.mteb_model.model, snapshot.folder, allow_pickle)
         self.mteb_model.mteb_model_meta = meta.model_copy(update={"revision": snapshot.commit})
         self.folder = snapshot.folder
@@ -114,8 +98,7 @@ class MtebRegistryEncoder:
     @staticmethod
     def _load(meta: ModelMeta, folder: str, device: str, name: str, allow_pickle: bool) -> AbsEncoder:
         """mteb's own `ModelMeta.load_model`, pointed at the snapshot folder instead of the hub id, with the loading
-        settings of the sentence-transformers family (`SentenceTransformerEncoder`: safetensors only without
-        allow_pickle; a wrong shape loaded so that `check_loaded` names it)."""
+        settings of the sentence-transformers family (`st_model_kwargs`)."""
         loader_kwargs = dict(meta.loader_kwargs or {})
         model_kwargs = {**loader_kwargs.get("model_kwargs", {}), **st_model_kwargs(allow_pickle)}
         update = {"name": folder, "revision": None, "loader_kwargs": {**loader_kwargs, "model_kwargs": model_kwargs}}
@@ -130,8 +113,7 @@ class MtebRegistryEncoder:
                 "download the model again."
             ) from None
 
-    def instruction_template(self) -> None:
-        """None: mteb's model applies its own prompts; the runner asks `prompt_key` instead."""
+    def instruction_template(self) -> None:  # mteb's model applies its own prompts; the runner asks `prompt_key`
         return None
 
     def _metadata(self, task_name: str) -> TaskMetadata:

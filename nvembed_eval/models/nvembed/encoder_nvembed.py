@@ -33,9 +33,8 @@ DEFAULT_TOKEN_BUDGET = {"cuda": 32768, "cpu": 16384}  # padded tokens per forwar
 
 
 def plan_batches(lengths: Sequence[int], max_texts: int, token_budget: int) -> list[np.ndarray]:
-    """Arrays of input indices, one per batch in run order, longest texts first (ties in input order, so the plan is
-    deterministic). A batch holds at most `max_texts` texts and `token_budget` padded tokens (texts x longest length); a
-    text longer than the budget gets a batch of its own."""
+    """Arrays of input indices, one per batch in run order, longest texts first (ties in input order: deterministic),
+    each at most `max_texts` texts and `token_budget` padded tokens (texts x longest); a longer text gets its own."""
     lengths = np.asarray(lengths, dtype=np.int64)
     order = np.lexsort((np.arange(len(lengths)), -lengths))  # longest first, then by input index
     batches, start = [], 0
@@ -49,11 +48,9 @@ def plan_batches(lengths: Sequence[int], max_texts: int, token_budget: int) -> l
 
 class NVEmbedEncoder:
     """NV-Embed-v1/v2 (or a tiny test checkpoint) behind the `TextEncoder` protocol; parameters are the model config
-    keys (conf/model/nv_embed_v2.yaml documents them). Also: `path` may be a checkpoint folder (official layout), an HF
-    cache snapshot folder or a hub id; `device=auto` picks the LOCAL_RANK GPU under torchrun; `max_length` counts <s>;
-    with `compile` the first batches of each new shape pay for compilation; pickle weights are read with
-    weights_only=True; `name` defaults to the hub id, nvidia/NV-Embed-vN for such a folder, else local/<dir>;
-    `create_tiny_if_missing` writes the tiny random-weight checkpoint to `path` first if it holds none."""
+    keys (documented in conf/model/nv_embed_v2.yaml). `path`: checkpoint folder, HF cache snapshot folder or hub id;
+    `device=auto` picks the LOCAL_RANK GPU under torchrun; `max_length` counts <s>; `name` defaults to the hub id,
+    nvidia/NV-Embed-vN for such a folder, else local/<dir>; `create_tiny_if_missing` writes a tiny checkpoint first."""
 
     def __init__(
         self,
@@ -168,8 +165,7 @@ class NVEmbedEncoder:
     def instruction_template(self) -> str:
         return INSTRUCTION_TEMPLATE
 
-    def tokenize(self, texts: Sequence[str], prefix: str = "") -> EncodedBatch:
-        """Model inputs for `texts` in the given order, exactly as NVIDIA's encode builds them."""
+    def tokenize(self, texts: Sequence[str], prefix: str = "") -> EncodedBatch:  # as NVIDIA's encode builds them
         return self.tokenizer(texts, prefix, self.max_length, self.mask_instruction)
 
     def encode(
@@ -185,6 +181,7 @@ class NVEmbedEncoder:
         caps the texts per forward pass, `token_budget` its padded tokens (for GPU throughput on short texts, pass a
         large batch_size). Under torch.distributed all ranks call it with the same arguments; each gets all rows."""
         import torch
+        from tqdm.auto import tqdm
 
         texts = list(texts)
         out = np.zeros((len(texts), self.embed_dim), dtype=np.float32)
@@ -205,7 +202,9 @@ class NVEmbedEncoder:
         mine = assign_batches(plan_batches([len(r) for r in ids], batch_size, self.token_budget), rank, world)
         counts = np.zeros(4, dtype=np.int64)  # texts, real tokens, padded tokens, batches (this rank)
         bad_input = -1
-        with torch.inference_mode(), self._progress_bar(sum(len(b) for b in mine), rank) as bar:
+        show = (self.progress if self.progress is not None else sys.stderr.isatty()) and rank == 0
+        bar = tqdm(total=sum(len(b) for b in mine), unit="text", desc=f"encode {self.identity.name}", disable=not show)
+        with torch.inference_mode(), bar:
             for index in mine:
                 batch = self.tokenizer.pad([ids[i] for i in index], n_instr)
                 emb = self._forward(batch)
@@ -239,16 +238,9 @@ class NVEmbedEncoder:
         output = self.model(*(torch.from_numpy(a).to(self.device, non_blocking=True) for a in arrays))
         return output.embeddings.float().cpu().numpy()
 
-    def _progress_bar(self, total: int, rank: int):
-        from tqdm.auto import tqdm
-
-        show = self.progress if self.progress is not None else sys.stderr.isatty()
-        return tqdm(total=total, unit="text", desc=f"encode {self.identity.name}", disable=not show or rank != 0)
-
 
 def _check_packed_kernel(attn: AttnImplementation, device: torch.device, dtype: torch.dtype) -> None:
-    """The varlen kernels run only on CUDA in half precision, and each needs its library."""
-    import torch
+    import torch  # the varlen kernels run only on CUDA in half precision, and each needs its library
 
     if device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16):
         raise ConfigError(

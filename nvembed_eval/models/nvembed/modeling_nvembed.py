@@ -1,7 +1,6 @@
-"""The NV-Embed network in one file: a bidirectional Mistral backbone, then latent-attention pooling. Written for this
-project from the NV-Embed paper (Lee et al. 2024, arXiv:2405.17428, section 3) and the reference behaviour recorded in
-the golden set's README (`../shared/golden/nvembed-tiny/README.md`, items 8-11); the backbone keeps the layout and
-submodule names of transformers' Mistral so that the official checkpoint keys load unchanged."""
+"""The NV-Embed network: a bidirectional Mistral backbone, then latent-attention pooling. Written from the NV-Embed
+paper (arXiv:2405.17428, section 3) and the golden set's README (`../shared/golden/nvembed-tiny/README.md`, items
+8-11); the backbone keeps transformers' Mistral submodule names so the official checkpoint keys load unchanged."""
 
 from __future__ import annotations
 
@@ -18,9 +17,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .configuration_nvembed import AttnImplementation, NVEmbedConfig, Pooling
 
-# Token-wise blocks (the backbone MLP and the whole latent-attention block) run over at most this many tokens at a time,
-# so a 32k-token text never materialises a (32k, 14336) or (32k, 8 * 4096) activation at once. Per-token math is
-# unchanged; only peak memory drops.
+# Token-wise blocks (backbone MLP, latent-attention block) run over at most this many tokens at a time, so a 32k-token
+# text never materialises a (32k, 14336) or (32k, 8 * 4096) activation. Per-token math is unchanged; peak memory drops.
 TOKEN_CHUNK = 32768
 
 # SDPA backends for the backbone, cuDNN left out: it builds an execution plan for every new (B, T) shape, and
@@ -30,10 +28,9 @@ SDPA_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDP
 
 @dataclass
 class TokenLayout:
-    """Where a batch's tokens sit and what attention may see.
-    Padded layout: activations are (B, T, D); `key_padding_mask` (B, T) is True at real tokens, None if nothing is
-    padded. Packed layout (the varlen kernels): activations are (1, N, D) holding only the N real tokens, and
-    `cu_seqlens` (B + 1,) int32 marks where each sequence starts."""
+    """Where a batch's tokens sit and what attention may see. Padded: activations (B, T, D), `key_padding_mask` (B, T)
+    True at real tokens (None if nothing is padded). Packed (varlen kernels): activations (1, N, D) of the N real
+    tokens, `cu_seqlens` (B + 1,) int32 marks where each sequence starts."""
 
     kernel: Callable[[Tensor, Tensor, Tensor, TokenLayout], Tensor]
     position_ids: Tensor  # (B, T) or (1, N)
@@ -49,10 +46,9 @@ def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
 
 
 def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, layout: TokenLayout) -> Tensor:
-    """torch SDPA. q (B, T, H, d), k/v (B, T, KVH, d) -> (B, T, H, d).
-    The padding mask is passed as a broadcast (B, 1, 1, T) boolean, never as a materialised (B, 1, T, T) float mask.
-    Bidirectional GQA without copying K/V: the `rep` query heads that share a KV head are stacked along the query
-    axis, (B, KVH, rep * T, d), which is exact because no mask depends on the query position."""
+    """torch SDPA, q (B, T, H, d), k/v (B, T, KVH, d) -> (B, T, H, d); the padding mask is a broadcast (B, 1, 1, T)
+    boolean, never a materialised (B, 1, T, T) float mask. Bidirectional GQA without copying K/V: the `rep` query heads
+    sharing a KV head are stacked along the query axis, (B, KVH, rep * T, d), exact as no mask depends on the query."""
     B, T, H, d = q.shape
     kvh = k.shape[2]
     k, v = k.transpose(1, 2), v.transpose(1, 2)  # (B, KVH, T, d)
@@ -106,10 +102,9 @@ def _varlen_attn_parameters() -> frozenset[str]:
 
 
 def varlen_attention(q: Tensor, k: Tensor, v: Tensor, layout: TokenLayout) -> Tensor:
-    """torch's own varlen_attn (FlashAttention-2 inside torch >= 2.10) over packed tokens: no compute on padding.
-    q (1, N, H, d), k/v (1, N, KVH, d) -> (1, N, H, d). torch 2.12 added `enable_gqa`; on older torch the `rep` query
-    heads that share a KV head become `rep` consecutive query rows of that head (cu_seqlens scaled by `rep`), exact for
-    bidirectional attention because no mask depends on the query position, so K/V are never copied."""
+    """torch's varlen_attn (FlashAttention-2 in torch >= 2.10) over packed tokens, q (1, N, H, d), k/v (1, N, KVH, d)
+    -> (1, N, H, d). torch 2.12 added `enable_gqa`; before, the `rep` query heads sharing a KV head become `rep`
+    consecutive query rows of it (cu_seqlens scaled by `rep`): exact, as no mask depends on the query; no K/V copy."""
     from torch.nn.attention.varlen import varlen_attn
 
     q, k, v = q[0], k[0], v[0]
@@ -269,9 +264,9 @@ class NVEmbedDecoderLayer(nn.Module):
         self.post_attention_layernorm = NVEmbedRMSNorm(config.text_config.hidden_size, eps)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, layout: TokenLayout) -> Tensor:
-        # Split at the attention kernel, for torch.compile: each half is dense per-token work (norms, GEMMs, RoPE,
-        # SiLU, residuals) whose element-wise chains fuse; the kernel, its mask and its packed-layout metadata
-        # (cu_seqlens, a max length that changes every batch) stay outside the graphs, so nothing recompiles per batch.
+        # Split at the attention kernel for torch.compile: each half is dense per-token work whose element-wise chains
+        # fuse; the kernel, its mask and packed-layout metadata (cu_seqlens, a max length that changes every batch)
+        # stay outside the graphs, so nothing recompiles per batch.
         q, k, v = self.attention_inputs(x, cos, sin)
         return self.attention_output_and_mlp(x, layout.kernel(q, k, v, layout))  # kernel: (B, T, H, d)
 
@@ -436,9 +431,9 @@ class NVEmbedModel(nn.Module):
         self.run_latent: Callable[[NVEmbedLatentAttentionModel, Tensor], Tensor] = run_latent_block
 
     def fuse_projections(self, enabled: bool = True) -> NVEmbedModel:
-        """Run q/k/v as one GEMM and gate/up as one GEMM (enabled), or as the checkpoint's separate Linears. The first
-        call stacks the loaded weights and makes the separate Linears views of the stack (one copy of the weights). Call
-        it after loading, on the model's final device; `.to()` afterwards would copy the views apart."""
+        """Run q/k/v and gate/up as one GEMM each (enabled), or as the checkpoint's separate Linears. The first call
+        stacks the weights and makes the Linears views of the stack (one copy). Call it after loading, on the final
+        device: `.to()` afterwards would copy the views apart."""
         for layer in self.embedding_model.layers:
             for block in (layer.self_attn, layer.mlp):
                 if enabled:
@@ -448,8 +443,7 @@ class NVEmbedModel(nn.Module):
 
     def compile_layers(self, enabled: bool = True) -> NVEmbedModel:
         """torch.compile the decoder layers' dense work and the latent block (dynamic shapes) so element-wise chains
-        fuse: RMSNorm + residual, RoPE, SiLU * up, softmax, GEGLU. GEMMs and backbone attention stay on their library
-        kernels. enabled=False: eager again."""
+        fuse (RMSNorm + residual, RoPE, SiLU * up, softmax, GEGLU); GEMMs and attention keep their library kernels."""
         self.embedding_model.run_layer = compiled_layer_runner() if enabled else run_layer
         self.run_latent = compiled_latent_runner() if enabled else run_latent_block
         return self

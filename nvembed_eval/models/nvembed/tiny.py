@@ -112,10 +112,10 @@ def write_tiny_checkpoint(
     config: NVEmbedConfig | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a random-weight checkpoint (config.json, weights, tokenizer files) to `out_dir` and return it as a Path,
-    atomically (a temp folder renamed into place: concurrent first uses are safe). `tokenizer_dir` (default
-    `default_tokenizer_dir()`; nothing is downloaded) holds the Mistral tokenizer files to copy; `num_shards` > 1 writes
-    `model-0000i-of-0000n.safetensors` plus `model.safetensors.index.json`; `config` defaults to `tiny_config()`."""
+    """Write a random-weight checkpoint (config.json, weights, tokenizer files) to `out_dir` atomically (a temp
+    folder renamed into place: concurrent first uses are safe) and return it. `tokenizer_dir` (default:
+    `default_tokenizer_dir()`; nothing is downloaded) holds the Mistral tokenizer files; `num_shards` > 1 writes
+    sharded weights plus `model.safetensors.index.json`; `config` defaults to `tiny_config()`."""
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir).expanduser()
@@ -133,10 +133,8 @@ def write_tiny_checkpoint(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        meta = config.to_dict() | {
-            "torch_dtype": "float32",
-            "nvembed_eval_tiny": {"seed": seed, "version": TINY_VERSION},
-        }
+        tiny = {"seed": seed, "version": TINY_VERSION}
+        meta = config.to_dict() | {"torch_dtype": "float32", "nvembed_eval_tiny": tiny}
         (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         if num_shards <= 1:
             save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})

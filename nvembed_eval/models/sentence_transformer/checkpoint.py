@@ -40,16 +40,11 @@ def module_paths(folder: Path) -> list[Path]:
     return [inside(folder, path, f"{MODULES} module path") for path in paths]
 
 
-def module_folders(folder: Path) -> list[Path]:
-    """`folder` and each module's folder, once each."""
-    return list(dict.fromkeys([folder, *module_paths(folder)]))
-
-
 def loaded_files(folder: Path) -> list[Path]:
     """Every file the model may read: the root's files (not walked into: `onnx/`, `openvino/` are other runtimes) and
     every non-hidden file below each module folder (`Router` keeps its sub-modules there)."""
     files: set[Path] = set()
-    for module in module_folders(folder):
+    for module in dict.fromkeys([folder, *module_paths(folder)]):
         if not module.is_dir():
             continue  # e.g. `2_Normalize`: a module with nothing to store has no folder
         candidates = module.iterdir() if module == folder else module.rglob("*")
@@ -66,7 +61,7 @@ def check_folder(folder: Path, allow_pickle: bool, key: str = "model.path") -> l
             f"{folder} <{key}> holds neither {MODULES} nor config.json, so it is no sentence-transformers model; "
             "point it at the model folder (or a hub id) and download the model again if files are missing."
         )
-    for module in module_folders(folder):
+    for module in dict.fromkeys([folder, *module_paths(folder)]):
         files, _ = weight_files(module, allow_pickle, required=False)
         pickled = sorted(p.name for p in module.glob("*") if p.suffix in PICKLE_SUFFIXES) if module.is_dir() else []
         if pickled and not files and not allow_pickle:  # a custom module's own pickle file: never read either
@@ -76,12 +71,8 @@ def check_folder(folder: Path, allow_pickle: bool, key: str = "model.path") -> l
 
 def check_loaded(model: SentenceTransformer, folder: Path, allow_pickle: bool) -> None:
     """Strict loading (`weights.check_weights`) for each module of a loaded sentence-transformers model against its
-    folder's weight files: the library leaves a missing or renamed tensor at random initialisation and says so only
-    in a warning.
-
-    Raises:
-        CheckpointError: a module's weights are not exactly the ones it needs (one line naming the offenders).
-    """
+    folder's weight files (CheckpointError, one line naming the offenders): the library leaves a missing or renamed
+    tensor at random initialisation and says so only in a warning."""
     for module, path in zip(model, module_paths(folder), strict=False):
         target = getattr(module, "auto_model", module)  # the transformers model inside a Transformer module
         files, pickled = weight_files(path, allow_pickle, required=False)

