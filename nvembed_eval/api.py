@@ -54,15 +54,12 @@ def evaluate(
     config_dir: str | Path | None = None,
 ) -> EvalResult:
     """Run an evaluation as `nvembed-eval <overrides>` would, from Python; returns the run folder and its results table.
-
     `overrides`: the command line's overrides, as a list (`["model=minilm", "tasks=[SciFact]"]`) or a dict
     (`{"model": "minilm", "tasks": ["SciFact"]}`); sweeps (`a,b`) are the CLI's `-m`: run one per call. `output_dir`:
     the run folder (default: `outputs/<timestamp>` under the working folder or $NVEMBED_EVAL_ROOT); an existing run
     folder of the same model resumes. `config_dir`: a folder of your own configs (e.g. `model/my_model.yaml`),
-    composed on top of the bundled ones, as `nvembed-eval --config-dir`.
-
-    Raises:
-        NVEmbedEvalError: every refusal of the CLI (the CLI prints the same message as `error: ...`)."""
+    composed on top of the bundled ones, as `nvembed-eval --config-dir`. Raises NVEmbedEvalError for every refusal of
+    the CLI (the CLI prints the same message as `error: ...`)."""
     import pandas as pd
 
     args = to_overrides(overrides)
@@ -97,10 +94,8 @@ def evaluate(
 def load_results(path: str | Path) -> pd.DataFrame:
     """Scores of any results folder: a harness run folder, an mteb results folder, one TaskResult JSON or a published
     CSV (read by `nvembed-eval-compare`'s own reader). One row per task: task, type, metric, score (0-100),
-    dataset_revision, source (the file it came from), note.
-
-    Raises:
-        ResultsError: no usable results at `path` (one line)."""
+    dataset_revision, source (the file it came from), note. Raises ResultsError when there are no usable results at
+    `path` (one line)."""
     import pandas as pd
 
     scores = load_scores(path).scores.values()
@@ -119,10 +114,8 @@ def leaderboard(path: str | Path, benchmark: str | None = None) -> pd.DataFrame:
     benchmark's tasks and the per-type means, each with its coverage (results.leaderboard's rules). `benchmark`: a
     harness benchmark (`mteb_eng_v1`) or an mteb benchmark name (`MTEB(eng, v2)`); default: the run's own when its
     run.json records one, else `mteb_eng_v1`. One row per aggregate: name ("Average", then the task types), mean (NaN
-    when no task is covered), covered, total, complete.
-
-    Raises:
-        ResultsError: no usable results at `path`. ConfigError: unknown benchmark."""
+    when no task is covered), covered, total, complete. Raises ResultsError when there are no usable results at `path`,
+    ConfigError for an unknown benchmark."""
     import pandas as pd
 
     explicit = Benchmark.named(benchmark) if benchmark else None

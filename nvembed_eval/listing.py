@@ -167,14 +167,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.everything and args.benchmark is not None:
         parser.error("--all and --benchmark each choose the tasks to list; pass one of them")
     try:
-        if args.what == "tasks":
-            text = list_tasks(args.task_type, args.everything, args.benchmark)
-        elif args.what == "benchmarks":
-            text = list_benchmarks()
-        elif args.what == "models":
-            text = list_models(args.everything)
-        else:
-            text = list_instructions(args.task_type)
+        listings = {
+            "tasks": lambda: list_tasks(args.task_type, args.everything, args.benchmark),
+            "benchmarks": list_benchmarks,
+            "models": lambda: list_models(args.everything),
+            "instructions": lambda: list_instructions(args.task_type),
+        }
+        text = listings[args.what]()
     except NVEmbedEvalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

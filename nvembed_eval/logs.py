@@ -33,8 +33,7 @@ class ConsoleFilter(logging.Filter):
         if record.levelno < logging.WARNING and not ours:
             return False
         if record.levelno < logging.ERROR:
-            # One notice as a console reader sees it: mteb both logs and `warnings.warn`s the same sentence (e.g. that
-            # a task is superseded), which would otherwise show twice.
+            # mteb both logs and `warnings.warn`s the same sentence: compare the warning's message alone.
             message = record.getMessage()
             if record.name == "py.warnings" and (match := _WARNING_TEXT.match(message)):
                 message = match.group(1).strip()
@@ -61,8 +60,7 @@ class _RunLogHandler(logging.FileHandler):
 
 
 def attach_run_log(path: Path) -> Path:
-    """Send every log record (INFO and above, all libraries) to the run log `path`, appending across resumed runs.
-    Returns `path`."""
+    """Send every log record (INFO and above, all libraries) to the run log `path` (returned), appending on resume."""
     handler = _RunLogHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(_FORMAT))
     handler.setLevel(logging.INFO)
@@ -101,14 +99,10 @@ def route_library_logs(progress: bool = False) -> None:
             if type(handler) is logging.StreamHandler:  # the library's default handler, not one a user added
                 logger.removeHandler(handler)
         logger.propagate = True
-    if progress:
-        datasets.enable_progress_bars()
-        huggingface_hub.utils.enable_progress_bars()
-        transformers.utils.logging.enable_progress_bar()
-    else:
-        datasets.disable_progress_bars()
-        huggingface_hub.utils.disable_progress_bars()
-        transformers.utils.logging.disable_progress_bar()
+    switch = "enable" if progress else "disable"
+    getattr(datasets, f"{switch}_progress_bars")()
+    getattr(huggingface_hub.utils, f"{switch}_progress_bars")()
+    getattr(transformers.utils.logging, f"{switch}_progress_bar")()
 
 
 @contextmanager

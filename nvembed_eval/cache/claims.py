@@ -1,11 +1,9 @@
-"""Claims on chunks of texts, so concurrent jobs sharing a cache split the encoding instead of repeating it.
-
-A claim is a small file created with O_EXCL next to the shards (`claim-<chunk>.json`), holding the owner's host and pid.
-Its owner touches it every `HEARTBEAT_S` while it encodes, and deletes it once the chunk's shard is stored. Another job
-that meets the claim encodes other chunks first and picks the claimed chunk up from the cache later. A claim whose owner
-died (same host and its pid is gone) or whose heartbeat stopped (`STALE_S`) is broken and taken over. All of this is
-best effort: in a rare race two jobs still encode the same chunk, which is what happens without claims, and the stored
-vectors are identical either way."""
+"""Claims on chunks of texts, so concurrent jobs sharing a cache split the encoding instead of repeating it: a claim is
+a file created with O_EXCL next to the shards (`claim-<chunk>.json`: the owner's host and pid), touched every
+`HEARTBEAT_S` while its owner encodes and deleted once the chunk's shard is stored. Another job encodes other chunks
+first and reads the claimed one from the cache later. A claim whose owner died (same host, pid gone) or went silent
+(`STALE_S`) is broken and taken over. Best effort: in a rare race two jobs encode the same chunk, as without claims,
+and the stored vectors are identical either way."""
 
 from __future__ import annotations
 

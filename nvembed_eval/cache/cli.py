@@ -94,8 +94,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     root = _resolve_dir(args.cache_dir)
     plan = prune_root(root, max_bytes, dry_run=True)
     if plan.files_removed == 0:
-        left, cap = human_size(plan.bytes_left), human_size(max_bytes)
-        emit(f"nothing to remove: {left} of cache files in {root} (cap {cap})")
+        emit(f"nothing to remove: {human_size(plan.bytes_left)} of cache files in {root} (cap {human_size(max_bytes)})")
         return 0
     if args.dry_run:
         _print_prune(plan, "would remove", root, max_bytes)

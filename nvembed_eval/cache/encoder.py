@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ENV_VAR = "NVEMBED_EVAL_CACHE"
-DEFAULT_SHARD_SIZE = 2048
 CLAIM_POLL_S = 2.0  # how often a job whose remaining chunks are all claimed looks for the other jobs' shards
 CLAIM_MAX_WAIT_S = 1800.0  # with no chunk done anywhere for this long, stop deferring to other jobs' claims
 
@@ -61,22 +60,16 @@ def _chunk_id(chunk_keys: np.ndarray) -> str:
 
 
 class CachedEncoder:
-    """A `TextEncoder` that serves embeddings from an on-disk cache and encodes only what is missing. The unique texts
-    are cut into chunks of `shard_size`; each chunk's misses are encoded and stored as one shard as soon as they are
-    done, so a run killed mid-corpus resumes from the last finished shard, and concurrent jobs claim chunks so that they
-    split shared work (`cache.claims`). Cached vectors are the exact float32 the wrapped encoder returned. If the cache
-    location cannot be written (permission, full disk), one warning is logged and the run continues without storing;
-    `counters["disabled_reason"]` says why. `cache_dir` is `cache.dir` (entries go to
-    `cache_dir/<identity.key()[:16]>/`), `enabled` is `cache.enabled` (False: a plain pass-through), `shard_size` is
-    `cache.shard_size` (unique texts per chunk, one shard each)."""
+    """A `TextEncoder` that serves embeddings from an on-disk cache and encodes only what is missing: the unique texts
+    are cut into chunks of `shard_size` (`cache.shard_size`), each chunk's misses stored as one shard once encoded, so a
+    run killed mid-corpus resumes from the last finished shard and concurrent jobs claim chunks to split shared work
+    (`cache.claims`). Cached vectors are the exact float32 the wrapped encoder returned. An unwritable cache location
+    (permission, full disk) logs one warning and the run continues without storing (`counters["disabled_reason"]`
+    says why). `cache_dir` is `cache.dir` (entries go to `cache_dir/<identity.key()[:16]>/`); `enabled=False`
+    (`cache.enabled`) makes it a plain pass-through."""
 
     def __init__(
-        self,
-        encoder: TextEncoder,
-        cache_dir: str | os.PathLike[str],
-        *,
-        enabled: bool = True,
-        shard_size: int = DEFAULT_SHARD_SIZE,
+        self, encoder: TextEncoder, cache_dir: str | os.PathLike[str], *, enabled: bool = True, shard_size: int = 2048
     ) -> None:
         self._encoder = encoder
         self.cache_dir = Path(cache_dir).expanduser().absolute()
@@ -98,7 +91,6 @@ class CachedEncoder:
         self._writable = self.enabled
         self._readable = self.enabled
 
-    # --- TextEncoder surface, forwarded to the wrapped encoder ---
     @property
     def identity(self) -> ModelIdentity:
         return self._encoder.identity
@@ -128,10 +120,9 @@ class CachedEncoder:
 
     def encode(self, texts: Sequence[str], *, prefix: str = "", batch_size: int = 32, **context: Any) -> np.ndarray:
         """Embed raw `texts` with `prefix` prepended, from the cache where possible: float32 (len(texts), embed_dim),
-        row i for texts[i]. `prefix` is the literal, already-templated prefix ("" for none), part of the cache key; for
-        a model that applies its own prompts it is the model's `prompt_key(task_name, side)`, which says all they do.
-        `batch_size` and `context` (`task_name`, `side`) go to the wrapped encoder as given; the context is not part of
-        the key (the prefix is)."""
+        row i for texts[i]. `prefix`: the literal, templated prefix ("" for none), part of the cache key (for a model
+        that applies its own prompts, its `prompt_key(task_name, side)`, which says all they do). `batch_size` and
+        `context` (`task_name`, `side`) go to the wrapped encoder as given; the context is not part of the key."""
         if not self.enabled:
             return self._encoder.encode(texts, prefix=prefix, batch_size=batch_size, **context)
         position: dict[str, int] = {}
@@ -140,7 +131,6 @@ class CachedEncoder:
         self.counters["duplicates"] += len(texts) - len(unique)
         out = np.empty((len(unique), self.embed_dim), dtype=np.float32)
         keys = text_keys(self.identity.key(), prefix, unique)
-
         filled = np.zeros(len(unique), dtype=bool)
         if self._store is None and self._readable:
             self._store = ShardStore(self.cache_dir, self.identity.key(), self.embed_dim, self.counters)
@@ -165,11 +155,9 @@ class CachedEncoder:
     def _encode_misses(
         self, unique: list[str], missing: np.ndarray, keys: np.ndarray, out: np.ndarray, call: dict[str, Any]
     ) -> None:
-        """Encode the missing rows chunk by chunk and store each chunk's shard as soon as it is done.
-
-        Chunks are fixed slices of `shard_size` unique texts, whatever is cached already, so concurrent jobs encoding
-        the same texts see the same chunks. Each chunk is claimed first (`cache.claims`): a chunk another live job holds
-        is left for later and then read from the shard that job stores, so the jobs split the work."""
+        """Encode the missing rows chunk by chunk, storing each chunk's shard once done. Chunks are fixed slices of
+        `shard_size` unique texts, whatever is cached, so concurrent jobs see the same chunks; each is claimed first
+        (`cache.claims`), and one another live job holds is left for later and read from the shard that job stores."""
         size = self.shard_size
         pending = deque(
             (start, todo)

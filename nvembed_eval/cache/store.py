@@ -55,27 +55,18 @@ def encode_shard(keys: np.ndarray, vectors: np.ndarray, identity_key: str) -> tu
 
     keys = np.ascontiguousarray(keys, dtype=np.uint8)
     vectors = np.ascontiguousarray(vectors, dtype="<f4")
-    meta = {
-        "format": FORMAT,
-        "identity_key": identity_key,
-        "rows": str(keys.shape[0]),
-        "dim": str(vectors.shape[1]),
-        "keys_sha256": hashlib.sha256(keys).hexdigest(),
-        "vectors_sha256": hashlib.sha256(vectors).hexdigest(),
-    }
+    meta = {"format": FORMAT, "identity_key": identity_key, "rows": str(keys.shape[0]), "dim": str(vectors.shape[1])}
+    meta.update(keys_sha256=hashlib.sha256(keys).hexdigest(), vectors_sha256=hashlib.sha256(vectors).hexdigest())
     meta["meta_sha256"] = _meta_digest(meta)
     name_digest = hashlib.sha256((meta["keys_sha256"] + meta["vectors_sha256"]).encode("ascii")).hexdigest()
     return f"{SHARD_PREFIX}{name_digest[:32]}{SHARD_SUFFIX}", save({"keys": keys, "vectors": vectors}, metadata=meta)
 
 
 def read_shard_keys(path: Path, identity_key: str, dim: int) -> np.ndarray:
-    """Open a shard, check its header and the checksum of its keys, and return the keys (rows, 32) uint8.
-
-    Raises:
-        ShardCorrupt: unreadable header, bad metadata checksum, shapes that disagree, or a keys checksum mismatch.
-        ShardForeign: an intact shard of another format version, model identity or embedding size.
-        FileNotFoundError: the file vanished (another process cleared it).
-    """
+    """Open a shard, check its header and the checksum of its keys, and return the keys (rows, 32) uint8. Raises
+    ShardCorrupt (unreadable header, bad metadata checksum, shapes that disagree, keys checksum mismatch), ShardForeign
+    (an intact shard of another format version, model identity or embedding size) or FileNotFoundError (the file
+    vanished: another process cleared it)."""
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -152,12 +143,11 @@ class ShardStore:
                 continue
             except ShardCorrupt as e:
                 self._discard(path, str(e))
-                continue
             except ShardForeign as e:
                 logger.warning("embedding cache: ignoring %s: %s", path, e)
                 self._ids[entry] = -1  # do not re-open it on every refresh
-                continue
-            self._register(entry, keys)
+            else:
+                self._register(entry, keys)
 
     def _register(self, name: str, keys: np.ndarray) -> None:
         self._ids[name] = len(self._names)
@@ -174,11 +164,8 @@ class ShardStore:
         left unfilled, so the caller recomputes them."""
         filled = np.zeros(len(sids), dtype=bool)
         found = np.flatnonzero(sids >= 0)
-        if len(found) == 0:
-            return filled
-        found = found[np.argsort(sids[found], kind="stable")]
-        bounds = np.flatnonzero(np.diff(sids[found])) + 1
-        for group in np.split(found, bounds):
+        found = found[np.argsort(sids[found], kind="stable")]  # grouped by shard, each shard read once
+        for group in np.split(found, np.flatnonzero(np.diff(sids[found])) + 1) if len(found) else []:
             sid = int(sids[group[0]])
             path = self.folder / self._names[sid]
             try:
@@ -296,14 +283,13 @@ class PruneSummary:
 
 
 def prune_root(root: Path, max_bytes: int, *, dry_run: bool = False, partial_age_s: float = 86400) -> PruneSummary:
-    """Shrink the cache under `root` to at most `max_bytes` of cache files, least recently used shards first. A shard's
-    mtime is its last write or hit (`ShardStore.fill` touches it). Temp files and chunk claims older than
-    `partial_age_s` were left by killed writers and go first; younger ones may be a live writer's and stay. Then shards
-    go, oldest mtime first (ties by name), until shards + identity.json + temp files fit. A folder left with no shards
-    loses its identity.json and is removed, unless a live writer's temp file or claim is still in it. A file another
-    process deleted meanwhile is not an error; jobs still running treat a vanished shard as a miss. Only the
-    16-hex-digit model folders of `root` (`cache.dir`) are looked at; `dry_run` works out what would be removed and
-    removes nothing. Raises ValueError when `max_bytes` is negative."""
+    """Shrink the cache under `root` (`cache.dir`; only its 16-hex-digit model folders) to at most `max_bytes` of cache
+    files. Temp files and chunk claims older than `partial_age_s` were left by killed writers and go first (younger ones
+    may be a live writer's and stay); then shards, least recently used first (mtime: last write or hit, which
+    `ShardStore.fill` records; ties by name), until shards + identity.json + temp files fit. A folder left with no
+    shards loses its identity.json and is removed, unless a live writer's temp file or claim is in it. A file another
+    process deleted meanwhile is no error (running jobs treat a vanished shard as a miss). `dry_run`: work out what
+    would be removed, remove nothing. Raises ValueError when `max_bytes` is negative."""
     if max_bytes < 0:
         raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
     summary = PruneSummary()

@@ -1,12 +1,11 @@
-"""Confidence intervals of a task score and of the paired difference of two runs' scores, from per-item data. Items
-(queries, pairs, samples) are resampled with replacement: percentile bootstrap, seeded, vectorised over blocks of
-resamples (an index matrix of shape (block, n)). A task made of several groups (CQADupstackRetrieval's 12 subforums)
-is resampled within each group (stratified) and its score is the mean of the group statistics, as mteb averages them.
-Classification and clustering have no per-item data: their interval is a Student t interval over mteb's experiments."""
+"""Confidence intervals of a task score and of two runs' paired difference, from per-item data: seeded percentile
+bootstrap over items, stratified within a task's groups (CQADupstackRetrieval's subforums, averaged as mteb does);
+classification and clustering have no per-item data and get a Student t interval over mteb's experiments."""
 
 from __future__ import annotations
 
 import re
+import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ class Statistic(StrEnum):
 
 
 Arrays = dict[str, np.ndarray]
-# Arrays each statistic reads, per item.
 FIELDS: dict[Statistic, tuple[str, ...]] = {
     Statistic.mean: ("values",),
     Statistic.spearman: ("gold", "pred"),
@@ -58,9 +56,8 @@ SHARE = re.compile(r"(^|_)(accuracy|v_measure|ap|ndcg|map|mrr|recall|precision|f
 
 
 def metric_range(metric: str) -> tuple[float, float]:
-    """The values mteb's metric key `metric` (e.g. "ndcg_at_10", "cosine_spearman") can take, on mteb's fraction scale:
-    (0, 1) for accuracy, V-measure, AP, nDCG, MAP, MRR, recall, precision, F1 and hit rate; (-1, 1) for correlations
-    (Spearman, Pearson) and for keys this does not know (e.g. mteb's nAUC metrics, which can be negative)."""
+    """The values mteb's metric key (e.g. "ndcg_at_10") can take, on mteb's fraction scale: (0, 1) for the shares
+    (`SHARE`); (-1, 1) for correlations and for keys this does not know (e.g. mteb's nAUC, which can be negative)."""
     key = metric.lower()
     if key.startswith("nauc") or CORRELATION.search(key) or not SHARE.search(key):
         return (-1.0, 1.0)
@@ -68,9 +65,8 @@ def metric_range(metric: str) -> tuple[float, float]:
 
 
 def statistic(kind: Statistic, arrays: Arrays) -> float:
-    """The statistic over all items of one group (`arrays`: `FIELDS[kind]` -> 1-D arrays of equal length), with the
-    library mteb uses (scipy, scikit-learn), on mteb's fraction scale; NaN when undefined (constant input, no positive
-    label)."""
+    """The statistic over one group's items (`arrays`: `FIELDS[kind]` -> equal-length 1-D arrays), with mteb's libraries
+    (scipy, scikit-learn), on mteb's fraction scale; NaN when undefined (constant input, no positive label)."""
     if kind in (Statistic.mean, Statistic.experiments):
         return float(np.mean(arrays["values"]))
     if kind is Statistic.spearman:
@@ -83,9 +79,8 @@ def statistic(kind: Statistic, arrays: Arrays) -> float:
 
 
 def replicates(kind: Statistic, sides: Sequence[Arrays], resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap replicates, shape (resamples, len(sides)), of the statistic (mean, spearman or ap; mteb's scale, NaN
-    where a resample leaves it undefined) for several runs on the same n items, paired: one index matrix for all.
-    `sides`: per run, `FIELDS[kind]` -> arrays aligned on the items."""
+    """Paired bootstrap replicates, shape (resamples, len(sides)), of the statistic (mean, spearman or ap; mteb's scale,
+    NaN where undefined) for runs on the same n items (`sides`: per run, `FIELDS[kind]` -> aligned arrays)."""
     n = len(sides[0][FIELDS[kind][0]])
     prepared = [_RESAMPLED[kind](*(a[f] for f in FIELDS[kind])) for a in sides]
     out = np.empty((resamples, len(sides)))
@@ -100,10 +95,9 @@ def replicates(kind: Statistic, sides: Sequence[Arrays], resamples: int, rng: np
 def grouped_replicates(
     kind: Statistic, groups: Sequence[tuple[str, Sequence[Arrays]]], resamples: int, seed: int
 ) -> np.ndarray:
-    """Replicates, shape (resamples, runs), of a score that is the mean of its groups' statistics, resampling within
-    each group (stratified). `groups`: (stream name, per-run aligned arrays) per group; a group's random stream is
-    seeded by `seed` and the crc32 of its name, so a task's interval does not depend on which other tasks are
-    compared."""
+    """Replicates, shape (resamples, runs), of the mean of the groups' statistics, resampled within each group.
+    `groups`: (stream name, per-run aligned arrays); a group's stream is seeded by `seed` and the crc32 of its name,
+    so a task's interval does not depend on which other tasks are compared."""
     total = np.zeros((resamples, len(groups[0][1])))
     for name, sides in groups:
         stream = np.random.SeedSequence([seed, zlib.crc32(name.encode("utf-8"))])
@@ -112,21 +106,16 @@ def grouped_replicates(
 
 
 class _RankedValues:
-    """Gold and predicted scores of pairs, for the Spearman correlation of many resamples.
-
-    Spearman's rho is Pearson's r of average ranks (scipy.stats.spearmanr's definition). In a resample an item's
-    average rank depends only on how many drawn items have a lower value and how many share its value, so each value is
-    coded once by its tie group (`np.unique`) and a resample's ranks come from counts per group: no sort per resample.
-    Pearson's r is scipy's (`pearsonr(axis=1)`); tests/judge/test_significance.py checks every resample against
-    `spearmanr`."""
+    """Gold and predicted scores of pairs, for the Spearman correlation of many resamples. Spearman's rho is Pearson's
+    r of average ranks (scipy's definition); a drawn item's average rank depends only on the counts of drawn items below
+    and tied with it, so values are coded once by tie group (`np.unique`) and ranks come from counts: no sort per
+    resample. tests/judge/test_significance.py checks every resample against `spearmanr`."""
 
     def __init__(self, gold: np.ndarray, pred: np.ndarray) -> None:
         self.codes = [np.unique(values, return_inverse=True)[1].ravel() for values in (gold, pred)]
 
     def __call__(self, idx: np.ndarray, check: bool = False) -> np.ndarray:
         """Spearman's rho of each row of the index matrix `idx` (rows, n)."""
-        import warnings
-
         from scipy.stats import pearsonr
 
         rows = np.arange(len(idx))[:, None]
@@ -143,15 +132,13 @@ class _RankedValues:
 
 
 class _RankedPairs:
-    """Pairs sorted once by predicted score, for the average precision of many resamples.
-
-    A resample is the original pairs with multiplicities: scikit-learn's `average_precision_score` of the resampled
-    arrays equals its AP of the original arrays with the multiplicities as `sample_weight` (ties fall into one
-    threshold either way). AP sums, over the thresholds (one per distinct score, descending), recall gained times
-    precision; only thresholds that hold a positive pair gain recall. So each pair is assigned once to the segment
-    that ends at the next such threshold, and a resample needs only the number of drawn pairs, and of drawn positive
-    pairs, per segment: one gather and one bincount per block. The first resample is checked against scikit-learn
-    itself (tests/judge/test_significance.py checks every one, with ties)."""
+    """Pairs sorted once by predicted score, for the average precision of many resamples. A resample's AP equals
+    scikit-learn's AP of the original pairs weighted by their multiplicities (ties share a threshold either way). AP
+    sums recall gained times precision over the thresholds (distinct scores, descending), and only thresholds holding a
+    positive pair gain recall; so each pair is assigned once to the segment ending at the next such threshold, and a
+    resample needs only the counts of drawn (and drawn positive) pairs per segment: one gather and one bincount per
+    block. The first resample is checked against scikit-learn (tests/judge/test_significance.py checks every one, with
+    ties)."""
 
     def __init__(self, labels: np.ndarray, scores: np.ndarray) -> None:
         self.labels, self.scores = labels, scores
@@ -224,10 +211,8 @@ def t_interval(values: np.ndarray, confidence: float) -> Interval | None:
 
 
 def check_settings(resamples: int, confidence: float) -> None:
-    """Resamples in [100, 1000000] and a confidence level strictly between 0.5 and 1.
-
-    Raises:
-        ConfigError: either is out of range (fewer resamples make the percentile endpoints noise)."""
+    """Resamples in [100, 1000000] and a confidence level strictly between 0.5 and 1. Raises ConfigError when either
+    is out of range (fewer resamples make the percentile endpoints noise)."""
     if not 100 <= resamples <= 1_000_000:
         raise ConfigError(f"resamples must be between 100 and 1000000 <--resamples={resamples}>; pass e.g. 2000")
     if not (0.5 < confidence < 1) or confidence != confidence:

@@ -72,9 +72,8 @@ class Comparison:
 
     @property
     def failures(self) -> list[Row]:
-        """Rows that fail the gate: regressions (and improvements when two-sided), and benchmark tasks the reference
-        scored but the run did not, unless a subset is allowed: a gate that passes when a task stopped running would
-        pass over what it never checked."""
+        """Rows that fail the gate: regressions (and improvements when two-sided), and, unless a subset is allowed,
+        benchmark tasks the reference scored but the run did not (a task that stopped running must not pass)."""
         bad = {Status.regression, Status.improvement} if self.two_sided else {Status.regression}
         if not self.allow_subset:
             bad.add(Status.missing)
@@ -136,12 +135,8 @@ def _status(
 ) -> tuple[Status, str]:
     """The row's status and what judged it. Without a paired interval every gate judges by tolerance (significant
     refuses such comparisons before this)."""
-    if not in_benchmark:
-        return Status.outside, ""
-    if b is None:
-        return Status.no_reference, ""
-    if a is None:
-        return Status.missing, ""
+    if not in_benchmark or a is None or b is None:
+        return (Status.outside if not in_benchmark else Status.no_reference if b is None else Status.missing), ""
     beyond = (a - b < -tolerance, a - b > tolerance)
     interval = noise.delta
     if gate is Gate.tolerance or interval is None:
@@ -165,21 +160,18 @@ def compare(
     allow_other_data: bool = False,
     allow_subset: bool = False,
 ) -> Comparison:
-    """Compare the results under test with a published table or baseline results, task by task, or refuse. Returns the
-    Comparison: `exit_code` 1 when a judged task failed or a reference task is missing from the run (without
+    """Compare the results under test with a published table or baseline results, task by task, or refuse. The
+    Comparison's `exit_code` is 1 when a judged task failed or a reference task is missing from the run (without
     `allow_subset`), else 0. A missing score never counts as 0; tasks outside the benchmark never fail.
 
-    `tolerance`: allowed drop in points (0-100): by tolerance a task regresses when ours < reference - tolerance.
-    `benchmark`: the tasks that define coverage, averages and which tasks are judged; None takes the run's own (its
-    run.json), else the reference's, else every task either side has (gate.choose_benchmark). `two_sided`: also fail
-    on improvements. `allow_other_model`: compare runs of different models (the outputs say so). `gate`: tolerance;
+    `tolerance`: allowed drop in points (0-100). `benchmark`: the tasks that define coverage, averages and judging;
+    None takes the run's own (run.json), else the reference's, else every task either side has. `gate`: tolerance;
     significant (the paired interval of ours - reference lies below 0); both (beyond tolerance and the interval below
-    0; a task without per-item data on both sides is judged by tolerance alone, flagged). `settings`: resamples,
-    confidence level and seed of the intervals (default `NoiseSettings()`). `allow_other_data`: judge tasks whose
-    provenance records name different data on the two sides (other local files, another hub commit), flagging each
-    such row "data differs: ..."; by default they are refused. `allow_subset`: judge only the tasks the run has; by
-    default a benchmark task the reference scored and the run did not fails (coverage), so a task that stopped
-    running cannot turn a gate green.
+    0; a task without per-item data on both sides is judged by tolerance alone, flagged). `settings`: the intervals'
+    resamples, confidence and seed. `allow_other_data`: judge tasks whose provenance records name different data
+    (other local files, another hub commit), flagged "data differs: ..." (refused by default). `allow_subset`: judge
+    only the run's tasks; by default a benchmark task the reference scored and the run did not fails, so a task that
+    stopped running cannot turn a gate green.
 
     Raises:
         ConfigError: non-finite or negative tolerance; unknown benchmark name; resamples or confidence out of range.

@@ -1,7 +1,5 @@
-"""The gate's refusals and flags. A comparison that cannot mean what it says stops with one line (exit 2): tolerance,
-models, benchmark, data, per-item data for `--gate significant` (the scale rule lives in results.reading; all refusals:
-docs/bad_input.md). Rows whose evaluators did not compute both scores the same way are flagged (docs/fidelity.md):
-clustering under scikit-learn versions whose k-means differ, reranking data that mteb 1.x and 2.x score differently."""
+"""The gate's refusals (a comparison that cannot mean what it says stops with one line, exit 2; docs/bad_input.md)
+and its flags for rows whose two scores the evaluators did not compute the same way (docs/fidelity.md)."""
 
 from __future__ import annotations
 
@@ -32,10 +30,8 @@ SAME_KMEANS_NAME = "1.3.2-1.7.x"
 
 
 def check_tolerance(tolerance: float) -> None:
-    """A tolerance is a finite number of points >= 0.
-
-    Raises:
-        ConfigError: NaN, infinite or negative (NaN would make every comparison false, i.e. every task "ok")."""
+    """Raises ConfigError unless the tolerance is a finite number of points >= 0 (NaN would make every comparison
+    false, i.e. every task "ok")."""
     if not math.isfinite(tolerance) or tolerance < 0:
         raise ConfigError(
             f"tolerance must be a finite number of points >= 0 <--tolerance={tolerance}>; pass e.g. --tolerance 0.5"
@@ -44,10 +40,7 @@ def check_tolerance(tolerance: float) -> None:
 
 def model_notes(ours: ScoreSet, reference: ScoreSet, allow_other_model: bool) -> list[str]:
     """Warning lines the output must carry about the two sides' models: they differ (only when allowed), or a side's
-    model is unknown.
-
-    Raises:
-        ResultsError: both models are known, differ, and `allow_other_model` is False."""
+    model is unknown. Raises ResultsError when both models are known and differ, without `allow_other_model`."""
     if ours.model and reference.model and canonical_model(ours.model) != canonical_model(reference.model):
         if not allow_other_model:
             raise ResultsError(
@@ -62,11 +55,8 @@ def model_notes(ours: ScoreSet, reference: ScoreSet, allow_other_model: bool) ->
 def choose_benchmark(sets: Sequence[ScoreSet], explicit: str | None) -> tuple[Benchmark, list[str]]:
     """(benchmark, notes): the benchmark whose tasks define coverage and averages. `explicit` (`--benchmark NAME`)
     wins; else the one the runs `sets` recorded (tables and folders without run.json record none); when they recorded
-    different ones, the union of their tasks (noted); when none did, every task any input has (noted).
-
-    Raises:
-        ConfigError: `explicit` is not a benchmark.
-        ResultsError: no input has a task."""
+    different ones, the union of their tasks (noted); when none did, every task any input has (noted). Raises
+    ConfigError when `explicit` is not a benchmark, ResultsError when no input has a task."""
     if explicit:
         return Benchmark.named(explicit), []
     recorded: dict[tuple[str, ...], tuple[Benchmark, list[str]]] = {}
@@ -88,10 +78,8 @@ def choose_benchmark(sets: Sequence[ScoreSet], explicit: str | None) -> tuple[Be
 
 
 def check_shared(ours: ScoreSet, reference: ScoreSet, bench: Benchmark) -> list[str]:
-    """The benchmark tasks scored on both sides, in benchmark order.
-
-    Raises:
-        ResultsError: there is none (a verdict over nothing would say PASS)."""
+    """The benchmark tasks scored on both sides, in benchmark order. Raises ResultsError when there is none (a verdict
+    over nothing would say PASS)."""
     if shared := [t for t in bench.tasks if t in ours.scores and t in reference.scores]:
         return shared
     run_tasks = [t for t in bench.tasks if t in ours.scores] or list(ours.scores)
@@ -103,10 +91,9 @@ def check_shared(ours: ScoreSet, reference: ScoreSet, bench: Benchmark) -> list[
 
 
 def data_differences(ours: ScoreSet, reference: ScoreSet, tasks: Sequence[str]) -> dict[str, str]:
-    """What differs between the data of both sides, for each of `tasks` whose results both carry a provenance data
-    record (an aggregate also checks its subtasks' records): task -> e.g. "data.sha256 3f2a9c01b7de -> 91c0d4e2aa10"
-    (reference -> run). Tasks whose data is the same, or where a side has no record (a score table, plain mteb
-    results), are absent."""
+    """task -> what differs between both sides' provenance data records (an aggregate's subtasks' too), e.g.
+    "data.sha256 3f2a9c01b7de -> 91c0d4e2aa10" (reference -> run); tasks with the same data or without a record on a
+    side (a score table, plain mteb results) are absent."""
     out = {}
     for task in tasks:
         parts = []
@@ -126,9 +113,7 @@ def data_differences(ours: ScoreSet, reference: ScoreSet, tasks: Sequence[str]) 
 def check_same_data(differences: dict[str, str], allow_other_data: bool) -> dict[str, str]:
     """Refuse to judge numbers made on different data (`data_differences` of the judged tasks), or with
     `--allow-other-data` return each such task's row flag: task -> "data differs: ...", empty when nothing differs.
-
-    Raises:
-        ResultsError: some task's data differs and `allow_other_data` is False (a delta would measure the data)."""
+    Raises ResultsError when some task's data differs without `allow_other_data` (a delta would measure the data)."""
     if not differences:
         return {}
     if allow_other_data:
@@ -159,11 +144,8 @@ def _value(value: Any) -> str:
 
 
 def check_noise_gate(unpaired: list[tuple[str, str]]) -> None:
-    """`--gate significant` judges every task by its paired interval; it never falls back to tolerance. `unpaired`:
-    (task, why) of each judged task without a paired interval.
-
-    Raises:
-        ResultsError: there is such a task (judging it by tolerance instead would answer another question)."""
+    """`--gate significant` judges every task by its paired interval, never by tolerance. Raises ResultsError when
+    `unpaired` ((task, why) of each judged task without one) is not empty: tolerance would answer another question."""
     if not unpaired:
         return
     task, why = unpaired[0]
@@ -191,11 +173,10 @@ def kmeans_stream(version: str) -> str:
 
 
 def clustering_flag(task_type: str, task: str, ours: ScoreSet, reference: ScoreSet) -> str | None:
-    """A flag naming both sides' scikit-learn versions ("unknown" without a provenance record) when a clustering task's
-    two scores may differ by k-means seed noise alone; None for other task types or when both share a k-means stream."""
+    """A flag naming both sides' scikit-learn versions ("unknown" without a provenance record: plain mteb, a table)
+    when a clustering task's scores may differ by k-means seed noise alone; else None."""
     if task_type != "Clustering" or task not in ours.scores or task not in reference.scores:
         return None
-    # `versions.scikit-learn` of each side's provenance record; None without one (plain mteb, a table)
     a, b = (str(v) if (v := _recorded(side, task, "versions", "scikit-learn")) else None for side in (ours, reference))
     if a is not None and b is not None and kmeans_stream(a) == kmeans_stream(b):
         return None

@@ -1,9 +1,6 @@
-"""Per-item data of one evaluated mteb task, made at run time for the result the run records, with the libraries and
-functions mteb's evaluators use (mteb 2.26), from the task's loaded gold data and mteb's saved predictions
-(`mteb.evaluate(prediction_folder=...)`, `{subset: {split: ...}}`): retrieval and reranking query id -> {document id:
-score} (top 1000); STS and pair classification `cosine_scores`, ... per pair, in row order; summarization
-`human_scores`, `cosine_scores`, ... per text mteb kept. Classification and clustering: each experiment's score, from
-the TaskResult."""
+"""Per-item data of one evaluated mteb task, made at run time with the functions mteb's evaluators use (mteb 2.26),
+from the task's loaded gold data and mteb's saved predictions (`mteb.evaluate(prediction_folder=...)`, `{subset:
+{split: ...}}`); classification and clustering: each experiment's score, from the TaskResult."""
 
 from __future__ import annotations
 
@@ -123,10 +120,9 @@ def pair_group(task: AbsTask, metric: str, predictions: dict[str, Any], split: s
 
 def summarization_group(task: AbsTask, metric: str, predictions: dict[str, Any], split: str, subset: str) -> Group:
     """The evaluator's own value per text (its `_calculate_metrics` on that text alone; the task score is their mean).
-
-    mteb drops texts whose human or predicted scores are all equal without saying which; a kept text is matched to
-    its row through its human scores, in order. When mteb dropped a text for equal predicted scores the match is
-    ambiguous, and no items are made."""
+    mteb drops texts whose human or predicted scores are all equal without saying which; a kept text is matched to its
+    row through its human scores, in order. When mteb dropped a text for equal predicted scores the match is ambiguous,
+    and no items are made."""
     name = task.metadata.name
     rows = split_rows(task, split, subset)
     kept = prediction_split(predictions, split, subset, name)
@@ -177,11 +173,9 @@ GROUP_MAKERS = {
 
 
 def build_items(data: TaskData, spec: TaskSpec, prediction_dir: Path, result: TaskResult) -> ItemSet:
-    """The items of one evaluated task: from mteb's prediction files in `prediction_dir` and the loaded task data.
-
-    Raises:
-        ItemsUnavailable: the metric has no per-item form, mteb's files lack the split, or the items do not give
-            the result's score back (`SCORE_TOLERANCE`)."""
+    """The items of one evaluated task, from mteb's prediction files in `prediction_dir` and the loaded task data.
+    Raises ItemsUnavailable when the metric has no per-item form, mteb's files lack the split, or the items do not give
+    the result's score back (`SCORE_TOLERANCE`)."""
     kind, unit, make = GROUP_MAKERS.get(spec.type, (Statistic.experiments, "experiment", None))
     score = score_task_result(result, spec, Path(f"<{spec.name} result>")).value / 100
     if make is None:
@@ -209,12 +203,9 @@ def make_items(
     """Make the per-item data of a task the run is about to record (`data`: the task and its still-loaded data) and
     hand its bytes to `write` ((task name, bytes) -> {"path", "sha256"}: the run folder's `write_items`). Returns the
     record for the result's provenance (`items`): {"path", "sha256", "unit", "count"}, or {"unavailable": reason}.
-
     Per-item data is an addition to the score: when it cannot be made the run goes on, and the record says why (the
-    gate then judges that task by tolerance, or refuses `--gate significant`).
-
-    Raises:
-        ResultsError: the file cannot be written (full disk, read-only folder)."""
+    gate then judges that task by tolerance, or refuses `--gate significant`). Raises ResultsError when the file cannot
+    be written (full disk, read-only folder)."""
     try:
         items = build_items(data, spec, prediction_dir, result)
     except NVEmbedEvalError as exc:  # ItemsUnavailable, or a score the result cannot give (non-finite)

@@ -1,7 +1,6 @@
-"""`nvembed-eval-compare`, the regression gate's command, and its outputs: markdown (shared tasks first, the rest
-counted), CSV (every row), JUnit XML, a labelled PNG; each delta with its interval where both sides have per-item data.
-Exit codes: 0 nothing regressed, 1 a task regressed, 2 unusable input or a comparison that cannot mean what it says
-(one `error:` line; docs/bad_input.md). E.g. `nvembed-eval-compare outputs/run --reference results/baselines/minilm`."""
+"""`nvembed-eval-compare`, the regression gate's command, and its outputs (markdown, CSV, JUnit XML, PNG). Exit 0:
+nothing regressed, 1: a task regressed, 2: unusable input or a comparison that cannot mean what it says (one `error:`
+line; docs/bad_input.md). E.g. `nvembed-eval-compare outputs/run --reference results/baselines/minilm`."""
 
 from __future__ import annotations
 
@@ -228,9 +227,7 @@ def render_plot(cmp: Comparison, path: Path) -> None:
 def write_outputs(cmp: Comparison, out_dir: Path) -> list[Path]:
     """compare.md, compare.csv, compare.junit.xml and compare_deltas.png into `out_dir`, all or none (`io.publish`)."""
     bodies = (render_markdown(cmp).encode("utf-8"), render_csv(cmp).encode("utf-8"), render_junit(cmp))
-    writers = {
-        name: (lambda p, body=body: p.write_bytes(body)) for name, body in zip(OUTPUT_NAMES, bodies, strict=False)
-    }
+    writers = {name: lambda p, body=body: p.write_bytes(body) for name, body in zip(OUTPUT_NAMES, bodies, strict=False)}
     return publish(out_dir, {**writers, OUTPUT_NAMES[3]: lambda p: render_plot(cmp, p)})
 
 

@@ -1,6 +1,5 @@
-"""`nvembed-eval-report`: leaderboard-style tables over runs, one row per run (or per job of a Hydra multirun sweep),
-on the benchmark the runs evaluated, labelled by model and the overrides that differ between runs: markdown, CSV and
-a PNG. E.g. `nvembed-eval-report multirun/2025-01-01/12-00-00` (one row per sweep job -> .../12-00-00/report)."""
+"""`nvembed-eval-report`: leaderboards over runs (markdown, CSV, PNG), one row per run or per Hydra sweep job. E.g.
+`nvembed-eval-report multirun/2025-01-01/12-00-00` (one row per sweep job -> .../12-00-00/report)."""
 
 from __future__ import annotations
 
@@ -86,11 +85,8 @@ def _dedupe(rows: list[RunRow], suffix: Callable[[RunRow], str]) -> None:
 def discover_runs(paths: list[Path], benchmark: str | None = None) -> Report:
     """One row per run folder, results folder, score table (CSV), or job of a Hydra multirun sweep folder in `paths`,
     on one benchmark: `--benchmark NAME`, or None for the runs' own (gate.choose_benchmark; tables never decide). A
-    sweep job without results yet is an empty row (noted); an explicit path without results is an error.
-
-    Raises:
-        ResultsError: unreadable inputs, or no input with a task.
-        ConfigError: unknown `benchmark`."""
+    sweep job without results yet is an empty row (noted); an explicit path without results is an error. Raises
+    ResultsError for unreadable inputs or no input with a task, ConfigError for an unknown `benchmark`."""
     rows: list[RunRow] = []
     explicit = Benchmark.named(benchmark) if benchmark else None
     for path in paths:

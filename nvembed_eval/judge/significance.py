@@ -1,6 +1,5 @@
-"""The gate's noise: a task's per-item data (`ItemSet`, read back from a result's items file and checked to give the
-result's score again), the intervals of both scores and of their paired difference, and the gate modes that use them
-(docs/significance.md)."""
+"""The gate's noise: a task's per-item data, read back and checked to give the result's score again, and the intervals
+of both scores and of their paired difference (docs/significance.md)."""
 
 from __future__ import annotations
 
@@ -63,10 +62,8 @@ class ItemSet:
 
     @classmethod
     def from_json(cls, data: Any) -> ItemSet:
-        """Parse and check an items file's content.
-
-        Raises:
-            ItemsUnavailable: wrong format, unknown statistic, arrays of unequal length, repeated ids, non-numbers."""
+        """Parse and check an items file's content. Raises ItemsUnavailable for a wrong format, an unknown statistic,
+        arrays of unequal length, repeated ids or non-numbers."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ItemsUnavailable(f"not an items file of format {FORMAT}")
         try:
@@ -95,11 +92,9 @@ def check_score(items: ItemSet, score: float) -> None:
 
 def load_items(result_path: Path, task: str, metric: str, score: float) -> ItemSet:
     """The checked items of one result file of a harness run folder (`<run>/results/<Task>.json`), for `task` and its
-    leaderboard `metric`; `score` is the task's score on mteb's scale, as read from that file.
-
-    Raises:
-        ItemsUnavailable: with the reason, when the result records no items, the file is missing, not the one the
-            result recorded (sha256), malformed, of another task or metric, or does not give the score back."""
+    leaderboard `metric`; `score` is the task's score on mteb's scale, as read from that file. Raises ItemsUnavailable,
+    with the reason, when the result records no items, the file is missing, not the one the result recorded (sha256),
+    malformed, of another task or metric, or does not give the score back."""
     body = read_items_file(result_path)
     try:
         items = ItemSet.from_json(json.loads(body, parse_constant=_refuse))
@@ -222,9 +217,8 @@ def _same(items: ItemSet, groups: list[Group]) -> bool:
 
 
 def task_noise(task: str, ours: ItemSet | str, theirs: ItemSet | str, settings: NoiseSettings) -> Noise:
-    """Intervals of one task from each side's items (or the reason a side has none), in points: each side's score
-    interval where that side has items, and that of ours - reference on the items both have (paired: the same
-    resamples for both)."""
+    """Intervals of one task in points, from each side's items (or the reason a side has none): each side's score,
+    and ours - reference on the items both have (paired: the same resamples for both)."""
     if not isinstance(ours, ItemSet) or not isinstance(theirs, ItemSet):
         mine, other = (_alone(side, settings) if isinstance(side, ItemSet) else None for side in (ours, theirs))
         why = "; ".join(f"{side}: {r}" for side, r in (("run", ours), ("reference", theirs)) if isinstance(r, str))

@@ -61,8 +61,7 @@ def download_snapshot(repo_id: str, revision: str | None, allow_patterns: list[s
             ) from None
     folder = Path(local)
     if not COMMIT.match(folder.name):
-        raise CheckpointError(
-            f"the Hugging Face cache returned {folder} for <{key}={repo_id!r}>, which is not named by a commit; "
-            "repair the cache (`hf cache scan`) or download the model again."
-        )
+        fix = "repair the cache (`hf cache scan`) or download the model again."
+        returned = f"the Hugging Face cache returned {folder} for <{key}={repo_id!r}>"
+        raise CheckpointError(f"{returned}, which is not named by a commit; {fix}")
     return Snapshot(folder, repo_id, folder.name)

@@ -84,16 +84,14 @@ class MtebEncoder(AbsEncoder):
         stats.texts += len(texts)
         stats.tokens += _tokens_seen(self.encoder) - tokens_before
         if vectors.shape[0] != len(texts):
-            raise EncodingError(
-                f"{self.encoder.identity.name} returned {vectors.shape[0]} vectors for {len(texts)} texts "
-                f"in {task}; the model adapter must return one row per text"
+            returned = (
+                f"{self.encoder.identity.name} returned {vectors.shape[0]} vectors for {len(texts)} texts in {task}"
             )
+            raise EncodingError(f"{returned}; the model adapter must return one row per text")
         bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
         if bad.size:
-            raise EncodingError(
-                f"non-finite embedding for input {int(bad[0])} of {task} ({side or 'all'} side, "
-                f"{bad.size} bad rows); check model.dtype and the input text"
-            )
+            where = f"input {int(bad[0])} of {task} ({side or 'all'} side, {bad.size} bad rows)"
+            raise EncodingError(f"non-finite embedding for {where}; check model.dtype and the input text")
         return vectors
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:

@@ -61,11 +61,9 @@ def load_probe_set(version: int = PROBE_SET_VERSION) -> ProbeSet:
     folder = resources.files("nvembed_eval.models").joinpath("probe_sets")
     name = f"probes_v{version}.json"
     if not folder.joinpath(name).is_file():
-        have = sorted(p.name for p in folder.iterdir() if p.name.startswith("probes_v"))
-        raise ResultsError(
-            f"this nvembed-eval has no probe set v{version} (it has: {', '.join(have) or 'none'}); use the "
-            "nvembed-eval release that wrote the baseline, or write a new baseline"
-        )
+        have = ", ".join(sorted(p.name for p in folder.iterdir() if p.name.startswith("probes_v"))) or "none"
+        fix = "use the nvembed-eval release that wrote the baseline, or write a new baseline"
+        raise ResultsError(f"this nvembed-eval has no probe set v{version} (it has: {have}); {fix}")
     raw = json.loads(folder.joinpath(name).read_text(encoding="utf-8"))
     entries = raw["probes"]
     canonical = json.dumps(entries, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -154,10 +152,9 @@ def check_baseline_path(path: Path, must_exist: bool) -> None:
     path = Path(path)
     what = "a folder" if path.is_dir() else "not a regular file" if path.exists() and not path.is_file() else None
     if what:
-        raise ResultsError(
-            f"probe baseline {path} is {what}; a baseline is a .safetensors file written by: nvembed-eval-probe "
-            f"write {path / 'baseline.safetensors' if path.is_dir() else 'FILE.safetensors'} model=..."
-        )
+        target = path / "baseline.safetensors" if path.is_dir() else "FILE.safetensors"
+        writer = f"a baseline is a .safetensors file written by: nvembed-eval-probe write {target} model=..."
+        raise ResultsError(f"probe baseline {path} is {what}; {writer}")
     if must_exist and not path.is_file():
         raise ResultsError(f"probe baseline {path} does not exist; write one with: nvembed-eval-probe write {path} ...")
 
@@ -178,9 +175,8 @@ def read_baseline(path: Path) -> Baseline:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
         raise ResultsError(f"{path} is not a readable safetensors file ({reason}); rewrite the baseline") from None
     if meta.get("format") != BASELINE_FORMAT:
-        raise ResultsError(
-            f"{path} is not a {BASELINE_FORMAT} file (format={meta.get('format')!r}); write it with nvembed-eval-probe"
-        )
+        found = f"format={meta.get('format')!r}"
+        raise ResultsError(f"{path} is not a {BASELINE_FORMAT} file ({found}); write it with nvembed-eval-probe")
     try:
         return Baseline(
             path=path,
@@ -203,21 +199,18 @@ def check_usable(baseline: Baseline, probe_set: ProbeSet) -> None:
     """ResultsError when the baseline cannot be compared row for row with this probe set: other version, edited set,
     or a shape that does not match the probe list."""
     if baseline.probe_set_version != probe_set.version:
-        raise ResultsError(
-            f"{baseline.path} was written with probe set v{baseline.probe_set_version}, this run uses "
-            f"v{probe_set.version}; rewrite the baseline with nvembed-eval-probe write"
-        )
+        written = f"{baseline.path} was written with probe set v{baseline.probe_set_version}"
+        fix = "rewrite the baseline with nvembed-eval-probe write"
+        raise ResultsError(f"{written}, this run uses v{probe_set.version}; {fix}")
     if baseline.probe_set_sha256 != probe_set.sha256:
-        raise ResultsError(
-            f"probe set v{probe_set.version} differs from the one {baseline.path} was written with (sha256 "
-            f"{baseline.probe_set_sha256[:12]} vs {probe_set.sha256[:12]}): it was edited without a version bump"
-        )
+        sha = f"sha256 {baseline.probe_set_sha256[:12]} vs {probe_set.sha256[:12]}"
+        differs = f"probe set v{probe_set.version} differs from the one {baseline.path} was written with ({sha})"
+        raise ResultsError(f"{differs}: it was edited without a version bump")
     n = len(probe_set.probes)
     if baseline.embeddings.ndim != 2 or baseline.embeddings.shape[0] != n or baseline.probe_ids != probe_set.ids:
-        raise ResultsError(
-            f"{baseline.path} holds embeddings of shape {tuple(baseline.embeddings.shape)} for "
-            f"{len(baseline.probe_ids)} ids; probe set v{probe_set.version} has {n} texts; rewrite the baseline"
-        )
+        shape, ids = tuple(baseline.embeddings.shape), len(baseline.probe_ids)
+        held = f"{baseline.path} holds embeddings of shape {shape} for {ids} ids"
+        raise ResultsError(f"{held}; probe set v{probe_set.version} has {n} texts; rewrite the baseline")
 
 
 def identity_difference(baseline: Baseline, identity: ModelIdentity) -> str | None:
@@ -286,9 +279,8 @@ def render_comparison(cmp: ProbeComparison, baseline: Baseline, current_versions
         p = cmp.probe_set.probes[i]
         preview = repr(p.text[:48]) + (f"... ({len(p.text):,} chars)" if len(p.text) > 48 else "")
         mark = " *" if not cmp.max_abs[i] <= cmp.tolerance else ""
-        lines.append(
-            f"{p.id:<34} {','.join(p.tags)[:28]:<28} {cmp.cosine[i]:>12.9f} {cmp.max_abs[i]:>13.3e}  {preview}{mark}"
-        )
+        scores = f"{cmp.cosine[i]:>12.9f} {cmp.max_abs[i]:>13.3e}"
+        lines.append(f"{p.id:<34} {','.join(p.tags)[:28]:<28} {scores}  {preview}{mark}")
     worst = float(np.nanmax(cmp.max_abs)) if cmp.max_abs.size else 0.0
     summary = f"max abs diff {worst:.3e}, min cosine {float(np.nanmin(cmp.cosine)):.9f}, tolerance {cmp.tolerance:.1e}"
     n, bad = len(cmp.probe_set.probes), cmp.failed.size

@@ -28,8 +28,7 @@ def inside(folder: Path, name: object, source: str) -> Path:
     part. Names are checked, not link targets: a hub-cache snapshot's files are links into `../../blobs`."""
     pure = (PurePosixPath(name), PureWindowsPath(name)) if isinstance(name, str) and "\0" not in name else None
     if pure is None or pure[0].is_absolute() or pure[1].anchor or any(".." in p.parts for p in pure):
-        raise CheckpointError(
-            f"{folder / source.split()[0]} refers to {name!r} ({source}), which is outside the checkpoint folder; "
-            "a checkpoint may only name files inside its own folder. Restore the checkpoint's original file."
-        )
+        rule = "a checkpoint may only name files inside its own folder. Restore the checkpoint's original file."
+        outside = f"{folder / source.split()[0]} refers to {name!r} ({source}), which is outside the checkpoint folder"
+        raise CheckpointError(f"{outside}; {rule}")
     return folder / name

@@ -106,10 +106,9 @@ def check_weights(module: torch.nn.Module, stored: Shapes, folder: Path, what: s
         if names
     ]
     if found:
-        raise CheckpointError(
-            f"weights in {folder} do not match {what} ({'; '.join(found)}); a model with tensors left at random or "
-            "ignored would give scores of other weights. Restore the checkpoint's original files."
-        )
+        why = "a model with tensors left at random or ignored would give scores of other weights"
+        mismatch = f"weights in {folder} do not match {what} ({'; '.join(found)})"
+        raise CheckpointError(f"{mismatch}; {why}. Restore the checkpoint's original files.")
 
 
 def _aligned(stored: Shapes, known: set[str], prefix: str) -> Shapes:

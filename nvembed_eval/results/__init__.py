@@ -1,3 +1,2 @@
-"""Results: writes and reads run folders (`run_folder`, the only code that knows their layout), what a result records
-about what made it (`provenance`), leaderboard scores (`scores`), scores from any source (`reading`), the published
-tables a run is shown against (`references`) and the export to mteb (`export`)."""
+"""Results: run folders (`run_folder`, the only code that knows their layout), what made each result (`provenance`),
+scores from any source (`reading`, `scores`), reference tables (`references`) and the export to mteb (`export`)."""

@@ -20,14 +20,13 @@ COMMIT = re.compile(r"[0-9a-f]{40}")
 
 def export_run(run_dir: Path, to: Path, revision: str | None = None, allow_local_data: bool = False) -> list[Path]:
     """Write the results of the run folder `run_dir` (run.json, results/, model_meta.json) into the mteb cache `to`
-    (mteb's `MTEB_CACHE`, e.g. ~/.cache/mteb), or refuse with nothing written; returns the files written (task results,
-    then model_meta.json). `revision`: the 40-hex hub commit of the model's weights, for a run that loaded a local
-    folder (whose revision is a `sha256:` content digest the results repository cannot take), recorded as the user
-    states it; a run of a hub snapshot has its commit already. `allow_local_data`: export results computed on local task
-    files (`data_dir=`) too; the results repository merges results on the hub's data only. Raises ResultsError: not a
-    run folder or no results; a model named `local/...`; no hub commit for the model (a local folder without
-    `revision`, or a `revision` that is no 40-hex commit or disagrees with the loaded one); results on local data
-    without `allow_local_data`; a task already exported there with other scores."""
+    (`MTEB_CACHE`, e.g. ~/.cache/mteb), or refuse with nothing written; returns the files written (task results, then
+    model_meta.json). `revision`: the 40-hex hub commit of the model's weights, as the user states it, for a run that
+    loaded a local folder (a `sha256:` content digest, which the results repository cannot take). `allow_local_data`:
+    export results computed on local task files (`data_dir=`) too; the results repository merges results on the hub's
+    data only. Raises ResultsError: not a run folder or no results; a model named `local/...`; no hub commit for the
+    model (a local folder without `revision`, or a `revision` that is no 40-hex commit or disagrees with the loaded
+    one); results on local data without `allow_local_data`; a task already exported with other scores."""
     from mteb.cache import ResultCache
     from mteb.models.model_meta import ModelMeta
 

@@ -27,9 +27,6 @@ class FieldDiff:
     stored: Any
     expected: Any
 
-    def __str__(self) -> str:
-        return f"{self.field} {_short(self.stored)} -> {_short(self.expected)}"
-
 
 def make_provenance(
     *,
@@ -44,23 +41,16 @@ def make_provenance(
     -> the literal text prepended to that side's inputs, `data` where the data came from ({"source": "hub",
     "repository", "revision", ...}, {"source": "local", "path", "sha256"} or {"source": "package", "sha256"}),
     `installed` package versions (default: the installed `RECORDED_VERSIONS`)."""
-    return {
-        "format": FORMAT,
-        "task": task,
-        "model": model,
-        "prefixes": prefixes,
-        "data": data,
-        "versions": installed if installed is not None else installed_versions(RECORDED_VERSIONS),
-    }
+    versions = installed if installed is not None else installed_versions(RECORDED_VERSIONS)
+    return {"format": FORMAT, "task": task, "model": model, "prefixes": prefixes, "data": data, "versions": versions}
 
 
 def differences(stored: dict[str, Any], expected: dict[str, Any]) -> list[FieldDiff]:
-    """The fields that determine a result's value and differ between `stored` and `expected`.
-
-    Compared: format, task version/split/subset, model identity key, every prefix, the data record (except
-    `DATA_INFO_KEYS`) and the `SCORE_PINS` versions; never the `FIDELITY_KEY` section (the evaluator-fidelity counts
-    describe the data; its content is data.sha256 / data.revision). The model's name, revision and knobs are reported
-    instead of its identity key when they differ, so the message says what changed."""
+    """The fields that determine a result's value and differ between `stored` and `expected`: format, task
+    version/split/subset, model identity key, every prefix, the data record (except `DATA_INFO_KEYS`) and the
+    `SCORE_PINS` versions; never the `FIDELITY_KEY` section (the evaluator-fidelity counts describe the data; its
+    content is data.sha256 / data.revision). The model's name, revision and knobs are reported instead of its identity
+    key when they differ, so the message says what changed."""
     out: list[FieldDiff] = []
 
     def compare(label: str, a: Any, b: Any, keys: tuple[str, ...] = (), skip: frozenset[str] = frozenset()) -> None:
@@ -116,10 +106,8 @@ def _shown_pair(stored: Any, expected: Any, limit: int = 48) -> tuple[str, str]:
     old and new never look the same."""
     if not (isinstance(stored, str) and isinstance(expected, str)) or max(len(stored), len(expected)) <= limit:
         return _short(stored, limit), _short(expected, limit)
-    first = next(
-        (i for i, (a, b) in enumerate(zip(stored, expected, strict=False)) if a != b), min(len(stored), len(expected))
-    )
-    start = max(0, first - 12)
+    pairs = enumerate(zip(stored, expected, strict=False))
+    start = max(0, next((i for i, (a, b) in pairs if a != b), min(len(stored), len(expected))) - 12)
 
     def cut(text: str) -> str:
         end = start + limit - 12

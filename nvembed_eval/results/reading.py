@@ -1,6 +1,5 @@
-"""Scores from any source: a harness run folder, an mteb results folder (any depth of its layout), one TaskResult JSON
-or a published score table (CSV, read or refused whole, scale rule of docs/bad_input.md); what a folder's records say it
-is of (model, run, a sweep job's overrides); a result's per-item file."""
+"""Scores from any source (a harness run folder, an mteb results folder of any depth, one TaskResult JSON, a published
+score table), what a folder's records say it is of (model, run, a sweep job's overrides), a result's per-item file."""
 
 from __future__ import annotations
 
@@ -34,7 +33,6 @@ from nvembed_eval.tasks.specs import list_task_specs, load_task_spec
 if TYPE_CHECKING:
     from mteb import TaskResult
 
-# Files a results folder may hold that are not TaskResults.
 NON_RESULT_FILES = frozenset({"run.json", "model_meta.json"})
 # Folders of a harness run folder (next to its run.json) that hold no TaskResults: per-item data, mteb's predictions.
 RUN_SIDE_FOLDERS = frozenset({"items", "predictions"})
@@ -51,14 +49,13 @@ log = logging.getLogger(__name__)
 
 def load_scores(path: str | Path, label: str | None = None, benchmark: Benchmark | None = None) -> ScoreSet:
     """Read scores from a harness run folder, an mteb results folder, one TaskResult JSON or a published CSV. A folder
-    is read whole, whatever its size and the mteb versions that wrote it (a revision folder of the MTEB results
-    repository holds 700-800 files of hundreds of tasks): files of tasks outside `benchmark` are counted
-    (`reading_note`, logged) and not read; a file of a benchmark task that cannot be scored is refused. `benchmark`
-    defaults to the run.json's, else (mteb results folders) MTEB(eng, v1), assumed and said so; a run.json without one
-    (older runs) reads every file. `label`: row label for tables (default: the folder or file name).
-    CQADupstackRetrieval is the mean of its 12 subforums when only those are present. Raises ResultsError: missing path,
-    malformed file, duplicate results for one task, unknown task or metric, scores not on their scale (a table:
-    docs/bad_input.md; a TaskResult: a fraction outside [-1, 1]), results of several models in one folder."""
+    is read whole, whatever its size and mteb versions (a revision folder of the MTEB results repository holds 700-800
+    files): files of tasks outside `benchmark` are counted (`reading_note`, logged) and not read; a file of a benchmark
+    task that cannot be scored is refused. `benchmark` defaults to the run.json's, else (mteb results folders) MTEB(eng,
+    v1), assumed and said so; a run.json without one (older runs) reads every file. `label`: row label (default: the
+    folder or file name). CQADupstackRetrieval is the mean of its 12 subforums when only those are present. Raises
+    ResultsError: missing path, malformed file, duplicate results for one task, unknown task or metric, scores not on
+    their scale (a table: docs/bad_input.md; a TaskResult: a fraction outside [-1, 1]), several models in one folder."""
     p = Path(path)
     if not p.exists():
         raise ResultsError(f"results path {p} does not exist; pass a run folder, an mteb results folder or a CSV")
@@ -78,10 +75,9 @@ def load_scores(path: str | Path, label: str | None = None, benchmark: Benchmark
 
 
 def check_input_kind(path: Path, what: str) -> None:
-    """Refuse, in one line (ResultsError, naming it as `what`, e.g. "reference=/dev/null"), an existing path that is
-    neither a folder, a score CSV nor a TaskResult JSON: a device, pipe or socket; a file that is neither .csv nor
-    .json; a .json that parses but is no TaskResult (no task_name and scores). A .json that does not parse is left to
-    the reader ("malformed")."""
+    """Refuse (ResultsError, one line naming it as `what`, e.g. "reference=/dev/null") an existing path that is neither
+    a folder, a score CSV nor a TaskResult JSON: a device, pipe or socket; neither .csv nor .json; a .json that parses
+    but is no TaskResult (no task_name and scores). A .json that does not parse is left to the reader ("malformed")."""
     if path.is_dir():
         return
     if not path.is_file():
@@ -115,16 +111,12 @@ def find_result_files(root: Path) -> list[Path]:
 
     def walk(folder: Path, depth: int) -> None:
         for child in sorted(folder.iterdir()):
-            if child.name.startswith("."):
+            if child.name.startswith(".") or child.name in NON_RESULT_FILES:
                 continue
             if child.is_dir():
                 if depth < MAX_DEPTH and not (child.name in RUN_SIDE_FOLDERS and (folder / "run.json").is_file()):
                     walk(child, depth + 1)
-            elif (
-                child.suffix == ".json"
-                and child.name not in NON_RESULT_FILES
-                and not child.name.endswith("_predictions.json")
-            ):
+            elif child.suffix == ".json" and not child.name.endswith("_predictions.json"):
                 found.append(child)
 
     walk(root, 1)
@@ -261,10 +253,10 @@ def canonical_model(name: str) -> str:
 
 
 def model_of(root: Path, files: list[Path], run_info: dict[str, Any]) -> tuple[str | None, str]:
-    """The model whose results (`files`, the TaskResult JSONs) are under `root`, and where that was read, as (name,
-    source): from `run_info` (`read_run_info(root)`) `model.name` or `config.model.name`, else model_meta.json `name`,
-    else mteb's results layout `<org>__<name>/<revision>/<Task>.json`; (None, "unknown") when nothing says. Raises
-    ResultsError when the files sit under several mteb model folders."""
+    """(name, source): the model whose results (`files`, TaskResult JSONs) are under `root`, from `run_info`
+    (`read_run_info(root)`) `model.name` or `config.model.name`, else model_meta.json `name`, else mteb's layout
+    `<org>__<name>/<revision>/<Task>.json`; (None, "unknown") when nothing says. Raises ResultsError when the files sit
+    under several mteb model folders."""
     model = run_info.get("model") if isinstance(run_info.get("model"), dict) else {}
     config = run_info.get("config") if isinstance(run_info.get("config"), dict) else {}
     config_model = config.get("model") if isinstance(config.get("model"), dict) else {}
@@ -306,10 +298,8 @@ def read_items_file(result_path: Path, max_bytes: int = ITEMS_MAX_BYTES) -> byte
     """The bytes of the per-item data file a result file records (`provenance.items`), checked to be the very file it
     recorded (sha256) and to lie inside the result's run folder. Raises ItemsUnavailable with the reason (no record,
     none was made, outside the folder, missing, not a regular file, larger than `max_bytes`, another file's sha256)."""
-    try:
-        record = (json.loads(read_text(result_path)).get(PROVENANCE_KEY) or {}).get("items")
-    except (OSError, ValueError, AttributeError, ResultsError):
-        record = None
+    provenance = _json_dict(result_path).get(PROVENANCE_KEY)
+    record = provenance.get("items") if isinstance(provenance, dict) else None
     if not isinstance(record, dict):
         raise ItemsUnavailable("its result records no per-item data")
     if "unavailable" in record:
@@ -337,12 +327,11 @@ FRACTION_BOUND = 1.0
 
 
 def read_score_table(path: Path, label: str | None = None) -> ScoreSet:
-    """Read a published score table: a CSV with columns task, metric, score (0-100) and optionally model (the hub id the
-    scores are of, the same on every row; the ScoreSet's `model` is None without it) and dataset_revision. `label`: row
-    label (default: the file name without suffix). Raises ResultsError: unreadable file, missing column, no rows, empty
-    or unknown task, duplicate task, wrong metric, a score that is not a finite number or lies outside [-100, 100], more
-    than one model, or scores not on the 0-100 scale: all of them at most 1 in magnitude (the 0-1 scale) or some (a
-    mix)."""
+    """Read a published score table: a CSV with columns task, metric, score (0-100) and optionally model (the hub id of
+    the scores, the same on every row; else the ScoreSet's `model` is None) and dataset_revision; `label` defaults to
+    the file name without suffix. Raises ResultsError: unreadable file, missing column, no rows, empty or unknown task,
+    duplicate task, wrong metric, a score not a finite number or outside [-100, 100], more than one model, or scores not
+    on the 0-100 scale: all of them at most 1 in magnitude (the 0-1 scale) or some (a mix)."""
     out = ScoreSet(source=path, label=label or path.stem, kind="table", model_source=f"{path.name} column model")
     try:
         text = read_bounded(path).decode("utf-8-sig")  # -sig: spreadsheets write a byte-order mark

@@ -20,21 +20,17 @@ NO_REFERENCE = (None, "null", "none")
 def reference_table(reference: str | None, model: str, published: str | None = None) -> Path | None:
     """Where `reference=` points: a path (`reference=my.csv`), the name of a published table (`reference=nv_embed_v2`),
     for `auto` the published table whose `model` column names `model` (hub id, case-insensitive); None for
-    `reference=null`, or `auto` without a table. Published tables sit in `published` (`paths.published_dir`), or when
-    that is null in the package (results/published/ of the checkout), so a run from any folder or a wheel finds them.
-    Raises ResultsError: a bare name that is no shipped table (the message lists them); for `auto`, a table there is
-    unusable, or two tables claim the model."""
+    `reference=null`, or `auto` without a table. Published tables sit in `published` (`paths.published_dir`), else in
+    the package (results/published/ of the checkout, found from any folder or a wheel). Raises ResultsError: a bare
+    name that is no shipped table (the message lists them); for `auto`, an unusable table or two tables of the model."""
     if reference in NO_REFERENCE:
         return None
     folder = Path(published).expanduser() if published else bundled_dir("published")
     if reference == "auto":
         if not model or not folder.is_dir():
             return None
-        found = []
-        for path in sorted(folder.glob("*.csv")):
-            table_model = read_score_table(path).model
-            if table_model and canonical_model(table_model) == canonical_model(model):
-                found.append(path)
+        tables = [(path, read_score_table(path).model) for path in sorted(folder.glob("*.csv"))]
+        found = [path for path, of in tables if of and canonical_model(of) == canonical_model(model)]
         if len(found) > 1:
             raise ResultsError(f"{found[0]} and {found[1]} are both tables of {model}; keep one in {folder}")
         return found[0] if found else None
@@ -50,11 +46,10 @@ def reference_table(reference: str | None, model: str, published: str | None = N
 def load_reference(
     reference: str | None, model: str, planned: Sequence[str], published: str | None = None
 ) -> ScoreSet | None:
-    """The reference of a run, loaded and validated whole (a run loads it once, before any task): `reference=` (auto,
-    null, a shipped table's name, or a path) for the run's `model.name`, the tasks it plans (an explicit reference must
-    have some of them) and `paths.published_dir`. None for `reference=null`, or `auto` and no table. Raises
-    ResultsError: the path does not exist or is unusable (one line naming the file and the fix); an explicit reference
-    sharing no task with the run."""
+    """The reference of a run, loaded and validated whole, once, before any task: `reference=` (auto, null, a shipped
+    table's name, or a path) for the run's `model.name`, the tasks it plans and `paths.published_dir`; None for
+    `reference=null`, or `auto` and no table. Raises ResultsError: the path does not exist or is unusable (one line
+    naming the file and the fix); an explicit reference sharing no task with the run."""
     path = reference_table(reference, model, published)
     if path is None:
         return None

@@ -79,9 +79,9 @@ class StoredResult:
 
 class RunFolder:
     """Owns one run directory: lock, run.json bookkeeping, atomic writes of results, items and records, and the checks
-    that decide whether a stored result may be reused. Nothing is written before `start()`. Every file and folder this
-    invocation creates is remembered, and every record it replaces keeps its old bytes, so `discard()` can take the run
-    back without touching anything that was there before (a user's own files, an earlier run's results)."""
+    that decide whether a stored result may be reused. Nothing is written before `start()`; every file and folder this
+    invocation creates, and the old bytes of every record it replaces, are remembered, so `discard()` takes the run
+    back without touching what was there before (a user's own files, an earlier run's results)."""
 
     def __init__(self, paths: RunPaths) -> None:
         self.paths = paths
@@ -140,7 +140,7 @@ class RunFolder:
             return None
         fix = f"rerun with overwrite=[{task_name}] to recompute that task, or delete the file"
         try:
-            data = _read_strict_json(path)
+            data = json.loads(read_text(path), parse_constant=_refuse_constant)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
             raise ResultsError(f"unreadable result file {path} ({reason}); {fix}") from None
@@ -152,14 +152,14 @@ class RunFolder:
         return StoredResult(path, provenance)
 
     def check_model(self, identity: ModelIdentity) -> None:
-        """Refuse a folder holding results of another model (or model settings). Reads only. Each result file's
-        provenance names its model; folders written before results carried provenance are judged by run.json's. Raises
-        OutputLockedError when another model's results are here (results of two models are never mixed)."""
+        """Refuse (OutputLockedError; reads only) a folder holding results of another model or model settings (results
+        of two models are never mixed): each result file's provenance names its model; folders written before results
+        carried provenance are judged by run.json's."""
         other = None
         results = sorted(self.paths.results.glob("*.json")) if self.paths.results.is_dir() else []
         for path in results:
             try:
-                data = _read_strict_json(path)
+                data = json.loads(read_text(path), parse_constant=_refuse_constant)
             except (OSError, UnicodeDecodeError, ValueError):
                 continue  # reported by stored_result when the task is planned
             model = ((data.get(PROVENANCE_KEY) or {}) if isinstance(data, dict) else {}).get("model") or {}
@@ -180,13 +180,12 @@ class RunFolder:
     def reusable(
         self, expected: dict[str, dict[str, Any]], *, overwrite: bool | frozenset[str], trust_existing: bool
     ) -> dict[str, bool]:
-        """The stored results a run keeps, as task name -> True when kept only by `trust_existing`, False when its
-        provenance matched `expected` (task name -> the provenance a result of this run would carry,
-        `provenance.make_provenance`). Reads only. `overwrite`: True to recompute every task, or the names of those to
-        recompute; `trust_existing`: keep result files without provenance (plain mteb, older versions) as they are.
-        Raises ResultsError (one line naming the tasks, what differs (stored -> now) and the fix) when a stored result
-        was made with other settings, has no provenance (without `trust_existing`), or cannot be read: nothing is kept
-        in a result while the run records settings it was not made with."""
+        """The stored results a run keeps (reads only), as task name -> True when kept only by `trust_existing` (result
+        files without provenance: plain mteb, older versions), False when its provenance matched `expected` (task name
+        -> `provenance.make_provenance` of this run). `overwrite`: True, or the names of the tasks to recompute. Raises
+        ResultsError (one line: the tasks, what differs (stored -> now), the fix) when a stored result was made with
+        other settings, has no provenance (without `trust_existing`), or cannot be read: nothing is kept in a result
+        while the run records settings it was not made with."""
         kept: dict[str, bool] = {}
         refused, unproven = [], []
         for name, wanted in expected.items():
@@ -342,9 +341,8 @@ class RunFolder:
             self._created.append(path)
 
     def discard(self) -> None:
-        """Take back a run that recorded no result: remove every file and folder it created, newest first, then restore
-        every record it replaced. Nothing that existed before is removed; the run log keeps what it says (why the run
-        stopped) when it existed before."""
+        """Take back a run that recorded no result: remove every file and folder it created, newest first, and restore
+        every record it replaced; nothing that existed before is removed (the run log keeps why the run stopped)."""
         for path in reversed(self._created):
             with contextlib.suppress(OSError):
                 if path.is_symlink() or path.is_file():
@@ -378,13 +376,9 @@ def _model_change(stored: dict[str, Any], identity: ModelIdentity) -> str:
     return "; ".join(changes) or f"{stored.get('name')}@{stored.get('revision')}"
 
 
-def _read_strict_json(path: Path) -> Any:
-    """A result file's JSON; a non-standard constant (NaN, Infinity) is a ValueError."""
-
-    def refuse(name: str) -> Any:
-        raise ValueError(f"non-standard JSON constant {name}")
-
-    return json.loads(read_text(path), parse_constant=refuse)
+def _refuse_constant(name: str) -> Any:
+    """`parse_constant` for result files: a non-standard JSON constant (NaN, Infinity) is a ValueError."""
+    raise ValueError(f"non-standard JSON constant {name}")
 
 
 def _non_finite_main_score(scores: Any) -> str | None:

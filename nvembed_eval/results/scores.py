@@ -1,9 +1,6 @@
-"""Leaderboard scores (0-100): one task's (`TaskScore`), a set with its model and benchmark (`ScoreSet`), selected from
-mteb's own TaskResult (keys only; no metric is recomputed), and the math of the 2024 MTEB(eng, v1) leaderboard: the
-plain average over a benchmark's tasks and the per-type means, each labelled with its coverage.
-
-Why not mteb's `TaskResult.get_score`: it filters subsets by language, so it cannot pick STS17's `en-en` out of the
-subsets that contain English, and it knows none of the names older results and tables give the same metric."""
+"""Leaderboard scores (0-100) picked from mteb's TaskResult by key (never recomputed; not `TaskResult.get_score`, which
+cannot pick STS17's `en-en` and knows no older metric names), and the 2024 MTEB(eng, v1) leaderboard's plain average and
+per-type means, each labelled with its coverage."""
 
 from __future__ import annotations
 
@@ -143,9 +140,7 @@ def score_task_result(result: TaskResult, spec: TaskSpec, path: Path) -> TaskSco
             f"rerun {spec.name} with subset {spec.subset}"
         )
     flat = _flatten(entry)
-    for key in metric_aliases(spec.metric):
-        if key not in flat:
-            continue
+    for key in [k for k in metric_aliases(spec.metric) if k in flat]:
         value = flat[key]
         if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
             raise ResultsError(f"results file {path}: {spec.name} {key}={value!r} is not a number; rerun the task")
@@ -164,10 +159,9 @@ def score_task_result(result: TaskResult, spec: TaskSpec, path: Path) -> TaskSco
 
 
 def benchmark_of(run_info: dict[str, Any], where: Path) -> Benchmark | None:
-    """The benchmark a run evaluated, from its run.json; None when it records none (mteb folders, tables). Read in this
-    order: the top-level `"benchmark": {"name", "tasks"}` the runner records; `config.tasks` (an ad-hoc list, which then
-    is the benchmark); `config.benchmark.tasks` (and `.name`). Raises ResultsError when the record exists but is not a
-    list of task names."""
+    """The benchmark a run evaluated, from its run.json: the top-level `"benchmark": {"name", "tasks"}` the runner
+    records, else `config.tasks` (an ad-hoc list), else `config.benchmark.tasks` (and `.name`); None when it records
+    none (mteb folders, tables). Raises ResultsError when the record exists but is not a list of task names."""
     config = run_info.get("config") if isinstance(run_info.get("config"), dict) else {}
     bench = config.get("benchmark") if isinstance(config.get("benchmark"), dict) else {}
     candidates = (
@@ -188,15 +182,9 @@ def benchmark_of(run_info: dict[str, Any], where: Path) -> Benchmark | None:
 
 
 DEFAULT_BENCHMARK = "mteb_eng_v1"
-LEADERBOARD_TYPES = (  # the leaderboard's order of task types; other types follow, sorted
-    "Classification",
-    "Clustering",
-    "PairClassification",
-    "Reranking",
-    "Retrieval",
-    "STS",
-    "Summarization",
-)
+# The leaderboard's order of task types; other types follow, sorted.
+LEADERBOARD_TYPES = ("Classification", "Clustering", "PairClassification", "Reranking", "Retrieval", "STS")
+LEADERBOARD_TYPES += ("Summarization",)
 
 
 @dataclass(frozen=True)
@@ -242,9 +230,8 @@ class Leaderboard:
 
 
 def benchmark_leaderboard(scores: Mapping[str, float], benchmark: str | Benchmark = DEFAULT_BENCHMARK) -> Leaderboard:
-    """The leaderboard of `scores` (task name -> 0-100; other tasks ignored) over a Benchmark's tasks, or those of
-    `conf/benchmark/<benchmark>.yaml` (the denominators), types from the task specs; groups without every task are
-    marked partial by their Aggregate."""
+    """The leaderboard of `scores` (task name -> 0-100; others ignored) over a Benchmark's tasks, or those of
+    `conf/benchmark/<benchmark>.yaml`, types from the task specs; a group missing a task is partial (its Aggregate)."""
     bench = benchmark if isinstance(benchmark, Benchmark) else Benchmark.named(benchmark)
     tasks = bench.tasks
     types = {t: load_task_spec(t).type for t in tasks}

@@ -65,15 +65,13 @@ class MtebRegistryEncoder:
         prompt_style = loaders.get(meta.loader) if isinstance(meta.loader, type) else None
         loader_name = getattr(meta.loader, "__qualname__", repr(meta.loader))
         if (meta.loader_kwargs or {}).get("trust_remote_code"):
-            raise ConfigError(
-                f"<model.name={name}>: mteb loads it with trust_remote_code=True (code from the model repo), which "
-                "this harness never runs; for NV-Embed use model=nv_embed_v2 or model=nv_embed_v1 (native code)."
-            )
+            remote = "mteb loads it with trust_remote_code=True (code from the model repo)"
+            native = "for NV-Embed use model=nv_embed_v2 or model=nv_embed_v1 (native code)."
+            raise ConfigError(f"<model.name={name}>: {remote}, which this harness never runs; {native}")
         if prompt_style is None:
-            raise ConfigError(
-                f"<model.name={name}> is loaded by mteb's {loader_name}, which this harness cannot pin to the commit "
-                f"it loads; model=mteb runs models mteb loads with {' or '.join(c.__name__ for c in loaders)}."
-            )
+            runs = f"model=mteb runs models mteb loads with {' or '.join(c.__name__ for c in loaders)}."
+            unpinned = f"which this harness cannot pin to the commit it loads; {runs}"
+            raise ConfigError(f"<model.name={name}> is loaded by mteb's {loader_name}, {unpinned}")
         snapshot = download_snapshot(meta.name, revision or meta.revision, hub_patterns(allow_pickle), "model.name")
         check_folder(snapshot.folder, allow_pickle, key="model.name")
         if snapshot.commit != meta.revision:
@@ -108,10 +106,8 @@ class MtebRegistryEncoder:
             raise
         except Exception as exc:  # whatever sentence-transformers or mteb raise for a broken folder
             reason = (str(exc).strip().splitlines() or [""])[0]
-            raise CheckpointError(
-                f"cannot load mteb model <model.name={name}> from {folder} ({type(exc).__name__}: {reason}); "
-                "download the model again."
-            ) from None
+            why = f"({type(exc).__name__}: {reason}); download the model again."
+            raise CheckpointError(f"cannot load mteb model <model.name={name}> from {folder} {why}") from None
 
     def instruction_template(self) -> None:  # mteb's model applies its own prompts; the runner asks `prompt_key`
         return None
@@ -158,9 +154,8 @@ class MtebRegistryEncoder:
         if task_name is None:
             raise EncodingError(f"{self.identity.name} (model=mteb) needs the task name to choose mteb's prompt")
         if prefix != self.prompt_key(task_name, side):
-            raise EncodingError(
-                f"prefix {prefix!r} for {task_name} is not this model's prompt key; the runner must use prompt_key()"
-            )
+            wrong = f"prefix {prefix!r} for {task_name} is not this model's prompt key"
+            raise EncodingError(f"{wrong}; the runner must use prompt_key()")
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.embed_dim), dtype=np.float32)

@@ -80,15 +80,14 @@ class TextConfig:
         if self.rope_scaling:
             raise ConfigError(f"<text_config.rope_scaling={self.rope_scaling}> is unsupported; NV-Embed uses none.")
         if self.head_dim is None and self.hidden_size % self.num_attention_heads:
+            heads = f"<text_config.num_attention_heads={self.num_attention_heads}>"
             raise ConfigError(
-                f"<text_config.hidden_size={self.hidden_size}> is not divisible by "
-                f"<text_config.num_attention_heads={self.num_attention_heads}>; fix config.json."
+                f"<text_config.hidden_size={self.hidden_size}> is not divisible by {heads}; fix config.json."
             )
         if self.num_attention_heads % self.num_key_value_heads:
-            raise ConfigError(
-                f"<text_config.num_attention_heads={self.num_attention_heads}> is not a multiple of "
-                f"<text_config.num_key_value_heads={self.num_key_value_heads}>; fix config.json."
-            )
+            heads = f"<text_config.num_attention_heads={self.num_attention_heads}>"
+            kv_heads = f"<text_config.num_key_value_heads={self.num_key_value_heads}>"
+            raise ConfigError(f"{heads} is not a multiple of {kv_heads}; fix config.json.")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -140,10 +139,9 @@ class NVEmbedConfig:
         # NVIDIA's block creates the latents with width latent_dim but normalises them with hidden_dim, and applies
         # to_q/to_out/FFN (latent_dim) to the LLM states: it only runs when all three widths agree (golden item 9).
         if not (lat.hidden_dim == lat.latent_dim == text.hidden_size):
-            raise ConfigError(
-                f"<latent_attention_config.hidden_dim={lat.hidden_dim}>, <latent_attention_config.latent_dim="
-                f"{lat.latent_dim}> and <text_config.hidden_size={text.hidden_size}> must be equal; fix config.json."
-            )
+            widths = f"<latent_attention_config.hidden_dim={lat.hidden_dim}>, <latent_attention_config.latent_dim="
+            widths += f"{lat.latent_dim}> and <text_config.hidden_size={text.hidden_size}>"
+            raise ConfigError(f"{widths} must be equal; fix config.json.")
         if self.padding_side != "right":
             raise ConfigError(f"<padding_side={self.padding_side!r}> is unsupported; NV-Embed pads on the right.")
 
@@ -167,8 +165,8 @@ class NVEmbedConfig:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            message = f"{path} does not exist; an NV-Embed checkpoint folder needs its config.json."
-            raise CheckpointError(message) from None
+            needs = "an NV-Embed checkpoint folder needs its config.json."
+            raise CheckpointError(f"{path} does not exist; {needs}") from None
         except json.JSONDecodeError as exc:
             raise CheckpointError(f"{path} is not valid JSON ({exc}); restore the checkpoint's config.json.") from None
         return cls.from_dict(data, **knobs)

@@ -135,9 +135,7 @@ class NVEmbedEncoder:
         progress: bool | None,
     ) -> None:
         param = next(model.parameters())
-        self.model = model.eval().fuse_projections()
-        self.config: NVEmbedConfig = model.config
-        self.tokenizer = tokenizer
+        self.model, self.config, self.tokenizer = model.eval().fuse_projections(), model.config, tokenizer
         self.device, self.dtype = param.device, param.dtype
         self.pooling = self.config.pooling
         self.mask_instruction = self.config.is_mask_instruction
@@ -193,15 +191,13 @@ class NVEmbedEncoder:
         if self.pooling is not Pooling.LAST_TOKEN:
             for i, row in enumerate(ids):
                 if len(row) <= n_instr:
-                    raise EncodingError(
-                        f"input {i}: the instruction prefix is {n_instr} tokens and leaves none of the {len(row)} kept "
-                        f"tokens to pool (<model.max_length={self.max_length}>); NVIDIA's code returns NaN here. Raise "
-                        "model.max_length or shorten the instruction."
-                    )
+                    kept = f"none of the {len(row)} kept tokens to pool (<model.max_length={self.max_length}>)"
+                    fix = "NVIDIA's code returns NaN here. Raise model.max_length or shorten the instruction."
+                    prefix_is = f"input {i}: the instruction prefix is {n_instr} tokens"
+                    raise EncodingError(f"{prefix_is} and leaves {kept}; {fix}")
         rank, world = rank_and_world()
         mine = assign_batches(plan_batches([len(r) for r in ids], batch_size, self.token_budget), rank, world)
-        counts = np.zeros(4, dtype=np.int64)  # texts, real tokens, padded tokens, batches (this rank)
-        bad_input = -1
+        counts, bad_input = np.zeros(4, dtype=np.int64), -1  # texts, real tokens, padded tokens, batches (this rank)
         show = (self.progress if self.progress is not None else sys.stderr.isatty()) and rank == 0
         bar = tqdm(total=sum(len(b) for b in mine), unit="text", desc=f"encode {self.identity.name}", disable=not show)
         with torch.inference_mode(), bar:
@@ -218,10 +214,9 @@ class NVEmbedEncoder:
         if world > 1:  # agree on failure first, so no rank waits forever in the gather
             bad_input = all_reduce_ints([bad_input], op="max")[0]
         if bad_input >= 0:
-            raise EncodingError(
-                f"the embedding of input {bad_input} is not finite (NaN/inf) with <model.dtype="
-                f"{self.identity.knobs['dtype']}> on {self.device}; retry with model.dtype=float32 and check that text."
-            )
+            where = f"<model.dtype={self.identity.knobs['dtype']}> on {self.device}"
+            fix = "retry with model.dtype=float32 and check that text."
+            raise EncodingError(f"the embedding of input {bad_input} is not finite (NaN/inf) with {where}; {fix}")
         if world > 1:
             local = np.concatenate(mine) if mine else np.zeros(0, dtype=np.int64)
             out = gather_rows(local, out[local], len(texts))
@@ -243,17 +238,12 @@ def _check_packed_kernel(attn: AttnImplementation, device: torch.device, dtype: 
     import torch  # the varlen kernels run only on CUDA in half precision, and each needs its library
 
     if device.type != "cuda" or dtype not in (torch.bfloat16, torch.float16):
-        raise ConfigError(
-            f"<model.attn_implementation={attn}> needs a CUDA device and bfloat16/float16, got {device} "
-            f"{dtype}; use model.attn_implementation=sdpa."
-        )
+        needs = f"<model.attn_implementation={attn}> needs a CUDA device and bfloat16/float16"
+        raise ConfigError(f"{needs}, got {device} {dtype}; use model.attn_implementation=sdpa.")
     if attn is AttnImplementation.VARLEN and importlib.util.find_spec("torch.nn.attention.varlen") is None:
-        raise ConfigError(
-            f"<model.attn_implementation=varlen> needs torch >= 2.10 (torch.nn.attention.varlen), found torch "
-            f"{torch.__version__}; upgrade torch or use model.attn_implementation=sdpa."
-        )
+        needs = "<model.attn_implementation=varlen> needs torch >= 2.10 (torch.nn.attention.varlen)"
+        fix = "upgrade torch or use model.attn_implementation=sdpa."
+        raise ConfigError(f"{needs}, found torch {torch.__version__}; {fix}")
     if attn is AttnImplementation.FLASH_ATTENTION_2 and importlib.util.find_spec("flash_attn") is None:
-        raise ConfigError(
-            "<model.attn_implementation=flash_attention_2> but flash-attn is not installed; install the `gpu` extra "
-            "(pip install 'nvembed-eval[gpu]') or use model.attn_implementation=sdpa."
-        )
+        fix = "install the `gpu` extra (pip install 'nvembed-eval[gpu]') or use model.attn_implementation=sdpa."
+        raise ConfigError(f"<model.attn_implementation=flash_attention_2> but flash-attn is not installed; {fix}")

@@ -51,10 +51,9 @@ def resolve_checkpoint(path: str | os.PathLike, revision: str | None = None, all
     if folder.is_dir():
         return snapshot_of_folder(folder.resolve())
     if not is_hub_id(str(path)):
-        raise CheckpointError(
-            f"<model.path={str(path)!r}> is neither a checkpoint folder nor a hub id like 'nvidia/NV-Embed-v2'; "
-            "point model.path at a folder holding config.json, model.safetensors and tokenizer.json."
-        )
+        fix = "point model.path at a folder holding config.json, model.safetensors and tokenizer.json."
+        neither = "is neither a checkpoint folder nor a hub id like 'nvidia/NV-Embed-v2'"
+        raise CheckpointError(f"<model.path={str(path)!r}> {neither}; {fix}")
     patterns = HUB_PATTERNS + (HUB_PICKLE_PATTERNS if allow_pickle else [])
     return download_snapshot(str(path), revision, patterns, "model.path")
 
@@ -69,10 +68,9 @@ def loaded_files(folder: Path, allow_pickle: bool = False) -> list[Path]:
 def check_files(folder: Path) -> None:
     missing = [name for name in (CONFIG, TOKENIZER) if not (folder / name).is_file()]
     if missing:
-        raise CheckpointError(
-            f"{folder} is missing {', '.join(missing)}; an NV-Embed checkpoint folder needs config.json, "
-            f"tokenizer.json and {WEIGHTS} (or {WEIGHTS_INDEX} with its shards). Download the checkpoint again."
-        )
+        needs = "an NV-Embed checkpoint folder needs config.json, tokenizer.json and "
+        needs += f"{WEIGHTS} (or {WEIGHTS_INDEX} with its shards)"
+        raise CheckpointError(f"{folder} is missing {', '.join(missing)}; {needs}. Download the checkpoint again.")
 
 
 def load_weights(
@@ -124,15 +122,13 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
         dtype = "bfloat16" if device.type == "cuda" else "float32"
     resolved = getattr(torch, dtype)
     if device.type == "cuda" and resolved is torch.bfloat16 and not torch.cuda.is_bf16_supported():
-        raise ConfigError(
-            f"<model.dtype=bfloat16> is not supported by {device} ({torch.cuda.get_device_name(device)}); use float16."
-        )
+        gpu = torch.cuda.get_device_name(device)
+        raise ConfigError(f"<model.dtype=bfloat16> is not supported by {device} ({gpu}); use float16.")
     try:
         _probe(resolved, device)
     except (RuntimeError, NotImplementedError) as exc:
-        raise ConfigError(
-            f"<model.dtype={dtype}> cannot run on {device} ({str(exc).splitlines()[0]}); use model.dtype=float32."
-        ) from None
+        reason, fix = str(exc).splitlines()[0], "use model.dtype=float32."
+        raise ConfigError(f"<model.dtype={dtype}> cannot run on {device} ({reason}); {fix}") from None
     return resolved
 
 

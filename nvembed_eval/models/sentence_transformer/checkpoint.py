@@ -34,9 +34,8 @@ def module_paths(folder: Path) -> list[Path]:
         entries = json.loads(modules.read_text(encoding="utf-8"))
         paths = [entry.get("path", "") for entry in entries]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError) as exc:
-        raise CheckpointError(
-            f"{modules} is not a readable list of modules ({str(exc).splitlines()[0]}); restore it."
-        ) from None
+        reason = str(exc).splitlines()[0]
+        raise CheckpointError(f"{modules} is not a readable list of modules ({reason}); restore it.") from None
     return [inside(folder, path, f"{MODULES} module path") for path in paths]
 
 
@@ -57,10 +56,9 @@ def check_folder(folder: Path, allow_pickle: bool, key: str = "model.path") -> l
     folder, a module outside it, or a module whose weights are pickle without model.allow_pickle=true — a stray
     other `*.safetensors` beside them does not count); returns `loaded_files(folder)`."""
     if not (folder / MODULES).is_file() and not (folder / "config.json").is_file():
-        raise CheckpointError(
-            f"{folder} <{key}> holds neither {MODULES} nor config.json, so it is no sentence-transformers model; "
-            "point it at the model folder (or a hub id) and download the model again if files are missing."
-        )
+        fix = "point it at the model folder (or a hub id) and download the model again if files are missing."
+        neither = f"{folder} <{key}> holds neither {MODULES} nor config.json"
+        raise CheckpointError(f"{neither}, so it is no sentence-transformers model; {fix}")
     for module in dict.fromkeys([folder, *module_paths(folder)]):
         files, _ = weight_files(module, allow_pickle, required=False)
         pickled = sorted(p.name for p in module.glob("*") if p.suffix in PICKLE_SUFFIXES) if module.is_dir() else []

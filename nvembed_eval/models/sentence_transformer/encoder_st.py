@@ -105,10 +105,8 @@ class SentenceTransformerEncoder:
             raise
         except Exception as exc:  # truncated weights, bad JSON, unknown module class: whatever the library raises
             reason = (str(exc).strip().splitlines() or [""])[0]
-            raise CheckpointError(
-                f"cannot load the sentence-transformers model in {source.folder} <model.path> ({type(exc).__name__}: "
-                f"{reason}); restore or download the model again."
-            ) from None
+            why = f"<model.path> ({type(exc).__name__}: {reason}); restore or download the model again."
+            raise CheckpointError(f"cannot load the sentence-transformers model in {source.folder} {why}") from None
         check_loaded(self.model, source.folder, allow_pickle)
         if max_seq_length is not None:
             check_length(max_seq_length, length_limit(self.model), "model.max_seq_length", name)
