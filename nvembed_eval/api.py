@@ -4,6 +4,7 @@ the same checks, refusals and run folder); `load_results` and `leaderboard` read
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,9 @@ def evaluate(
     import pandas as pd
 
     args = to_overrides(overrides)
+    for name, value in (("output_dir", output_dir), ("config_dir", config_dir)):
+        if value is not None and not isinstance(value, str | os.PathLike):
+            raise ConfigError(f"{name}={value!r} must be a folder path (a str or pathlib.Path)")
     if output_dir is not None:
         if any(a.split("=", 1)[0].lstrip("+") == "output_dir" for a in args):
             raise ConfigError("output_dir is given twice (in overrides and as output_dir=); give it once")

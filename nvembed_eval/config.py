@@ -91,8 +91,8 @@ def parse_command_line(args: Sequence[str]) -> CommandLine:
     `plan.enabled=true` (Hydra would replace the whole `plan:` block with a bool).
 
     Raises:
-        ConfigError: an empty path variable; an override Hydra cannot read (one line, with how to quote it); a `plan`
-            value that is not true/false; a plan of a sweep.
+        ConfigError: an empty path variable; a config folder that is not one; an override Hydra cannot read (one
+            line, with how to quote it); a `plan` value that is not true/false; a plan of a sweep.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
@@ -135,6 +135,8 @@ def parse_command_line(args: Sequence[str]) -> CommandLine:
             line.config_dirs += [Path(e.removeprefix("file://")).expanduser() for e in entries]
         line.overrides.append(override)
     line.config_dirs = [*line.dir_flags, *line.config_dirs]
+    if missing := next((d for d in line.config_dirs if not d.is_dir()), None):  # Hydra would skip it without a word
+        raise ConfigError(f"the config folder {missing} (--config-dir, hydra.searchpath) is not a folder; fix the path")
     if line.multirun and any(o.key_or_group == "plan.enabled" and o.value() is True for o in line.overrides):
         raise ConfigError("plan=true plans one run; drop -m and plan each job's overrides on their own")
     return line
@@ -169,7 +171,8 @@ def to_overrides(overrides: Sequence[str] | Mapping[str, Any] | None) -> list[st
 
     if overrides is None or isinstance(overrides, Mapping):
         return flatten(overrides or {})
-    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+    listed = isinstance(overrides, Sequence) and not isinstance(overrides, str)
+    if not listed or not all(isinstance(o, str) for o in overrides):
         raise ConfigError(f"overrides={overrides!r} must be a list of 'key=value' strings or a dict")
     return list(overrides)
 
@@ -271,6 +274,8 @@ def check_output_dir(value: str, key: str = "output_dir") -> None:
         ConfigError: a link that leads nowhere (or in a loop), a path under a regular file, or a folder it would be
             created in that is not writable.
     """
+    if not value.strip():  # Path("") is the current folder: the run would write its records among the user's files
+        raise ConfigError(f"<{key}={value}> is empty; give a folder, or leave {key} out for the default")
     if "${" not in value:
         check_creatable(Path(value).expanduser().absolute(), f"<{key}={value}>", f"choose another {key}")
 
@@ -287,7 +292,8 @@ def check_creatable(path: Path, what: str, fix: str) -> None:
         raise ConfigError(f"{what} is a symbolic link that leads nowhere (or in a loop); {fix}")
     existing = nearest_existing(path)
     if not existing.is_dir():
-        raise ConfigError(f"{what} lies under the regular file {existing}; {fix}")
+        kind = "regular file" if existing.is_file() else "device"  # e.g. NVEMBED_EVAL_CACHE=/dev/null
+        raise ConfigError(f"{what} lies under the {kind} {existing}; {fix}")
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".nvembed-eval-probe-", dir=existing))
     except OSError as exc:
@@ -347,7 +353,18 @@ def _within(low: float, high: float) -> Any:
 
 
 Bool = Annotated[bool, _rule(lambda v: isinstance(v, bool), "must be true or false")]
-Count = Annotated[int, _rule(lambda v: type(v) is int and v > 0, "must be a positive integer, e.g. 32")]
+MAX_COUNT = 2**31 - 1  # torch and mteb take sizes and counts as C integers; past this they fail mid-run
+
+
+def _count(value: Any) -> int:
+    if type(value) is not int or value <= 0:
+        raise PydanticCustomError("setting", "must be a positive integer, e.g. 32")
+    if value > MAX_COUNT:
+        raise PydanticCustomError("setting", f"is more than {MAX_COUNT}; use a smaller number")
+    return value
+
+
+Count = Annotated[int, PlainValidator(_count)]
 Text = Annotated[
     str, _rule(lambda v: isinstance(v, str) and bool(v.strip()), "must be text (a name, path or revision)")
 ]
@@ -358,8 +375,10 @@ Device = Annotated[str, _rule(lambda v: bool(_DEVICE.fullmatch(str(v))), _NOT_DE
 
 def _task_names(value: Any) -> tuple[str, ...] | None:
     """`tasks`: null, one name (`tasks=SciFact`) or a list of names (`tasks=[SciFact,NFCorpus]`)."""
-    if value is None or value == []:
+    if value is None:
         return None
+    if value == []:  # not "every task": a list made empty by mistake must not run the whole benchmark
+        raise PydanticCustomError("setting", "names no task; name some, e.g. tasks=[SciFact], or leave tasks out")
     if isinstance(value, str) and value.strip():
         return (value.strip(),)
     if isinstance(value, list | tuple) and all(isinstance(v, str) and v.strip() for v in value):

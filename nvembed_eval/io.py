@@ -63,6 +63,15 @@ def write_json(path: Path, obj: Any, *, strict: bool = False) -> None:
     atomic_write(path, (text + "\n").encode("utf-8"))
 
 
+def parse_json(text: str | bytes, **kwargs: Any) -> Any:
+    """`json.loads` for files the user hands over: a document nested too deeply for Python's parser (a hostile or
+    corrupt file) is a `json.JSONDecodeError` like any other malformed JSON, never a RecursionError traceback."""
+    try:
+        return json.loads(text, **kwargs)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply to be read", str(text[:80]), 0) from None
+
+
 def non_finite_to_null(value: Any) -> Any:
     """A copy of a nested JSON-like structure with every NaN and infinity replaced by None (JSON null)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -83,6 +92,8 @@ def publish(out_dir: Path, writers: dict[str, Callable[[Path], None]]) -> list[P
     if out_dir.is_symlink():
         raise ResultsError(f"{out_dir} is a symbolic link; outputs are written only into real folders: pass --out DIR")
     out_dir = out_dir.resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ResultsError(f"cannot write outputs to {out_dir} (not a folder); pass --out DIR")
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))

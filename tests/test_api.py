@@ -109,6 +109,19 @@ def test_evaluate_refuses_what_the_cli_refuses_and_writes_nothing(tmp_path, over
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [  # the Python API's own argument types: a refusal like any other, never a TypeError from deep inside
+        ((5,), {}, r"^overrides=5 must be a list of 'key=value' strings or a dict$"),
+        ((["model=minilm"],), {"output_dir": 123}, r"^output_dir=123 must be a folder path \(a str or pathlib.Path\)$"),
+        ((["model=minilm"],), {"config_dir": 1.5}, r"^config_dir=1.5 must be a folder path"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_refused(tmp_path, args, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        nvembed_eval.evaluate(*args, **kwargs)
+
+
 def test_output_dir_given_twice_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="output_dir is given twice"):
         nvembed_eval.evaluate([f"output_dir={tmp_path}/x"], output_dir=tmp_path / "y")

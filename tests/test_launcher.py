@@ -9,9 +9,9 @@ import subprocess
 import pytest
 from submitit.core.utils import FailedJobError, UncompletedJobError
 
+from hydra_plugins.nvembed_eval_launcher import fixes
 from hydra_plugins.nvembed_eval_launcher.fixes import (
     GONE,
-    JobFailed,
     _ExitAsError,
     _job_id_from,
     _queue_watcher_class,
@@ -116,7 +116,8 @@ def test_the_clis_exit_becomes_an_error_submitits_own_exit_does_not():
     def done(cfg):
         return "ok"
 
-    with pytest.raises(JobFailed, match="exited with status 2"):  # outside a job there is no log to read the line from
+    # Hydra's plugin scan executes the plugin modules again (load_module), so the class is looked up where it is now.
+    with pytest.raises(fixes.JobFailed, match="exited with status 2"):  # outside a job there is no log to read from
         _ExitAsError(refuse)(None)
     with pytest.raises(SystemExit):
         _ExitAsError(requeued)(None)

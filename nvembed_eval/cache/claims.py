@@ -16,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+from nvembed_eval.io import parse_json
+
 logger = logging.getLogger(__name__)
 
 CLAIM_PREFIX = "claim-"
@@ -92,7 +94,7 @@ class ChunkClaims:
         except FileNotFoundError:
             return True
         try:
-            owner = json.loads(path.read_text(encoding="utf-8") or "{}")
+            owner = parse_json(path.read_text(encoding="utf-8") or "{}")
         except FileNotFoundError:
             return True
         except (OSError, ValueError):

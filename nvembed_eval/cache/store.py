@@ -19,7 +19,7 @@ import numpy as np
 
 from nvembed_eval.cache.claims import is_claim_file
 from nvembed_eval.cache.index import KEY_BYTES, KeyIndex
-from nvembed_eval.io import TEMP_SUFFIX, atomic_write
+from nvembed_eval.io import TEMP_SUFFIX, atomic_write, parse_json
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def scan_root(root: Path) -> list[dict[str, Any]]:
         info: dict[str, Any] = {"key": folder.name, "name": "?", "revision": "?", "shards": 0, "entries": 0}
         info.update(bytes=0, partial_files=0, partial_bytes=0, unreadable_shards=0)
         with contextlib.suppress(OSError, ValueError):
-            ident = json.loads((folder / IDENTITY_FILE).read_text(encoding="utf-8"))
+            ident = parse_json((folder / IDENTITY_FILE).read_text(encoding="utf-8"))
             info.update(name=ident.get("name", "?"), revision=ident.get("revision", "?"))
         for path in folder.iterdir():
             try:

@@ -179,6 +179,7 @@ def compare(
             both sides' provenance records name different data for a judged task (without `allow_other_data`);
             `gate=significant` while a judged task has no paired interval."""
     refusals.check_tolerance(tolerance)
+    refusals.check_two_sides(ours, reference)
     settings = settings or NoiseSettings()
     check_settings(settings.resamples, settings.confidence)
     notes = refusals.model_notes(ours, reference, allow_other_model)

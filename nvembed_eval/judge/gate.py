@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -35,6 +36,15 @@ def check_tolerance(tolerance: float) -> None:
     if not math.isfinite(tolerance) or tolerance < 0:
         raise ConfigError(
             f"tolerance must be a finite number of points >= 0 <--tolerance={tolerance}>; pass e.g. --tolerance 0.5"
+        )
+
+
+def check_two_sides(ours: ScoreSet, reference: ScoreSet) -> None:
+    """Raises ResultsError when both sides were read from the same place: every delta would be 0, a gate that always
+    passes (a CI job pointing `--reference` at the run it judges)."""
+    if Path(ours.source).resolve() == Path(reference.source).resolve() and ours.kind == reference.kind:
+        raise ResultsError(
+            f"the run and the reference are the same results ({ours.source}); pass a baseline run or a published table"
         )
 
 

@@ -3,7 +3,6 @@ of both scores and of their paired difference (docs/significance.md)."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from enum import StrEnum
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from nvembed_eval.errors import ItemsUnavailable
+from nvembed_eval.io import parse_json
 from nvembed_eval.judge import bootstrap
 from nvembed_eval.judge.bootstrap import FIELDS, Interval, Statistic
 from nvembed_eval.results.reading import read_items_file
@@ -97,7 +97,7 @@ def load_items(result_path: Path, task: str, metric: str, score: float) -> ItemS
     malformed, of another task or metric, or does not give the score back."""
     body = read_items_file(result_path)
     try:
-        items = ItemSet.from_json(json.loads(body, parse_constant=_refuse))
+        items = ItemSet.from_json(parse_json(body, parse_constant=_refuse))
     except ValueError as exc:
         raise ItemsUnavailable(f"the items file of {result_path.name} is not strict JSON ({exc})") from None
     if items.task != task or items.metric != metric:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nvembed_eval.errors import CheckpointError
+from nvembed_eval.io import parse_json
 from nvembed_eval.models.safety import inside, pickle_refused
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def weight_files(folder: Path, allow_pickle: bool = False, required: bool = True
         index = folder / index_name
         if index.is_file():
             try:
-                weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+                weight_map = parse_json(index.read_text(encoding="utf-8"))["weight_map"]
                 names = sorted(set(weight_map.values()), key=str)
             except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 raise CheckpointError(f"{index} is not a valid weight index ({exc}); restore it.") from None

@@ -4,18 +4,23 @@ the MTEB results repository as it is."""
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 from nvembed_eval.errors import NVEmbedEvalError, ResultsError
-from nvembed_eval.io import Parser, emit, read_text
+from nvembed_eval.io import Parser, emit, parse_json, read_text
 from nvembed_eval.models.base import ModelIdentity
 from nvembed_eval.results.reading import RUN_FILE, load_scores, read_run_info, read_task_result
+from nvembed_eval.tasks.specs import content_source
 
 COMMIT = re.compile(r"[0-9a-f]{40}")
+# Data not from the hub, by its content label's source (tasks.specs.content_revision): what it is, and the fix.
+OFF_HUB = {
+    "local": ("local task files (data_dir=)", "rerun without data_dir"),
+    "package": ("this package's own smoke tasks, which are no MTEB tasks", "export a run of MTEB tasks"),
+}
 
 
 def export_run(run_dir: Path, to: Path, revision: str | None = None, allow_local_data: bool = False) -> list[Path]:
@@ -26,10 +31,13 @@ def export_run(run_dir: Path, to: Path, revision: str | None = None, allow_local
     export results computed on local task files (`data_dir=`) too; the results repository merges results on the hub's
     data only. Raises ResultsError: not a run folder or no results; a model named `local/...`; no hub commit for the
     model (a local folder without `revision`, or a `revision` that is no 40-hex commit or disagrees with the loaded
-    one); results on local data without `allow_local_data`; a task already exported with other scores."""
+    one); results on local data without `allow_local_data`; a task already exported with other scores; a
+    `to` that is no folder or cannot be written."""
     from mteb.cache import ResultCache
     from mteb.models.model_meta import ModelMeta
 
+    if (to.is_symlink() and not to.exists()) or (to.exists() and not to.is_dir()):
+        raise ResultsError(f"--to {to} is not a folder; pass the mteb cache folder to write into, e.g. ~/.cache/mteb")
     if not (run_dir / RUN_FILE).is_file():
         raise ResultsError(f"{run_dir} has no {RUN_FILE}: it is no run folder of nvembed-eval; pass one")
     info = read_run_info(run_dir)
@@ -42,14 +50,19 @@ def export_run(run_dir: Path, to: Path, revision: str | None = None, allow_local
             "model.name=<org/model> naming the model these weights are"
         )
     commit = _commit(identity.revision, revision)
-    local = sorted(t for t, s in scores.scores.items() if (s.dataset_revision or "").startswith("local:"))
-    if local and not allow_local_data:
+    off_hub: dict[str, list[str]] = {}  # "local" (data_dir=) or "package" (the smoke tasks) -> tasks
+    for task, score in sorted(scores.scores.items()):
+        if found := content_source(score.dataset_revision or ""):
+            off_hub.setdefault(found[0], []).append(task)
+    if off_hub and not allow_local_data:
+        kind, tasks = sorted(off_hub.items())[0]
+        where, fix = OFF_HUB.get(kind, (f"{kind} data", "rerun on the hub's data"))
         raise ResultsError(
-            f"{', '.join(local)} were computed on local task files (data_dir=); the MTEB results repository merges "
-            "results on the hub's data only: rerun without data_dir, or pass --allow-local-data to export anyway"
+            f"{', '.join(tasks)} were computed on {where}; the MTEB results repository merges results on the hub's "
+            f"data only: {fix}, or pass --allow-local-data to export anyway"
         )
     try:  # mteb's own metadata of the run's model, as the run wrote it (its loader is never stored)
-        meta = ModelMeta.model_validate({**json.loads(read_text(run_dir / "model_meta.json")), "loader": None})
+        meta = ModelMeta.model_validate({**parse_json(read_text(run_dir / "model_meta.json")), "loader": None})
     except (OSError, ValueError) as exc:
         raise ResultsError(
             f"{run_dir / 'model_meta.json'} is no mteb ModelMeta ({type(exc).__name__}); rerun"
@@ -62,8 +75,11 @@ def export_run(run_dir: Path, to: Path, revision: str | None = None, allow_local
         target = cache.get_task_result_path(result.task_name, meta)
         if target.is_file() and read_task_result(target).scores != result.scores:
             raise ResultsError(f"{target} holds other scores for {result.task_name}; export into another --to")
-    for result in results:
-        cache.save_to_cache(result, meta)
+    try:
+        for result in results:
+            cache.save_to_cache(result, meta)
+    except OSError as exc:
+        raise ResultsError(f"cannot write to {to} ({exc.strerror or exc}); pass a writable --to folder") from None
     written = [cache.get_task_result_path(result.task_name, meta) for result in results]
     return [*written, written[0].parent / "model_meta.json"]
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from nvembed_eval.errors import ItemsUnavailable, NVEmbedEvalError, ResultsError
-from nvembed_eval.io import READ_MAX_BYTES, check_regular_file, read_bounded, read_text
+from nvembed_eval.io import READ_MAX_BYTES, check_regular_file, parse_json, read_bounded, read_text
 from nvembed_eval.results.scores import (
     DEFAULT_BENCHMARK,
     PROVENANCE_KEY,
@@ -89,7 +89,7 @@ def check_input_kind(path: Path, what: str) -> None:
     if suffix != ".json":
         raise ResultsError(f"{what} is a {suffix or 'suffix-less'} file, not results; {ACCEPTED}")
     try:
-        data = json.loads(read_text(path))
+        data = parse_json(read_text(path))
     except (OSError, ValueError):
         return  # a damaged result file: read_task_result says so and what to do
     if not isinstance(data, dict) or not ({"task_name", "mteb_dataset_name"} & set(data) or "scores" in data):
@@ -130,7 +130,7 @@ def read_task_result(path: Path) -> TaskResult:
     try:
         check_regular_file(path, f"results file {path}", READ_MAX_BYTES)  # mteb reads it whole, whatever it is
         return TaskResult.from_disk(path)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise ResultsError(f"malformed results file {path} ({reason}); delete or regenerate it") from None
     except OSError as exc:
@@ -140,7 +140,7 @@ def read_task_result(path: Path) -> TaskResult:
 def _json_dict(path: Path) -> dict[str, Any]:
     """A result file's JSON object without mteb's reader; {} when it cannot be read (the reader then says why)."""
     try:
-        data = json.loads(read_text(path))
+        data = parse_json(read_text(path))
     except (OSError, ValueError, ResultsError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -198,6 +198,7 @@ def _score_files(
             ) from None
         (out.subtask_scores if name in parents else out.scores)[name] = score_task_result(result, spec, path)
 
+    _check_one_model(root, out.provenance, info)
     for parent in {spec.name: spec for spec in parents.values()}.values():
         if parent.name in out.scores:
             continue
@@ -211,13 +212,26 @@ def _score_files(
     return out
 
 
+def _check_one_model(root: Path, provenance: dict[str, dict[str, Any]], run_info: dict[str, Any]) -> None:
+    """Refuse (ResultsError) a folder whose result files' provenance records, or run.json, name more than one model
+    identity (model and vector-changing knobs): a file copied in from another run would be judged as this model's."""
+    seen: dict[str, str] = {}  # identity key -> where it was first named
+    records = [(RUN_FILE, run_info.get("model"))] + [(f"{t}.json", r.get("model")) for t, r in provenance.items()]
+    for where, model in records:
+        if isinstance(model, dict) and isinstance(model.get("identity_key"), str):
+            seen.setdefault(model["identity_key"], f"{model.get('name')} in {where}")
+    if len(seen) > 1:
+        names = ", ".join(list(seen.values())[:3])
+        raise ResultsError(f"{root} holds results of several models or model settings ({names}); point at one run")
+
+
 # Overrides that never change a score: where outputs go, and Hydra's own settings.
 IGNORED_OVERRIDE_KEYS = ("output_dir", "hydra.", "hydra/")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(read_text(path))
+        data = parse_json(read_text(path))
     except json.JSONDecodeError as exc:
         raise ResultsError(f"malformed {path} ({exc.msg} at line {exc.lineno}); fix or remove it") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -369,6 +383,11 @@ def read_score_table(path: Path, label: str | None = None) -> ScoreSet:
                 f"{where}: unknown metric '{metric}' for {name}; the leaderboard metric is "
                 f"{' / '.join(metric_aliases(spec.metric))}"
             )
+        for column, wanted in (("split", spec.split), ("subset", spec.subset)):  # a score of other data is no score
+            given = (row.get(column) or "").strip()
+            if given and given != wanted:
+                other = f"{where}: {name} is scored on {column} '{given}', the leaderboard's is '{wanted}'"
+                raise ResultsError(f"{other}; give the score of {column} {wanted}, or leave the {column} cell empty")
         value = _score(row.get("score"), name, where)
         if "model" in columns:
             models.setdefault((row.get("model") or "").strip(), line)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import OutputLockedError, ResultsError
-from nvembed_eval.io import atomic_write, installed_versions, non_finite_to_null, read_text, write_json
+from nvembed_eval.io import atomic_write, installed_versions, non_finite_to_null, parse_json, read_text, write_json
 from nvembed_eval.results.provenance import differences, summarize
 from nvembed_eval.results.scores import PROVENANCE_KEY
 
@@ -124,7 +124,7 @@ class RunFolder:
         """Read run.json (empty when absent). Reads only. Raises ResultsError when it is not valid JSON."""
         if self.paths.run_file.exists():
             try:
-                self.record = json.loads(read_text(self.paths.run_file))
+                self.record = parse_json(read_text(self.paths.run_file))
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise ResultsError(
                     f"malformed {self.paths.run_file} ({exc}); move it away or choose another output_dir"
@@ -140,7 +140,7 @@ class RunFolder:
             return None
         fix = f"rerun with overwrite=[{task_name}] to recompute that task, or delete the file"
         try:
-            data = json.loads(read_text(path), parse_constant=_refuse_constant)
+            data = parse_json(read_text(path), parse_constant=_refuse_constant)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
             raise ResultsError(f"unreadable result file {path} ({reason}); {fix}") from None
@@ -159,7 +159,7 @@ class RunFolder:
         results = sorted(self.paths.results.glob("*.json")) if self.paths.results.is_dir() else []
         for path in results:
             try:
-                data = json.loads(read_text(path), parse_constant=_refuse_constant)
+                data = parse_json(read_text(path), parse_constant=_refuse_constant)
             except (OSError, UnicodeDecodeError, ValueError):
                 continue  # reported by stored_result when the task is planned
             model = ((data.get(PROVENANCE_KEY) or {}) if isinstance(data, dict) else {}).get("model") or {}

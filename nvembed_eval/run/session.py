@@ -44,10 +44,12 @@ def process_rank() -> int:
             values[name] = int(text)
         except ValueError:
             raise ConfigError(f"<{name}={text}> must be a whole number; torchrun sets it, or unset it") from None
-    world, rank = values.get("WORLD_SIZE", 1), values.get("RANK", 0)
-    if world < 1 or not 0 <= rank < world or values.get("LOCAL_RANK", 0) < 0:
+    world, rank, local = values.get("WORLD_SIZE", 1), values.get("RANK", 0), values.get("LOCAL_RANK", 0)
+    # LOCAL_RANK picks the GPU (`cuda:LOCAL_RANK`): one past the group would run on a device no launcher assigned.
+    name, value = ("RANK", rank) if world < 1 or not 0 <= rank < world else ("LOCAL_RANK", local)
+    if world < 1 or not 0 <= rank < world or not 0 <= local < world:
         raise ConfigError(
-            f"<RANK={rank}> with <WORLD_SIZE={world}> is not a process of that group; start the processes with "
+            f"<{name}={value}> with <WORLD_SIZE={world}> is not a process of that group; start the processes with "
             "torchrun (torchrun --nproc_per_node N -m nvembed_eval ...), or unset RANK, WORLD_SIZE and LOCAL_RANK"
         )
     return rank

@@ -123,10 +123,16 @@ def plan_task_data(
     planned: dict[str, TaskData] = {}
     missing: dict[str, str] = {}
     if data_dir is not None and not data_dir.is_dir():
-        raise DataError(f"data_dir {data_dir} does not exist; point data_dir= at a folder of <TaskName>/ folders")
+        what = "is not a folder" if data_dir.exists() else "does not exist"
+        raise DataError(f"data_dir {data_dir} {what}; point data_dir= at a folder of <TaskName>/ folders")
     for spec in specs:
         task, revision_source = build_mteb_task(spec, dataset_revision if data_dir is None else MTEB)
         if spec.name in SMOKE_TASK_NAMES:
+            if data_dir is not None and (data_dir / spec.name).exists():  # the user's data would be silently unread
+                raise DataError(
+                    f"data_dir has a folder for {spec.name}, but the smoke tasks are this package's own data and never "
+                    f"read data_dir; run your data as a task of its own type (docs/local_data.md), or drop data_dir"
+                )
             planned[spec.name] = TaskData(spec, task, PACKAGE, [SMOKE_DATA / spec.name])
         elif data_dir is not None:
             folders = [data_dir / leaf.metadata.name for leaf in hub_leaves(task)]
@@ -149,6 +155,9 @@ def plan_task_data(
                 )
             else:
                 planned[spec.name] = TaskData(spec, task, HUB, revision_source=revision_source)
+    smoke = [name for name in planned if name in SMOKE_TASK_NAMES]
+    if data_dir is not None and smoke:
+        log.warning("data_dir %s is not read by the %d smoke tasks: they run on packaged data", data_dir, len(smoke))
     if missing and (explicit or not planned):
         raise DataError(next(iter(missing.values())))
     if missing:

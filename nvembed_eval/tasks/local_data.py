@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nvembed_eval.errors import ConfigError, DataError
-from nvembed_eval.io import read_text
+from nvembed_eval.io import parse_json, read_text
 from nvembed_eval.tasks.local_rows import _BEIR, _DOC, Rows, _data_file, _layout, _rows, max_data_bytes
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def _read_split_files(task: AbsTask, kind: str, folder: Path, required: list[str
     labels_path, labels = folder / "labels.json", None
     if kind == "Classification" and labels_path.is_file():
         try:
-            labels = json.loads(read_text(labels_path, error=DataError))
+            labels = parse_json(read_text(labels_path, error=DataError))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             labels = f"unreadable ({e})"
         if not isinstance(labels, dict) or not labels or not all(isinstance(v, str) for v in labels.values()):

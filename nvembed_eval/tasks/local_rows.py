@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nvembed_eval.errors import DataError
-from nvembed_eval.io import check_regular_file, human_size, parse_size
+from nvembed_eval.io import check_regular_file, human_size, parse_json, parse_size
 
 _DOC = "see docs/local_data.md"
 MAX_DATA_ENV, MAX_DATA_DEFAULT = "NVEMBED_EVAL_MAX_DATA_BYTES", "4GiB"
@@ -95,7 +95,7 @@ def _check_row(where: str, line: str, kind: str) -> dict[str, Any]:
     if not line.strip():
         raise DataError(f"{where}: empty line; JSON Lines needs one JSON object per line ({_DOC})")
     try:
-        row = json.loads(line)
+        row = parse_json(line)
     except json.JSONDecodeError as e:
         raise DataError(f"{where}: not valid JSON ({e.msg}, column {e.colno}); rows are {_schema(kind)}") from None
     if not isinstance(row, dict):

@@ -148,7 +148,7 @@ def test_unverified_flag_only_when_the_run_used_nv_instructions(tmp_path, baseli
     record["tasks"] = {"Banking77Classification": {"status": "done", "prefixes": {"all": ""}}}
     (minilm / "run.json").write_text(json.dumps(record))
     assert not compare(load_scores(minilm), load_scores(baseline)).rows[0].flags
-    flagged = compare(load_scores(baseline), load_scores(baseline)).rows[0]
+    flagged = compare(load_scores(baseline), load_scores(write_run(tmp_path / "again", BASE))).rows[0]
     assert flagged.task == "Banking77Classification"
     assert flagged.flags == ("unverified instruction (table7_unverified)",)
 
@@ -302,3 +302,12 @@ def test_leaderboard_without_a_reference_prints_the_runs_own_averages(tmp_path, 
     assert "over benchmark tasks=[SciFact,STSBenchmark] (2 tasks, from run.json config.tasks); no reference" in out
     assert "Average (2 tasks): 73.25" in out and "Retrieval (1 task): 64.50" in out
     assert not (run / "compare").exists()
+
+
+def test_a_run_judged_against_itself_is_refused(tmp_path, baseline, capsys):
+    """Every delta would be 0: a gate pointed at the run it judges would pass forever."""
+    assert run_main([str(baseline), "--reference", str(baseline) + "/", "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    same = f"error: the run and the reference are the same results ({baseline}); pass a baseline run or a published"
+    assert error == same + " table\n"
+    assert not (tmp_path / "out").exists()

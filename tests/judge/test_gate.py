@@ -154,8 +154,8 @@ def test_empty_table_is_refused(tmp_path, dropped, capsys):
 
 
 def test_compare_of_a_file_needs_out(tmp_path, capsys):
-    ref = table(tmp_path / "ref.csv", TRUE_ROWS)
-    assert run_main([str(ref), "--reference", str(ref)]) == 2
+    ref, run = table(tmp_path / "ref.csv", TRUE_ROWS), table(tmp_path / "run.csv", TRUE_ROWS)
+    assert run_main([str(run), "--reference", str(ref)]) == 2
     assert "pass --out DIR" in one_error_line(capsys)
 
 

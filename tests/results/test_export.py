@@ -87,6 +87,32 @@ def test_results_on_local_data_are_refused_unless_allowed(tmp_path, embedding_ca
     assert _export(tmp_path, str(run), "--to", str(to), "--revision", COMMIT, "--allow-local-data").returncode == 0
 
 
+def test_results_on_the_packaged_smoke_tasks_are_refused_unless_allowed(tmp_path, embedding_cache):
+    run = _run(tmp_path, embedding_cache, None, "tasks=[NVEvalSmokeSTS]")
+    to = tmp_path / "mteb-cache"
+    result = _export(tmp_path, str(run), "--to", str(to), "--revision", COMMIT)
+    assert result.returncode == 2 and result.error_line == (
+        "error: NVEvalSmokeSTS were computed on this package's own smoke tasks, which are no MTEB tasks; the MTEB "
+        "results repository merges results on the hub's data only: export a run of MTEB tasks, or pass "
+        "--allow-local-data to export anyway"
+    )
+    assert not to.exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "dead link"])
+def test_a_target_that_is_no_folder_is_refused(hub_run, tmp_path, kind):
+    to = tmp_path / "target"
+    if kind == "file":
+        to.write_text("mine")
+    else:
+        to.symlink_to(tmp_path / "nowhere")
+    result = _export(tmp_path, str(hub_run), "--to", str(to), "--revision", COMMIT)
+    assert result.returncode == 2 and result.error_line == (
+        f"error: --to {to} is not a folder; pass the mteb cache folder to write into, e.g. ~/.cache/mteb"
+    )
+    assert to.is_symlink() or to.read_text() == "mine"
+
+
 def test_other_scores_already_exported_are_never_overwritten(hub_run, tmp_path):
     to = tmp_path / "mteb-cache"
     assert _export(tmp_path, str(hub_run), "--to", str(to), "--revision", COMMIT).returncode == 0

@@ -264,3 +264,44 @@ def test_model_of_each_layout(tmp_path):
     write_result(two / "b__m" / "r1", "NFCorpus", {"ndcg_at_10": 0.3})
     with pytest.raises(ResultsError, match=r"holds results of several models \(a__m, b__m\)"):
         load_scores(two)
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("SciFact,dev,default", r"SciFact is scored on split 'dev', the leaderboard's is 'test'; give the score"),
+        ("STS22,test,de", r"STS22 is scored on subset 'de', the leaderboard's is 'en'; give the score of subset"),
+    ],
+)
+def test_a_table_row_of_another_split_or_subset_is_refused(tmp_path, row, message):
+    task = row.split(",")[0]
+    metric = "ndcg_at_10" if task == "SciFact" else "cosine_spearman"
+    path = tmp_path / "ref.csv"
+    path.write_text(f"task,split,subset,metric,score\n{row},{metric},64.5\n")
+    with pytest.raises(ResultsError, match=message):
+        load_scores(path)
+    path.write_text(f"task,split,subset,metric,score\n{task},,,{metric},64.5\n")  # empty cells: the leaderboard's
+    assert load_scores(path).values == {task: 64.5}
+
+
+def test_a_run_folder_holding_another_models_result_is_refused(tmp_path):
+    """A result file copied in from another run names another model identity in its provenance: judging it as this
+    run's model would be a silent wrong number (found by an adversarial try: a 'regression' of -83.57)."""
+    run = write_run(tmp_path / "run", {"SciFact": {"ndcg_at_10": 0.6}, "NFCorpus": {"ndcg_at_10": 0.3}})
+    for task, key in (("SciFact", "a" * 64), ("NFCorpus", "b" * 64)):
+        path = run / "results" / f"{task}.json"
+        data = json.loads(path.read_text())
+        data["nvembed_eval"] = {"model": {"name": f"org/{key[0]}", "identity_key": key}}
+        path.write_text(json.dumps(data))
+    several = r"holds results of several models or model settings \(org/b in NFCorpus.json, org/a in SciFact.json\)"
+    with pytest.raises(ResultsError, match=several + "; point at one run"):
+        load_scores(run)
+
+
+def test_a_json_nested_too_deeply_is_malformed(tmp_path):
+    """Python's parser gives up on deep nesting with a RecursionError: read as any malformed file, never a traceback."""
+    (tmp_path / "SciFact.json").write_text("[" * 200_000)
+    with pytest.raises(ResultsError, match=r"malformed results file .*SciFact\.json"):
+        load_scores(tmp_path / "SciFact.json")
+    with pytest.raises(ResultsError, match=r"malformed results file .*SciFact\.json"):
+        load_scores(tmp_path)  # a folder: named by its file name, SciFact is in the benchmark

@@ -67,6 +67,23 @@ def test_config_mistakes_fail_in_one_line(tmp_path, args, fragments):
     assert not (run_dir / "results").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [  # found by an adversarial try: each ran before, on something the user did not mean
+        (["tasks=[]"], "<tasks=[]> names no task; name some, e.g. tasks=[SciFact], or leave tasks out"),
+        (["output_dir="], "<output_dir=> is empty; give a folder, or leave output_dir out for the default"),
+        (["-m", "hydra.sweep.dir="], "<hydra.sweep.dir=> is empty; give a folder, or leave hydra.sweep.dir out"),
+        (["batch_size=99999999999999999999999"], "<batch_size=99999999999999999999999> is more than 2147483647"),
+        (["--config-dir", "no-such-folder"], "the config folder no-such-folder (--config-dir, hydra.searchpath) is"),
+    ],
+)
+def test_input_that_would_run_something_else_is_refused(tmp_path, args, message):
+    before = sorted(tmp_path.rglob("*"))
+    result = invoke(["model=minilm", "benchmark=smoke", *args], tmp_path)
+    assert result.returncode == 2 and result.error_line.startswith(f"error: {message}"), result.stderr[-1500:]
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written, in the current folder least of all
+
+
 @pytest.mark.parametrize("version", ["2.4.1", "2.5.1+cu121", "2.6.0a0+ecf3bae40a", "not-a-version"])
 def test_torch_older_than_transformers_accepts_is_refused(version):
     with pytest.raises(

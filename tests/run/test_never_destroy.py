@@ -104,6 +104,7 @@ def test_links_where_a_run_writes_are_refused(tmp_path, link):
         ({"RANK": "abc"}, "<RANK=abc> must be a whole number"),
         ({"WORLD_SIZE": "abc"}, "<WORLD_SIZE=abc> must be a whole number"),
         ({"WORLD_SIZE": "2", "RANK": "2"}, "<RANK=2> with <WORLD_SIZE=2> is not a process of that group"),
+        ({"LOCAL_RANK": "3"}, "<LOCAL_RANK=3> with <WORLD_SIZE=1> is not a process of that group"),  # cuda:3 else
     ],
 )
 def test_distributed_variables_without_a_launcher_are_refused(tmp_path, env, message):
@@ -131,7 +132,8 @@ def test_a_refused_compare_writes_nothing_through_a_linked_output_folder(tmp_pat
     out = tmp_path / "compare"
     out.symlink_to(outside)
     baseline = repo / "results/baselines/ci_minilm"
-    result = invoke([str(baseline), "--reference", str(baseline), "--out", str(out)], tmp_path, main=main)
+    reference = repo / "results/published/all_minilm_l6_v2.csv"
+    result = invoke([str(baseline), "--reference", str(reference), "--out", str(out)], tmp_path, main=main)
     assert result.returncode == 2 and f"{out} is a symbolic link" in result.error_line
     assert not any(outside.iterdir())
 

@@ -339,3 +339,21 @@ def test_unsupported_type_and_bad_arguments(tmp_path):
         load_local_task_data(mteb.get_task("STSBenchmark"), tmp_path, subset="en")
     with pytest.raises(ConfigError, match="subset='xx' is not an HF subset of STS17"):
         load_local_task_data(mteb.get_task("STS17"), tmp_path, subset="xx")
+
+
+def test_a_data_dir_folder_for_a_smoke_task_is_refused(tmp_path, caplog):
+    """The smoke tasks run on this package's data: a folder the user put there for one would be silently unread."""
+    from nvembed_eval.tasks.data_source import plan_task_data
+    from nvembed_eval.tasks.specs import load_task_spec, register_smoke_tasks
+
+    register_smoke_tasks()
+    specs = [load_task_spec("NVEvalSmokeSTS")]
+    (tmp_path / "NVEvalSmokeSTS").mkdir()
+    with pytest.raises(DataError, match=r"^data_dir has a folder for NVEvalSmokeSTS, but the smoke tasks are this"):
+        plan_task_data(specs, data_dir=tmp_path, dataset_revision="card", explicit=True)
+    (tmp_path / "NVEvalSmokeSTS").rmdir()
+    assert list(plan_task_data(specs, data_dir=tmp_path, dataset_revision="card", explicit=True)) == ["NVEvalSmokeSTS"]
+    assert "is not read by the 1 smoke tasks" in caplog.text
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match=r"^data_dir .*/file is not a folder; point data_dir= at a folder"):
+        plan_task_data(specs, data_dir=tmp_path / "file", dataset_revision="card", explicit=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from nvembed_eval.errors import CheckpointError, ConfigError
+from nvembed_eval.io import parse_json
 
 
 class Pooling(StrEnum):
@@ -163,7 +164,7 @@ class NVEmbedConfig:
     def from_json_file(cls, path: str | Path, **knobs: Any) -> NVEmbedConfig:
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = parse_json(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             needs = "an NV-Embed checkpoint folder needs its config.json."
             raise CheckpointError(f"{path} does not exist; {needs}") from None

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nvembed_eval.errors import CheckpointError
+from nvembed_eval.io import parse_json
 from nvembed_eval.models.safety import PICKLE_PATTERNS, PICKLE_SUFFIXES, inside, pickle_refused
 from nvembed_eval.models.weights import check_weights, stored_shapes, weight_files
 
@@ -31,7 +32,7 @@ def module_paths(folder: Path) -> list[Path]:
     if not modules.is_file():
         return [folder]
     try:
-        entries = json.loads(modules.read_text(encoding="utf-8"))
+        entries = parse_json(modules.read_text(encoding="utf-8"))
         paths = [entry.get("path", "") for entry in entries]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError) as exc:
         reason = str(exc).splitlines()[0]
