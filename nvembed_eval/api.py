@@ -67,6 +67,8 @@ def evaluate(
     for name, value in (("output_dir", output_dir), ("config_dir", config_dir)):
         if value is not None and not isinstance(value, str | os.PathLike):
             raise ConfigError(f"{name}={value!r} must be a folder path (a str or pathlib.Path)")
+        if isinstance(value, str) and not value.strip():  # Path("") is the current folder
+            raise ConfigError(f"<{name}={value}> is empty; give a folder, or leave {name} out")
     if output_dir is not None:
         if any(a.split("=", 1)[0].lstrip("+") == "output_dir" for a in args):
             raise ConfigError("output_dir is given twice (in overrides and as output_dir=); give it once")

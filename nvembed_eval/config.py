@@ -114,7 +114,9 @@ def parse_command_line(args: Sequence[str]) -> CommandLine:
             info_mode = flag in ("--info", "-i") and queue[:1] and queue[0] in _INFO_MODES
             if not has_inline and (flag in _FLAGS_WITH_VALUE | {"--package"} or info_mode):
                 value = queue.pop(0) if queue else ""
-            if flag in ("--config-dir", "-cd") and value:
+            if flag in ("--config-dir", "-cd"):
+                if not value.strip():  # Hydra would skip it without a word
+                    raise ConfigError(f"<{flag} {value}> is empty; give the folder of your own configs")
                 line.dir_flags.append(Path(value).expanduser())
             continue
         key, sep, value = arg.partition("=")

@@ -115,6 +115,7 @@ def test_evaluate_refuses_what_the_cli_refuses_and_writes_nothing(tmp_path, over
         ((5,), {}, r"^overrides=5 must be a list of 'key=value' strings or a dict$"),
         ((["model=minilm"],), {"output_dir": 123}, r"^output_dir=123 must be a folder path \(a str or pathlib.Path\)$"),
         ((["model=minilm"],), {"config_dir": 1.5}, r"^config_dir=1.5 must be a folder path"),
+        ((["model=minilm"],), {"output_dir": ""}, r"^<output_dir=> is empty; give a folder, or leave output_dir out$"),
     ],
 )
 def test_arguments_of_the_wrong_type_are_refused(tmp_path, args, kwargs, message):

@@ -42,10 +42,17 @@ def check_tolerance(tolerance: float) -> None:
 def check_two_sides(ours: ScoreSet, reference: ScoreSet) -> None:
     """Raises ResultsError when both sides were read from the same place: every delta would be 0, a gate that always
     passes (a CI job pointing `--reference` at the run it judges)."""
+    fix = "pass a baseline run or a published table"
     if Path(ours.source).resolve() == Path(reference.source).resolve() and ours.kind == reference.kind:
-        raise ResultsError(
-            f"the run and the reference are the same results ({ours.source}); pass a baseline run or a published table"
-        )
+        raise ResultsError(f"the run and the reference are the same results ({ours.source}); {fix}")
+    # The same files reached through another path: a run folder and its results/, or one of its result files.
+    files = [
+        {Path(s.source).resolve() for s in (*side.scores.values(), *side.subtask_scores.values())}
+        for side in (ours, reference)
+    ]
+    if shared := sorted(p for p in files[0] & files[1] if p.is_file()):
+        more = f" and {len(shared) - 1} more" if len(shared) > 1 else ""
+        raise ResultsError(f"the run and the reference read the same result file {shared[0]}{more}; {fix}")
 
 
 def model_notes(ours: ScoreSet, reference: ScoreSet, allow_other_model: bool) -> list[str]:

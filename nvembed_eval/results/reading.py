@@ -215,13 +215,16 @@ def _score_files(
 def _check_one_model(root: Path, provenance: dict[str, dict[str, Any]], run_info: dict[str, Any]) -> None:
     """Refuse (ResultsError) a folder whose result files' provenance records, or run.json, name more than one model
     identity (model and vector-changing knobs): a file copied in from another run would be judged as this model's."""
-    seen: dict[str, str] = {}  # identity key -> where it was first named
+    seen: dict[str, tuple[str, dict[str, Any]]] = {}  # identity key -> (where it was first named, the model record)
     records = [(RUN_FILE, run_info.get("model"))] + [(f"{t}.json", r.get("model")) for t, r in provenance.items()]
     for where, model in records:
         if isinstance(model, dict) and isinstance(model.get("identity_key"), str):
-            seen.setdefault(model["identity_key"], f"{model.get('name')} in {where}")
+            seen.setdefault(model["identity_key"], (where, model))
     if len(seen) > 1:
-        names = ", ".join(list(seen.values())[:3])
+        (where_a, a), (where_b, b) = list(seen.values())[:2]
+        names = f"{a.get('name')} in {where_a}, {b.get('name')} in {where_b}"
+        if a.get("name") == b.get("name"):  # one model with other settings: the knobs say which
+            names += f": knobs {a.get('knobs')} and {b.get('knobs')}"
         raise ResultsError(f"{root} holds results of several models or model settings ({names}); point at one run")
 
 

@@ -311,3 +311,8 @@ def test_a_run_judged_against_itself_is_refused(tmp_path, baseline, capsys):
     same = f"error: the run and the reference are the same results ({baseline}); pass a baseline run or a published"
     assert error == same + " table\n"
     assert not (tmp_path / "out").exists()
+    # The same files through another path: the run's results/ folder, one of its result files.
+    for other in (baseline / "results", baseline / "results" / "SciFact.json"):
+        assert run_main([str(baseline), "--reference", str(other), "--out", str(tmp_path / "out")]) == 2
+        assert "the run and the reference read the same result file" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -75,6 +75,7 @@ def test_config_mistakes_fail_in_one_line(tmp_path, args, fragments):
         (["-m", "hydra.sweep.dir="], "<hydra.sweep.dir=> is empty; give a folder, or leave hydra.sweep.dir out"),
         (["batch_size=99999999999999999999999"], "<batch_size=99999999999999999999999> is more than 2147483647"),
         (["--config-dir", "no-such-folder"], "the config folder no-such-folder (--config-dir, hydra.searchpath) is"),
+        (["--config-dir", ""], "<--config-dir > is empty; give the folder of your own configs"),
     ],
 )
 def test_input_that_would_run_something_else_is_refused(tmp_path, args, message):
