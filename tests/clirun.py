@@ -4,6 +4,7 @@ a process shows: SIGKILL, locks, sweeps, torchrun, the console script itself), i
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import json
 import logging
@@ -17,6 +18,32 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NVEMBED_SHARED", REPO.parent / "shared"))
 DATA = SHARED / "data"
+
+
+def read_jsonl_gz(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def write_jsonl_gz(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in rows)
+
+
+def scifact_subset(dest: Path, n_docs: int) -> Path:
+    """`dest/SciFact/`: the first `n_docs` SciFact documents and the test queries judged on them (real rows)."""
+    corpus = read_jsonl_gz(DATA / "SciFact" / "corpus.jsonl.gz")[:n_docs]
+    kept = {d["_id"] for d in corpus}
+    lines = (DATA / "SciFact" / "qrels" / "test.tsv").read_text().splitlines()
+    qrels = [line for line in lines[1:] if line.split("\t")[1] in kept]
+    qids = {line.split("\t")[0] for line in qrels}
+    queries = read_jsonl_gz(DATA / "SciFact" / "queries.jsonl.gz")
+    write_jsonl_gz(dest / "SciFact" / "corpus.jsonl.gz", corpus)
+    write_jsonl_gz(dest / "SciFact" / "queries.jsonl.gz", [q for q in queries if q["_id"] in qids])
+    (dest / "SciFact" / "qrels").mkdir(parents=True)
+    (dest / "SciFact" / "qrels" / "test.tsv").write_text("\n".join([lines[0], *qrels]) + "\n")
+    return dest
 
 
 @dataclass

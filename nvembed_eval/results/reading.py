@@ -156,13 +156,15 @@ def _score_files(
     out = ScoreSet(source=root, label=label, kind="results", run_info=info)
     out.model, out.model_source = model_of(root, files, info)
     recorded = benchmark_of(info, root)
+    parsed: dict[Path, dict[str, Any]] = {}  # each file's JSON, read once when a folder is sorted by benchmark
     if whole_folder and recorded is None and (benchmark is not None or not info):
         assumed = "assumed: no benchmark given and no run.json"
         out.read_for = benchmark or dataclasses.replace(Benchmark.named(DEFAULT_BENCHMARK), source=assumed)
         wanted = set(out.read_for.tasks)
+        parsed.update((path, _json_dict(path)) for path in files)  # {} when unreadable: then its file name decides
 
         def in_benchmark(path: Path) -> bool:  # a CQADupstack subforum counts as its parent task
-            data = _json_dict(path)  # {} when unreadable: its file name (mteb's <Task>.json) says whether it is refused
+            data = parsed[path]  # mteb names its files <Task>.json
             name = data.get("task_name") or data.get("mteb_dataset_name") or path.stem  # 0.0.x: mteb_dataset_name
             return isinstance(name, str) and (name in wanted or (name in parents and parents[name].name in wanted))
 
@@ -186,7 +188,7 @@ def _score_files(
                 f"duplicate results for task {name}: {seen[name]} and {path}; keep one (point at one model/revision)"
             )
         seen[name] = path
-        record = _json_dict(path).get(PROVENANCE_KEY)
+        record = (parsed[path] if path in parsed else _json_dict(path)).get(PROVENANCE_KEY)
         if isinstance(record, dict):
             out.provenance[name] = record
         try:

@@ -46,8 +46,9 @@ def process_rank() -> int:
             raise ConfigError(f"<{name}={text}> must be a whole number; torchrun sets it, or unset it") from None
     world, rank, local = values.get("WORLD_SIZE", 1), values.get("RANK", 0), values.get("LOCAL_RANK", 0)
     # LOCAL_RANK picks the GPU (`cuda:LOCAL_RANK`): one past the group would run on a device no launcher assigned.
-    name, value = ("RANK", rank) if world < 1 or not 0 <= rank < world else ("LOCAL_RANK", local)
-    if world < 1 or not 0 <= rank < world or not 0 <= local < world:
+    outside = [(name, v) for name, v in (("RANK", rank), ("LOCAL_RANK", local)) if world < 1 or not 0 <= v < world]
+    if outside:
+        name, value = outside[0]
         raise ConfigError(
             f"<{name}={value}> with <WORLD_SIZE={world}> is not a process of that group; start the processes with "
             "torchrun (torchrun --nproc_per_node N -m nvembed_eval ...), or unset RANK, WORLD_SIZE and LOCAL_RANK"

@@ -3,7 +3,6 @@ with no corrupt file and no finished embedding shard encoded twice."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import signal
@@ -12,37 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
-from clirun import DATA, invoke, main_scores, start_cli
+from clirun import DATA, invoke, main_scores, read_jsonl_gz, scifact_subset, start_cli, write_jsonl_gz
 
 SHARD = 32
 
 
 def _small_copy(dest: Path) -> Path:
     """A 400-document SciFact and a 120-pair STSBenchmark, real rows, so a full run takes seconds."""
-    sts = _read(DATA / "STSBenchmark" / "test.jsonl.gz")[:120]
-    _write(dest / "STSBenchmark" / "test.jsonl.gz", sts)
-    corpus = _read(DATA / "SciFact" / "corpus.jsonl.gz")[:400]
-    kept = {d["_id"] for d in corpus}
-    lines = (DATA / "SciFact" / "qrels" / "test.tsv").read_text().splitlines()
-    qrels = [line for line in lines[1:] if line.split("\t")[1] in kept]
-    qids = {line.split("\t")[0] for line in qrels}
-    queries = _read(DATA / "SciFact" / "queries.jsonl.gz")
-    _write(dest / "SciFact" / "corpus.jsonl.gz", corpus)
-    _write(dest / "SciFact" / "queries.jsonl.gz", [q for q in queries if q["_id"] in qids])
-    (dest / "SciFact" / "qrels").mkdir(parents=True)
-    (dest / "SciFact" / "qrels" / "test.tsv").write_text("\n".join([lines[0], *qrels]) + "\n")
-    return dest
-
-
-def _read(path: Path) -> list[dict]:
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle]
-
-
-def _write(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wt", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(r) + "\n" for r in rows)
+    sts = read_jsonl_gz(DATA / "STSBenchmark" / "test.jsonl.gz")[:120]
+    write_jsonl_gz(dest / "STSBenchmark" / "test.jsonl.gz", sts)
+    return scifact_subset(dest, 400)
 
 
 def _args(data: Path, run_dir: Path, cache: Path) -> list[str]:

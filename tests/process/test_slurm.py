@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clirun import DATA, REPO, CliResult, isolated_env
+from clirun import REPO, CliResult, isolated_env, scifact_subset
 
 from nvembed_eval.cache.claims import ChunkClaims
 from nvembed_eval.cache.encoder import _chunk_id, text_keys
@@ -200,7 +200,7 @@ class Baselines:
     process; the two instruction variants of the ablation."""
 
     def __init__(self, work: Path, tiny_checkpoint: Path) -> None:
-        self.scifact = _scifact_subset(work / "scifact-subset", ABLATION_DOCS)
+        self.scifact = scifact_subset(work / "scifact-subset", ABLATION_DOCS)
         self.minilm_cache = work / "local-minilm-cache"
         runs = {
             "minilm": [*MINILM, f"tasks=[{','.join(FANOUT)}]", f"cache.dir={self.minilm_cache}"],
@@ -531,33 +531,6 @@ def test_job_at_its_time_limit_is_checkpointed_requeued_and_resumed(slurm_cluste
 
 # --- two jobs of a sweep share one cache folder and one corpus (this test and the next want both CPUs: they come
 # after the time-limit job) ---
-
-
-def _scifact_subset(dest: Path, n_docs: int) -> Path:
-    """The first `n_docs` SciFact documents and the test queries judged on them (real rows)."""
-
-    def read(path: Path) -> list[dict]:
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle]
-
-    def write(path: Path, rows: list[dict]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with gzip.open(path, "wt", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(r) + "\n" for r in rows)
-
-    corpus = read(DATA / "SciFact" / "corpus.jsonl.gz")[:n_docs]
-    kept = {d["_id"] for d in corpus}
-    lines = (DATA / "SciFact" / "qrels" / "test.tsv").read_text().splitlines()
-    qrels = [line for line in lines[1:] if line.split("\t")[1] in kept]
-    qids = {line.split("\t")[0] for line in qrels}
-    write(dest / "SciFact" / "corpus.jsonl.gz", corpus)
-    write(
-        dest / "SciFact" / "queries.jsonl.gz",
-        [q for q in read(DATA / "SciFact" / "queries.jsonl.gz") if q["_id"] in qids],
-    )
-    (dest / "SciFact" / "qrels").mkdir(parents=True)
-    (dest / "SciFact" / "qrels" / "test.tsv").write_text("\n".join([lines[0], *qrels]) + "\n")
-    return dest
 
 
 def test_instruction_ablation_jobs_split_their_shared_corpus(slurm_cluster, work, baselines):
