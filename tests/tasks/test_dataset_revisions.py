@@ -119,3 +119,28 @@ def test_a_network_failure_on_the_card_commit_fails_at_once_on_no_other_commit(f
     with pytest.raises(DataError, match=r"SciFact: cannot load mteb/scifact@0228b52c: the Hugging Face hub could not"):
         load_hub_data(spec, *build_mteb_task(spec, "card"))
     assert calls == [("mteb/scifact", SCIFACT_CARD)]  # tried once, on the requested commit only
+
+
+def test_classification_scoring_gets_its_labels_as_one_array(shared_dir, monkeypatch):
+    """mteb's seven classification metrics receive the test labels as one array, not as the `datasets.Column` that
+    scikit-learn reads row by row (a second per Banking77 experiment), and give the same scores to the last bit."""
+    import numpy as np
+    from mteb.abstasks.classification import AbsTaskClassification
+
+    from nvembed_eval.tasks.local_data import load_local_task_data
+
+    original, received = AbsTaskClassification._calculate_scores, []
+
+    def spy(self, y_test, y_pred):
+        received.append(type(y_test))
+        return original(self, y_test, y_pred)
+
+    monkeypatch.setattr(AbsTaskClassification, "_calculate_scores", spy)
+    task, _ = build_mteb_task(load_task_spec("Banking77Classification"), "mteb")
+    load_local_task_data(task, shared_dir / "data", split="test", subset="default")
+    labels = task.dataset["test"]["label"]
+    predicted = np.random.default_rng(0).integers(0, 77, len(labels))
+    scores = task._calculate_scores(labels, predicted)
+    assert received == [np.ndarray]
+    assert scores == original(task, labels, predicted)  # the Column as mteb hands it
+    assert scores["accuracy"] == float(np.mean(np.asarray(labels) == predicted)) > 0
