@@ -17,7 +17,7 @@ from nvembed_eval.results.references import load_reference
 from nvembed_eval.results.run_folder import RunPaths
 from nvembed_eval.results.scores import ScoreSet
 from nvembed_eval.tasks.benchmarks import AD_HOC, Benchmark, select_tasks
-from nvembed_eval.tasks.cost_plan_report import render_cost_plan
+from nvembed_eval.tasks.cost_plan import render_cost_plan
 from nvembed_eval.tasks.data_source import TaskData, plan_task_data
 from nvembed_eval.tasks.hub_data import offline_unless_reachable
 from nvembed_eval.tasks.specs import TaskSpec
