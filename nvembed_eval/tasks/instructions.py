@@ -3,7 +3,6 @@ own task prompts give), and the one place it is templated into a prefix."""
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from enum import StrEnum
@@ -29,18 +28,6 @@ class InstructionVariant(StrEnum):
 def instructions_dir() -> Path:
     """The bundled `instructions/` folder (in the wheel): NV-Embed-v2's instructions.json and the Table-7 stand-ins."""
     return bundled_dir("instructions")
-
-
-def load_nv_instructions() -> dict[str, dict[str, str]]:
-    """NV-Embed-v2's own instructions.json (verbatim copy), keyed by task or group name ("STS", "SUMM")."""
-    return json.loads((instructions_dir() / "nv_embed_v2_instructions.json").read_text(encoding="utf-8"))
-
-
-def load_table7() -> dict[str, Any]:
-    """The stand-in table for tasks missing from instructions.json (every entry carries provenance)."""
-    import yaml
-
-    return yaml.safe_load((instructions_dir() / "nv_embed_v2_table7_standin.yaml").read_text(encoding="utf-8"))
 
 
 def _side(prompt_type: Any) -> str | None:
