@@ -318,15 +318,19 @@ def check_outside_folders(settings: RunSettings) -> None:
         check_creatable(cache, f"the embedding cache {cache}", fix)
 
 
-def check_sweep_output_dirs(line: CommandLine) -> None:
+def check_sweep_output_dirs(line: CommandLine) -> Path:
     """`-m`: every `hydra.sweep.dir` or `output_dir` value (or the default root) must be creatable before Hydra makes
-    the sweep folder."""
+    the sweep folder. Returns the nearest existing folder of the sweep's root (of the default root for a swept one):
+    the folders Hydra makes below it for a job that is refused are removed again."""
     key = "hydra.sweep.dir" if line.given("hydra.sweep.dir") is not None else "output_dir"
-    given = line.given(key)
+    given, default = line.given(key), Path(os.environ.get("NVEMBED_EVAL_ROOT", ".")) / "outputs"
     if given is None:
-        return check_output_dir(str(Path(os.environ.get("NVEMBED_EVAL_ROOT", ".")) / "outputs"), "output_dir (default)")
-    for value in given.sweep_string_iterator() if given.is_sweep_override() else [str(given.value())]:
+        check_output_dir(str(default), "output_dir (default)")
+        return nearest_existing(default.expanduser().absolute())
+    swept = given.is_sweep_override()
+    for value in given.sweep_string_iterator() if swept else [str(given.value())]:
         check_output_dir(value, key)
+    return nearest_existing((default if swept else Path(str(given.value()))).expanduser().absolute())
 
 
 # ------------------------------------------------------------------------------------------------------ schema
