@@ -665,10 +665,8 @@ def _unknown_key(key: str, line: CommandLine | None, model: Mapping[str, Any] | 
     override = next((o for o in (line.overrides if line else []) if o.key_or_group.lstrip("+~") == key), None)
     if key == "task":
         value = override.value() if override is not None else None
-        typed, name = (
-            (override.input_line if override is not None else key),
-            value if isinstance(value, str) else "SciFact",
-        )
+        typed = override.input_line if override is not None else key
+        name = value if isinstance(value, str) else "SciFact"
         return ConfigError(f"there is no key <{typed}>; the task list is tasks, e.g. tasks=[{name}]")
     if key.startswith("model."):  # the chosen model config, composed again without the offending overrides
         kept = [o for o in (line.overrides if line else []) if not o.key_or_group.lstrip("+~").startswith("model.")]
