@@ -1,7 +1,7 @@
 """Cost plan (`plan=true`): per task, the texts mteb would hand the model, the distinct ones the cache encodes and their
 estimated tokens, with groups two tasks share (FEVER and ClimateFEVER's corpus) counted once; from mteb's descriptive
-statistics (`TaskMetadata.descriptive_stats`, shipped in the mteb wheel), loading no model or data (docs/plan.md). The
-report: the plan as a per-task table, totals and projected GPU-hours."""
+statistics (`TaskMetadata.descriptive_stats`, shipped in the mteb wheel), loading no model or data (docs/plan.md); and
+the report: the plan as a per-task table, totals and projected GPU-hours."""
 
 from __future__ import annotations
 
@@ -267,34 +267,9 @@ def plan_table(plan: CostPlan) -> Any:
     return pd.DataFrame(rows).fillna("")
 
 
-def render_cost_plan(
-    specs: list[TaskSpec],
-    *,
-    chosen: str,
-    model: str,
-    variant: str,
-    template: str | None,
-    max_length: int | None,
-    tokens_per_second: float,
-    gpus: int,
-    chars_per_token: float,
-    cache_enabled: bool,
-    data_dir: str | None = None,
-) -> str:
-    """The `plan=true` report of a run: the per-task table, three totals and the projected encoding hours. `specs`
-    resolved as the run would (`tasks.select_tasks`), `chosen` how (for the header: `tasks=[...]`, `benchmark=smoke`),
-    `template` told without loading the model (None: it adds no instructions), `plan.*` values (`tokens_per_second`,
-    `gpus`, `chars_per_token`) already checked (`config.PlanSettings`); `data_dir` is not read (the header says so)."""
-    import mteb
-
-    plan = plan_tasks(specs, variant=variant, template=template, max_length=max_length, chars_per_token=chars_per_token)
-    header = (
-        f"plan (no model loaded, nothing written): {len(specs)} tasks ({chosen}), model {model}, "
-        f"instructions={variant}, prefix template {template!r}, max_length {max_length or 'unknown'}; "
-        f"texts from mteb {mteb.__version__}'s descriptive statistics of its current dataset revisions"
-    )
-    if data_dir:
-        header += f" (data_dir={data_dir} is not read: local copies may differ)"
+def render_cost_plan(plan: CostPlan, header: str, tokens_per_second: float, gpus: int, *, cache_enabled: bool) -> str:
+    """The `plan=true` report: `header`, the per-task table, three totals and the projected encoding hours.
+    `tokens_per_second` and `gpus` are the run's checked values (`config.PlanSettings`)."""
     covered = plan.covered
     fed = sum(t.total("tokens") for t in covered)
     distinct = sum(t.total("unique_tokens") for t in covered)
