@@ -62,7 +62,7 @@ def instruction_for(spec: TaskSpec, prompt_type: str | None, variant: str) -> st
     return text or None
 
 
-def mteb_default_instruction(task_name: str, prompt_type: str | None) -> str | None:
+def mteb_default_instruction(task_name: str, side: str | None) -> str | None:
     """What mteb 2.x's `AbsEncoder.get_instruction` yields for a model without its own prompt table (mteb itself is
     called rather than its rules restated): the task metadata's `prompt` (a dict read by prompt type; a whole dict
     handed back for prompt type None is no instruction here), else that of the task's abstract class."""
@@ -74,7 +74,6 @@ def mteb_default_instruction(task_name: str, prompt_type: str | None) -> str | N
         def encode(self, *args: Any, **kwargs: Any) -> Any:  # never called: only the prompt lookup is used
             raise NotImplementedError
 
-    side = _side(prompt_type)
     register_smoke_tasks()
     try:
         task = mteb.get_task(task_name)
