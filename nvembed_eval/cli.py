@@ -22,7 +22,7 @@ from nvembed_eval.config import (
     validate,
 )
 from nvembed_eval.errors import NVEmbedEvalError, ResultsError
-from nvembed_eval.io import Parser, conf_dir, emit, finite_non_negative_float, nearest_existing, non_negative_int
+from nvembed_eval.io import Parser, conf_dir, emit, finite_non_negative_float, non_negative_int
 from nvembed_eval.models import probe
 from nvembed_eval.run.record import RunRecord, render_plan, resolve_run
 from nvembed_eval.run.session import build_encoder, discard_created, execute, process_rank
@@ -50,11 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         if line.multirun:
             check_sweep(line)  # every swept value, before the first job runs
             check_torch()
-            check_sweep_output_dirs(line)
-            given = line.given("hydra.sweep.dir") or line.given("output_dir")
-            root = str(given.value()) if given is not None and not given.is_sweep_override() else None
-            default = Path(os.environ.get("NVEMBED_EVAL_ROOT", ".")) / "outputs"
-            keep = nearest_existing(Path(root or default).expanduser().absolute())
+            keep = check_sweep_output_dirs(line)
         elif not line.help_only:
             compose(line)  # --cfg, --info: refuse a bad override in one line before Hydra prints its own
     except NVEmbedEvalError as exc:

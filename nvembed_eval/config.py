@@ -318,15 +318,19 @@ def check_outside_folders(settings: RunSettings) -> None:
         check_creatable(cache, f"the embedding cache {cache}", fix)
 
 
-def check_sweep_output_dirs(line: CommandLine) -> None:
+def check_sweep_output_dirs(line: CommandLine) -> Path:
     """`-m`: every `hydra.sweep.dir` or `output_dir` value (or the default root) must be creatable before Hydra makes
-    the sweep folder."""
+    the sweep folder. Returns the nearest existing folder of the sweep's root (of the default root for a swept one):
+    the folders Hydra makes below it for a job that is refused are removed again."""
     key = "hydra.sweep.dir" if line.given("hydra.sweep.dir") is not None else "output_dir"
-    given = line.given(key)
+    given, default = line.given(key), Path(os.environ.get("NVEMBED_EVAL_ROOT", ".")) / "outputs"
     if given is None:
-        return check_output_dir(str(Path(os.environ.get("NVEMBED_EVAL_ROOT", ".")) / "outputs"), "output_dir (default)")
-    for value in given.sweep_string_iterator() if given.is_sweep_override() else [str(given.value())]:
+        check_output_dir(str(default), "output_dir (default)")
+        return nearest_existing(default.expanduser().absolute())
+    swept = given.is_sweep_override()
+    for value in given.sweep_string_iterator() if swept else [str(given.value())]:
         check_output_dir(value, key)
+    return nearest_existing((default if swept else Path(str(given.value()))).expanduser().absolute())
 
 
 # ------------------------------------------------------------------------------------------------------ schema
@@ -661,10 +665,8 @@ def _unknown_key(key: str, line: CommandLine | None, model: Mapping[str, Any] | 
     override = next((o for o in (line.overrides if line else []) if o.key_or_group.lstrip("+~") == key), None)
     if key == "task":
         value = override.value() if override is not None else None
-        typed, name = (
-            (override.input_line if override is not None else key),
-            value if isinstance(value, str) else "SciFact",
-        )
+        typed = override.input_line if override is not None else key
+        name = value if isinstance(value, str) else "SciFact"
         return ConfigError(f"there is no key <{typed}>; the task list is tasks, e.g. tasks=[{name}]")
     if key.startswith("model."):  # the chosen model config, composed again without the offending overrides
         kept = [o for o in (line.overrides if line else []) if not o.key_or_group.lstrip("+~").startswith("model.")]

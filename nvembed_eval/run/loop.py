@@ -118,12 +118,12 @@ def run_tasks(
                 show_progress_bar=settings.progress,
                 prediction_folder=predictions,
             ).task_results[0]
-            items = None
+            items, kept = None, []
             if predictions is not None:
                 items = make_items(data, spec, predictions, result, folder.write_items)
-            kept = [name for name in leaves if (predictions / name).is_file()] if predictions is not None else []
-            if settings.save_predictions and predictions is not None:
-                folder.adopt([predictions / name for name in kept])
+                kept = [name for name in leaves if (predictions / name).is_file()]
+                if settings.save_predictions:
+                    folder.adopt([predictions / name for name in kept])
         stats = [bridge.task_stats[s] for s in (spec.name, *spec.subtasks) if s in bridge.task_stats]
         provenance = {**expected[spec.name], "data": data.record(loaded_revision=result.dataset_revision)}
         result.dataset_revision = data.dataset_revision(result.dataset_revision)

@@ -17,7 +17,7 @@ from nvembed_eval.results.references import load_reference
 from nvembed_eval.results.run_folder import RunPaths
 from nvembed_eval.results.scores import ScoreSet
 from nvembed_eval.tasks.benchmarks import AD_HOC, Benchmark, select_tasks
-from nvembed_eval.tasks.cost_plan_report import render_cost_plan
+from nvembed_eval.tasks.cost_plan import plan_tasks, render_cost_plan
 from nvembed_eval.tasks.data_source import TaskData, plan_task_data
 from nvembed_eval.tasks.hub_data import offline_unless_reachable
 from nvembed_eval.tasks.specs import TaskSpec
@@ -113,24 +113,30 @@ def resolve_run(cfg: DictConfig, hydra_cfg: DictConfig, settings: RunSettings) -
 
 def render_plan(settings: RunSettings) -> str:
     """`plan=true`: what the run would encode and cost, from mteb's statistics; no model, no data, nothing written.
+    The instruction template is told without loading the model (None: it adds no instructions); `data_dir` is not
+    read (the header says so).
 
     Raises:
         NVEmbedEvalError: an unknown task or benchmark, a model class that cannot tell its template.
     """
+    import mteb
+
     benchmark, specs = choose_tasks(settings)
-    model, plan = settings.model, settings.plan
+    model, plan, variant = settings.model, settings.plan, settings.instructions.variant
+    template = planned_instruction_template(model)
     max_length = model.get("max_length") or model.get("max_seq_length")
+    max_length = int(max_length) if max_length else None
     chosen = f"benchmark={benchmark.name}"
     if benchmark.name == AD_HOC:
         chosen = f"tasks=[{','.join(spec.name for spec in specs)}]"
-    return render_cost_plan(
-        specs,
-        chosen=chosen,
-        model=str(model.get("name")),
-        variant=settings.instructions.variant,
-        template=planned_instruction_template(model),
-        max_length=int(max_length) if max_length else None,
-        **plan.model_dump(exclude={"enabled"}),  # tokens_per_second, gpus, chars_per_token
-        cache_enabled=settings.cache.enabled,
-        data_dir=settings.data_dir,
+    costs = plan_tasks(
+        specs, variant=variant, template=template, max_length=max_length, chars_per_token=plan.chars_per_token
     )
+    header = (
+        f"plan (no model loaded, nothing written): {len(specs)} tasks ({chosen}), model {model.get('name')}, "
+        f"instructions={variant}, prefix template {template!r}, max_length {max_length or 'unknown'}; "
+        f"texts from mteb {mteb.__version__}'s descriptive statistics of its current dataset revisions"
+    )
+    if settings.data_dir:
+        header += f" (data_dir={settings.data_dir} is not read: local copies may differ)"
+    return render_cost_plan(costs, header, plan.tokens_per_second, plan.gpus, cache_enabled=settings.cache.enabled)

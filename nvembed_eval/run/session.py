@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
 
 from nvembed_eval.cache.encoder import CachedEncoder
 from nvembed_eval.cache.store import prune_root
@@ -88,6 +86,8 @@ def execute(record: RunRecord, keep: Path | None = None) -> RunSummary:
     Raises:
         NVEmbedEvalError: any refusal (one line with the fix).
     """
+    from nvembed_eval.models.mteb_adapter import MtebEncoder  # mteb's `AbsEncoder`: mteb loads here, on first use
+
     settings, primary = record.settings, process_rank() == 0
     folder, run_log = RunFolder(record.paths), None
     keep = keep or nearest_existing(record.paths.run_dir)
@@ -103,7 +103,7 @@ def execute(record: RunRecord, keep: Path | None = None) -> RunSummary:
             resolve_prefix = make_prefix_resolver(record.specs, encoder, settings.instructions.variant)
             expected = {d.spec.name: expected_provenance(d.spec, d, encoder, resolve_prefix) for d in record.tasks}
             reuse = folder.reusable(expected, overwrite=settings.overwrite, trust_existing=settings.trust_existing)
-            bridge = _bridge(encoder, resolve_prefix, settings.batch_size, record.overrides)
+            bridge = MtebEncoder(encoder, resolve_prefix, settings.batch_size, record.overrides)
             if primary:
                 run_facts = {"config": record.config, "overrides": list(record.overrides), "identity": encoder.identity}
                 folder.start(**run_facts, benchmark=record.benchmark.record())
@@ -129,13 +129,6 @@ def execute(record: RunRecord, keep: Path | None = None) -> RunSummary:
         typed = record.config["cache"]["max_size"]  # as the user wrote it, e.g. 500GiB
         prune_cache(Path(settings.cache.dir).expanduser(), settings.cache.max_size, typed)
     return summary
-
-
-def _bridge(encoder: TextEncoder, resolve_prefix: Any, batch_size: int, overrides: Sequence[str]) -> Any:
-    """The mteb encoder over `encoder` (mteb's `AbsEncoder`: imports mteb, so it loads here, on first use)."""
-    from nvembed_eval.models.mteb_adapter import MtebEncoder
-
-    return MtebEncoder(encoder, resolve_prefix, batch_size, overrides)
 
 
 def discard_created(run_dir: Path, keep: Path) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from nvembed_eval.errors import ConfigError
 from nvembed_eval.io import conf_dir
-from nvembed_eval.tasks.specs import TaskSpec, check_name, has_task_yaml, load_task_spec, read_yaml, resolve_task_names
+from nvembed_eval.tasks.specs import TaskSpec, check_name, load_task_spec, read_yaml, resolve_task_names, task_yaml_path
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Benchmark:
         splits, subsets = self.scopes.get(spec.name, ((spec.split,), (spec.subset,)))
         if (spec.split, spec.subset) == (splits[0], subsets[0]) and len(splits) == len(subsets) == 1:
             return spec
-        if not has_task_yaml(spec.name) and len(splits) == len(subsets) == 1:
+        if not task_yaml_path(spec.name).is_file() and len(splits) == len(subsets) == 1:
             return dataclasses.replace(spec, split=splits[0], subset=subsets[0])
         message = "%s: %s evaluates split(s) %s, subset(s) %s; this harness scores split %s, subset %s only"
         log.warning(message, spec.name, self.name, ",".join(splits), ",".join(subsets), spec.split, spec.subset)

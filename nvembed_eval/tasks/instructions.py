@@ -3,7 +3,6 @@ own task prompts give), and the one place it is templated into a prefix."""
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from enum import StrEnum
@@ -29,18 +28,6 @@ class InstructionVariant(StrEnum):
 def instructions_dir() -> Path:
     """The bundled `instructions/` folder (in the wheel): NV-Embed-v2's instructions.json and the Table-7 stand-ins."""
     return bundled_dir("instructions")
-
-
-def load_nv_instructions() -> dict[str, dict[str, str]]:
-    """NV-Embed-v2's own instructions.json (verbatim copy), keyed by task or group name ("STS", "SUMM")."""
-    return json.loads((instructions_dir() / "nv_embed_v2_instructions.json").read_text(encoding="utf-8"))
-
-
-def load_table7() -> dict[str, Any]:
-    """The stand-in table for tasks missing from instructions.json (every entry carries provenance)."""
-    import yaml
-
-    return yaml.safe_load((instructions_dir() / "nv_embed_v2_table7_standin.yaml").read_text(encoding="utf-8"))
 
 
 def _side(prompt_type: Any) -> str | None:
@@ -75,7 +62,7 @@ def instruction_for(spec: TaskSpec, prompt_type: str | None, variant: str) -> st
     return text or None
 
 
-def mteb_default_instruction(task_name: str, prompt_type: str | None) -> str | None:
+def mteb_default_instruction(task_name: str, side: str | None) -> str | None:
     """What mteb 2.x's `AbsEncoder.get_instruction` yields for a model without its own prompt table (mteb itself is
     called rather than its rules restated): the task metadata's `prompt` (a dict read by prompt type; a whole dict
     handed back for prompt type None is no instruction here), else that of the task's abstract class."""
@@ -87,7 +74,6 @@ def mteb_default_instruction(task_name: str, prompt_type: str | None) -> str | N
         def encode(self, *args: Any, **kwargs: Any) -> Any:  # never called: only the prompt lookup is used
             raise NotImplementedError
 
-    side = _side(prompt_type)
     register_smoke_tasks()
     try:
         task = mteb.get_task(task_name)

@@ -161,10 +161,6 @@ def _spec_from_mapping(data: Any, path: Path) -> TaskSpec:
     )
 
 
-def has_task_yaml(name: str) -> bool:
-    return task_yaml_path(name).is_file()
-
-
 def list_task_specs() -> dict[str, TaskSpec]:
     """Every task YAML under `conf/task/` (the 56 plus any smoke tasks), by name."""
     folder = conf_dir() / "task"

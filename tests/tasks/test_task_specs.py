@@ -6,6 +6,7 @@ import csv
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import mteb
 import numpy as np
@@ -16,7 +17,7 @@ from nvembed_eval.errors import ConfigError, TaskNotFoundError
 from nvembed_eval.io import conf_dir
 from nvembed_eval.results.scores import metric_aliases
 from nvembed_eval.tasks.benchmarks import Benchmark
-from nvembed_eval.tasks.instructions import instructions_dir, load_nv_instructions, load_table7
+from nvembed_eval.tasks.instructions import instructions_dir
 from nvembed_eval.tasks.specs import TaskSpec, list_task_specs, load_task_spec, resolve_task_names
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,6 +27,18 @@ SHIPPED = {
 }
 REFERENCE = SHARED / "reference"
 BENCHMARK = {t.metadata.name: t for t in mteb.get_benchmark("MTEB(eng, v1)").tasks}
+
+
+def load_nv_instructions() -> dict[str, dict[str, str]]:
+    """NV-Embed-v2's own instructions.json (verbatim copy), keyed by task or group name ("STS", "SUMM")."""
+    return json.loads((instructions_dir() / "nv_embed_v2_instructions.json").read_text(encoding="utf-8"))
+
+
+def load_table7() -> dict[str, Any]:
+    """The stand-in table for tasks missing from instructions.json (every entry carries provenance)."""
+    import yaml
+
+    return yaml.safe_load((instructions_dir() / "nv_embed_v2_table7_standin.yaml").read_text(encoding="utf-8"))
 
 
 def test_benchmark_config_is_exactly_mtebs_benchmark_with_same_splits_and_subsets():

@@ -9,7 +9,6 @@ from pathlib import Path
 __all__ = ["DATA_DIR", "SMOKE_TASK_NAMES"]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"  # one folder per task, shipped inside the package
-TASKS_FILE = DATA_DIR / "tasks.json"  # each task's mteb metadata, abstask and class attributes, in benchmark order
-
-_TASKS = json.loads(TASKS_FILE.read_text(encoding="utf-8"))["tasks"]
-SMOKE_TASK_NAMES: tuple[str, ...] = tuple(task["metadata"]["name"] for task in _TASKS)
+# data/tasks.json: each task's mteb metadata, abstask and class attributes, in benchmark order (read by `classes`)
+TASKS = json.loads((DATA_DIR / "tasks.json").read_text(encoding="utf-8"))
+SMOKE_TASK_NAMES: tuple[str, ...] = tuple(task["metadata"]["name"] for task in TASKS["tasks"])

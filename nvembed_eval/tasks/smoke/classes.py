@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import json
 from typing import Any
 
 from mteb import abstasks
@@ -14,7 +13,7 @@ from mteb.abstasks.task_metadata import TaskMetadata
 
 from nvembed_eval.errors import TaskNotFoundError
 from nvembed_eval.tasks.local_data import load_local_task_data
-from nvembed_eval.tasks.smoke import DATA_DIR, SMOKE_TASK_NAMES, TASKS_FILE
+from nvembed_eval.tasks.smoke import DATA_DIR, SMOKE_TASK_NAMES, TASKS
 
 
 class _PackagedData:
@@ -35,8 +34,7 @@ def _task_class(entry: dict[str, Any], common: dict[str, Any], origin: str) -> t
     return type(metadata.name, (_PackagedData, base), attributes)
 
 
-_DATA = json.loads(TASKS_FILE.read_text(encoding="utf-8"))
-SMOKE_TASKS: tuple[type, ...] = tuple(_task_class(t, _DATA["metadata"], _DATA["origin"]) for t in _DATA["tasks"])
+SMOKE_TASKS: tuple[type, ...] = tuple(_task_class(t, TASKS["metadata"], TASKS["origin"]) for t in TASKS["tasks"])
 globals().update({cls.__name__: cls for cls in SMOKE_TASKS})  # classes.NVEvalSmokeSTS, ... as before
 
 
