@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nvembed_eval.cache.claims import ChunkClaims
-from nvembed_eval.cache.index import KEY_BYTES
-from nvembed_eval.cache.store import FORMAT, ShardStore
+from nvembed_eval.cache.store import FORMAT, KEY_BYTES, ShardStore
 from nvembed_eval.errors import EncodingError
 from nvembed_eval.io import ProgressLine
 

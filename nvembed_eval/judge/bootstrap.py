@@ -215,5 +215,5 @@ def check_settings(resamples: int, confidence: float) -> None:
     is out of range (fewer resamples make the percentile endpoints noise)."""
     if not 100 <= resamples <= 1_000_000:
         raise ConfigError(f"resamples must be between 100 and 1000000 <--resamples={resamples}>; pass e.g. 2000")
-    if not (0.5 < confidence < 1) or confidence != confidence:
+    if not 0.5 < confidence < 1:  # NaN fails the comparison too
         raise ConfigError(f"confidence must be strictly between 0.5 and 1 <--confidence={confidence}>; pass e.g. 0.95")

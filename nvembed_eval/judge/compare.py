@@ -88,11 +88,6 @@ class Comparison:
     def exit_code(self) -> int:
         return 1 if self.failures else 0
 
-    @property
-    def not_run(self) -> list[str]:
-        """Benchmark tasks without a score in the run (never counted as 0)."""
-        return [t for t in self.benchmark.tasks if t not in self.ours.scores]
-
 
 def _used_instruction(ours: ScoreSet, task: str) -> bool:
     """Whether this harness encoded the task with the spec's instruction (what "unverified instruction" is about);

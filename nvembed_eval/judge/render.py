@@ -98,7 +98,7 @@ def _paired_delta(cmp: Comparison, members: Sequence[str]) -> str:
 def count_lines(cmp: Comparison) -> list[str]:
     """The tasks not shown as rows, as counts (and the run's real missing list)."""
     lines = []
-    if missing := cmp.not_run:
+    if missing := cmp.ours_board.missing:  # benchmark tasks without a score in the run
         lines.append(
             f"Not in this run: {len(missing)} of the {len(cmp.benchmark.tasks)} benchmark tasks (no score, never "
             f"counted as 0): {', '.join(missing)}."

@@ -29,10 +29,6 @@ class RunRow:
     note: str = ""
     overrides: list[str] = field(default_factory=list)
 
-    def missing(self, bench: Benchmark) -> list[str]:
-        """Benchmark tasks this run has no score for."""
-        return [t for t in bench.tasks if t not in self.scores.scores]
-
 
 @dataclass
 class Report:
@@ -118,7 +114,7 @@ def render_csv(report: Report) -> str:
             value = "" if agg.mean is None else f"{agg.mean:.4f}"
             cells += [value if agg.complete else "", "" if agg.complete else value, f"{agg.covered}/{agg.total}"]
         scores = row.scores.scores
-        cells.append(";".join(row.missing(report.benchmark)))
+        cells.append(";".join(row.board.missing))
         writer.writerow(cells + [f"{scores[t].value:.4f}" if t in scores else "" for t in report.tasks])
     return buffer.getvalue()
 
@@ -145,7 +141,7 @@ def render_markdown(report: Report) -> str:
         lines += ["", f"{UNVERIFIED_MARK} NV-Embed-v2 instruction unverified (stand-in for the paper's Table 7)."]
     lines += ["", "## Missing tasks", ""]
     for row in rows:
-        missing = row.missing(bench)
+        missing = row.board.missing
         text = f"{len(missing)} of {len(bench.tasks)}: {', '.join(missing)}" if missing else "none"
         lines.append(f"- {row.label}: {text}")
     lines += ["", "Averages cover only the tasks present; partial ones show their coverage. A missing task is never 0."]

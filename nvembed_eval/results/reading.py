@@ -33,7 +33,6 @@ from nvembed_eval.tasks.specs import list_task_specs, load_task_spec
 if TYPE_CHECKING:
     from mteb import TaskResult
 
-NON_RESULT_FILES = frozenset({"run.json", "model_meta.json"})
 # Folders of a harness run folder (next to its run.json) that hold no TaskResults: per-item data, mteb's predictions.
 RUN_SIDE_FOLDERS = frozenset({"items", "predictions"})
 MAX_DEPTH = 3  # <dir>/X.json, <run>/results/X.json, <cache>/results/<model>/<revision>/X.json
@@ -111,10 +110,10 @@ def find_result_files(root: Path) -> list[Path]:
 
     def walk(folder: Path, depth: int) -> None:
         for child in sorted(folder.iterdir()):
-            if child.name.startswith(".") or child.name in NON_RESULT_FILES:
+            if child.name.startswith(".") or child.name in (RUN_FILE, MODEL_META_FILE):
                 continue
             if child.is_dir():
-                if depth < MAX_DEPTH and not (child.name in RUN_SIDE_FOLDERS and (folder / "run.json").is_file()):
+                if depth < MAX_DEPTH and not (child.name in RUN_SIDE_FOLDERS and (folder / RUN_FILE).is_file()):
                     walk(child, depth + 1)
             elif child.suffix == ".json" and not child.name.endswith("_predictions.json"):
                 found.append(child)
@@ -151,7 +150,7 @@ def _score_files(
 ) -> ScoreSet:
     parents = {sub: spec for spec in list_task_specs().values() for sub in spec.subtasks}
     info = read_run_info(root)
-    in_run = root.name == "results" and (root.parent / "run.json").is_file()
+    in_run = root.name == "results" and (root.parent / RUN_FILE).is_file()
     label = label or (root.parent.name if in_run else root.name)
     out = ScoreSet(source=root, label=label, kind="results", run_info=info)
     out.model, out.model_source = model_of(root, files, info)

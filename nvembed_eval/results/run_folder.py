@@ -73,7 +73,6 @@ def git_revision(cwd: Path) -> str | None:
 class StoredResult:
     """A finished task's result file as found in a run folder: its provenance, or None when it has none."""
 
-    path: Path
     provenance: dict[str, Any] | None
 
 
@@ -149,7 +148,7 @@ class RunFolder:
         provenance = data.get(PROVENANCE_KEY)
         if provenance is not None and not isinstance(provenance, dict):
             raise ResultsError(f"{path} has a malformed '{PROVENANCE_KEY}' provenance record; {fix}")
-        return StoredResult(path, provenance)
+        return StoredResult(provenance)
 
     def check_model(self, identity: ModelIdentity) -> None:
         """Refuse (OutputLockedError; reads only) a folder holding results of another model or model settings (results
