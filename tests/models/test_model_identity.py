@@ -38,15 +38,17 @@ def _scrambled_minilm(dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
+def two_runs(tmp_path_factory, embedding_cache):
     tmp = tmp_path_factory.mktemp("identity")
     other = _scrambled_minilm(tmp / "minilm-scrambled")
     runs = {}
-    # Same shared mteb cache and embedding cache for both runs: exactly the setting in which mteb leaked a result.
+    # Same shared mteb cache and embedding cache for both runs: exactly the setting in which mteb leaked a result. The
+    # embedding cache is the session's (conftest), so the later runs of MiniLM on STSBenchmark read these vectors.
+    env = {"NVEMBED_EVAL_CACHE": str(embedding_cache)}
     for label, extra in (("packaged", []), ("scrambled", [f"model.path={other}"])):
         run_dir = tmp / label
         result = invoke(
-            ["model=minilm", "tasks=[STSBenchmark]", f"data_dir={DATA}", f"output_dir={run_dir}", *extra], tmp
+            ["model=minilm", "tasks=[STSBenchmark]", f"data_dir={DATA}", f"output_dir={run_dir}", *extra], tmp, env=env
         )
         assert result.returncode == 0, result.stderr[-2000:]
         runs[label] = run_dir

@@ -17,10 +17,10 @@ SHARD = 32
 
 
 def _small_copy(dest: Path) -> Path:
-    """A 400-document SciFact and a 120-pair STSBenchmark, real rows, so a full run takes seconds."""
+    """A 200-document SciFact and a 120-pair STSBenchmark, real rows, so a full run takes seconds."""
     sts = read_jsonl_gz(DATA / "STSBenchmark" / "test.jsonl.gz")[:120]
     write_jsonl_gz(dest / "STSBenchmark" / "test.jsonl.gz", sts)
-    return scifact_subset(dest, 400)
+    return scifact_subset(dest, 200)
 
 
 def _args(data: Path, run_dir: Path, cache: Path) -> list[str]:
@@ -85,7 +85,8 @@ def test_killed_runs_resume_to_identical_results(reference, tmp_path):
     # 2. between tasks: STSBenchmark's result is on disk
     _run_and_kill(args, tmp_path, lambda: (run_dir / "results" / "STSBenchmark.json").exists())
     # 3. mid-corpus: a few SciFact shards are finished
-    # (STSBenchmark writes at most 8 shards: 120 + 120 sentences in shards of 32; SciFact has 13 corpus shards)
+    # (STSBenchmark writes at most 8 shards: 120 + 120 sentences in shards of 32; SciFact one of its queries, then
+    # 7 of its corpus: the kill comes after 3 of them)
     _run_and_kill(args, tmp_path, lambda: len(_shards(cache)) >= 12)
     before_final = {p.name: p.read_bytes() for p in _shards(cache)}
 
