@@ -159,7 +159,7 @@ def _read_split_files(task: AbsTask, kind: str, folder: Path, required: list[str
         if not isinstance(labels, dict) or not labels or not all(isinstance(v, str) for v in labels.values()):
             raise DataError(f'{labels_path}: must be a JSON object mapping label ids to names, e.g. {{"0": "sports"}}')
     stems = sorted({p.name.removesuffix(".gz").removesuffix(".jsonl") for p in folder.glob("*.jsonl*")})
-    splits = {}
+    splits, label_type = {}, None
     for stem in stems:
         path = _data_file(folder, stem)
         if path is None:  # e.g. notes.jsonl.bak
@@ -168,6 +168,13 @@ def _read_split_files(task: AbsTask, kind: str, folder: Path, required: list[str
             columns = _columns(task, kind, _rows(path, kind), labels)
         except _RowError as e:
             raise DataError(f"{path}:{e.args[0]}: {e.args[1]} ({_DOC})") from None
+        if kind == "Classification":  # the classifier learns on one split's labels and is scored on another's
+            label_type = label_type or (stem, type(columns[task.label_column_name][0]).__name__)
+            if (here := type(columns[task.label_column_name][0]).__name__) != label_type[1]:
+                raise DataError(
+                    f"{path}: its labels are {here} values but {label_type[0]}'s are {label_type[1]} values; give "
+                    f"every split the same kind of label ({_DOC})"
+                )
         try:
             splits[stem] = Dataset.from_dict(columns)
         except (ValueError, TypeError) as e:  # pyarrow: a key holds values of different types across rows
@@ -195,7 +202,8 @@ def _columns(task: Any, kind: str, rows: Rows, labels: dict[str, str] | None) ->
         for lineno, row in rows:
             label = row["label"]
             if type(label) is not first:
-                raise _RowError(lineno, f"label {label!r} is not a {first.__name__} like the first row's")
+                article = "an" if first.__name__[0] in "aeiou" else "a"
+                raise _RowError(lineno, f"label {label!r} is not {article} {first.__name__} like the first row's")
             if labels is not None and isinstance(label, int):
                 if str(label) not in labels:
                     raise _RowError(lineno, f"label {label} is not a key of labels.json")
@@ -276,7 +284,7 @@ def _read_qrels(path: Path, docs: dict, queries: dict, corpus_path: Path, querie
     try:
         lines = read_text(path, max_data_bytes(), error=DataError).splitlines()
     except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot be read as UTF-8 text: {e}") from None
+        raise DataError(f"{path}: cannot be read as UTF-8 text ({e}); re-create the file ({_DOC})") from None
     qrels: dict[str, dict[str, int]] = {}
     for lineno, line in enumerate(lines, 1):
         fields = line.split("\t")
@@ -364,6 +372,8 @@ def _data_file(folder: Path, stem: str) -> Path | None:
     gz, plain = folder / f"{stem}.jsonl.gz", folder / f"{stem}.jsonl"
     if gz.is_file() and plain.is_file():
         raise DataError(f"both {gz} and {plain} exist; keep only one of them")
+    if not_file := next((p for p in (gz, plain) if p.exists() and not p.is_file()), None):
+        raise DataError(f"{not_file} is not a regular file; put the split's rows in that file ({_DOC})")
     return gz if gz.is_file() else plain if plain.is_file() else None
 
 
@@ -390,7 +400,10 @@ def _rows(path: Path, kind: str) -> Rows:
                 rows.append((lineno, _check_row(f"{path}:{lineno}", line, kind)))
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:
         gz = " (gzip)" if path.suffix == ".gz" else ""
-        raise DataError(f"{path}: cannot be read as UTF-8 JSON Lines{gz}: {e}") from None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(
+            f"{path}: cannot be read as UTF-8 JSON Lines{gz} ({reason}); re-create the file ({_DOC})"
+        ) from None
     if not rows:
         raise DataError(f"{path}: the file is empty (no rows); add rows or remove it ({_DOC})")
     return rows

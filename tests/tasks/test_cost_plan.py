@@ -147,3 +147,13 @@ def test_plan_for_minilm_on_eight_gpus(tmp_path):
     rows = {line.split()[0]: line.split() for line in res.stdout.splitlines() if line.startswith(("SciFact", "STSB"))}
     assert rows["SciFact"][6] == rows["STSBenchmark"][6] == "0"  # no prefix tokens
     assert re.search(r"this run \(cache on\): [\d.]+ GPU-minutes, [\d.]+ min on 8 GPUs", res.stdout)
+
+
+@pytest.mark.parametrize("model", ["model=minilm", "model=mteb", "model=nv_embed_tiny"])
+def test_every_shipped_model_family_can_be_planned(model, tmp_path):
+    """Each family tells its prefix template without loading (`template_for_config`): model=mteb adds none of the
+    harness's (mteb's own prompts are not counted, as its run's token counts do not count them)."""
+    res = invoke([model, "tasks=[SciFact]", "plan=true", f"output_dir={tmp_path / 'run'}"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "SciFact Retrieval 5.48k 5.48k" in res.stdout
+    assert not (tmp_path / "run").exists()

@@ -302,6 +302,35 @@ def test_corrupt_gzip_and_ambiguous_files(tmp_path):
     raises("both .*test.jsonl.gz and .*test.jsonl exist", "STSBenchmark", tmp_path)
 
 
+def test_label_kinds_differ_between_rows_or_splits(tmp_path):
+    """The classifier is trained on one split's labels and scored on another's: integer labels in train and text
+    labels in test would end in scikit-learn's traceback mid-run, so the loader refuses them, naming both splits."""
+    folder = tmp_path / "Banking77Classification"
+    write_jsonl(folder / "train.jsonl", cls_rows(4))
+    write_jsonl(folder / "test.jsonl", [{"text": "x", "label": "pos"}, {"text": "y", "label": "neg"}])
+    msg = raises(None, "Banking77Classification", tmp_path)
+    assert msg.startswith(f"{folder}/train.jsonl: its labels are int values but test's are str values; give every")
+    write_jsonl(folder / "test.jsonl", [{"text": "x", "label": 0}, {"text": "y", "label": "pos"}])
+    raises("test.jsonl:2: label 'pos' is not an int like the first row's", "Banking77Classification", tmp_path)
+
+
+def test_a_folder_where_a_split_file_belongs(tmp_path):
+    (tmp_path / "STSBenchmark" / "test.jsonl.gz").mkdir(parents=True)
+    msg = raises(None, "STSBenchmark", tmp_path)
+    assert (
+        msg == f"{tmp_path}/STSBenchmark/test.jsonl.gz is not a regular file; put the split's rows in that file "
+        "(see docs/local_data.md)"
+    )
+
+
+def test_unreadable_bytes_say_what_to_do(tmp_path):
+    folder = tmp_path / "STSBenchmark"
+    folder.mkdir()
+    (folder / "test.jsonl").write_bytes('{"sentence1": "caf\u00e9"}\n'.encode("latin-1"))
+    msg = raises("test.jsonl: cannot be read as UTF-8 JSON Lines \\(", "STSBenchmark", tmp_path)
+    assert msg.endswith("; re-create the file (see docs/local_data.md)")
+
+
 def test_qrels_naming_missing_document_or_query(tmp_path):
     folder = beir(tmp_path / "SciFact", qrels=["query-id\tcorpus-id\tscore", "q1\td1\t1", "q1\td404\t1"])
     msg = raises("corpus-id 'd404' is not in", "SciFact", tmp_path)

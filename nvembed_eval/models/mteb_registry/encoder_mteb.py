@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -108,6 +108,12 @@ class MtebRegistryEncoder:
             reason = (str(exc).strip().splitlines() or [""])[0]
             why = f"({type(exc).__name__}: {reason}); download the model again."
             raise CheckpointError(f"cannot load mteb model <model.name={name}> from {folder} {why}") from None
+
+    @staticmethod
+    def template_for_config(config: Mapping[str, Any]) -> None:
+        """`plan=true`: no prefix of the harness's. mteb's model adds its own prompts, which the plan does not count,
+        as the run's own token counts do not (`count_tokens` counts the texts)."""
+        return None
 
     def instruction_template(self) -> None:  # mteb's model applies its own prompts; the runner asks `prompt_key`
         return None
