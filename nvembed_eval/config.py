@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, create_model
 from pydantic_core import PydanticCustomError
 
-from nvembed_eval.errors import ConfigError
+from nvembed_eval.errors import ConfigError, first_line
 from nvembed_eval.io import SIZE_EXAMPLES, conf_dir, names_a_path, nearest_existing, parse_size
 
 if TYPE_CHECKING:
@@ -127,10 +127,9 @@ def parse_command_line(args: Sequence[str]) -> CommandLine:
         try:
             override = parser.parse_override(arg)
         except HydraException as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(
-                f"cannot read the override <{arg}> ({reason}); quote values with spaces, commas or parentheses, "
-                """e.g. 'benchmark.name="MTEB(eng, v2)"'"""
+                f"cannot read the override <{arg}> ({first_line(exc)}); quote values with spaces, commas or "
+                """parentheses, e.g. 'benchmark.name="MTEB(eng, v2)"'"""
             ) from None
         if override.key_or_group == "hydra.searchpath" and isinstance(override.value(), list):
             entries = [str(v) for v in override.value() if not str(v).startswith("pkg://")]

@@ -44,3 +44,9 @@ class OutputLockedError(NVEmbedEvalError):
 class ItemsUnavailable(NVEmbedEvalError):
     """Per-item data cannot be made or read for a task (unsupported metric, data mteb did not keep, a missing or
     tampered items file); the reason is the message, and the gate judges that task by tolerance."""
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first non-blank line of an exception's message (its type's name when it has none), cut to `limit`
+    characters: a library's reason, quoted inside a one-line message."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from nvembed_eval.errors import ResultsError
+from nvembed_eval.errors import ResultsError, first_line
 from nvembed_eval.io import atomic_write, installed_versions
 from nvembed_eval.models.base import ModelIdentity, TextEncoder
 from nvembed_eval.tasks.instructions import render_prefix
@@ -172,7 +172,7 @@ def read_baseline(path: Path) -> Baseline:
                 raise ResultsError(f"{path} has no '{EMBEDDINGS_KEY}' tensor; it is not a probe baseline")
             embeddings = handle.get_tensor(EMBEDDINGS_KEY)
     except (SafetensorError, OSError, ValueError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        reason = first_line(exc, 120)
         raise ResultsError(f"{path} is not a readable safetensors file ({reason}); rewrite the baseline") from None
     if meta.get("format") != BASELINE_FORMAT:
         found = f"format={meta.get('format')!r}"

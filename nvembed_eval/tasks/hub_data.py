@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nvembed_eval.errors import DataError
+from nvembed_eval.errors import DataError, first_line
 
 if TYPE_CHECKING:
     from mteb import AbsTask
@@ -135,7 +135,7 @@ def is_network_error(exc: BaseException) -> bool:
 
 
 def network_error(task_name: str, repo: str, revision: str, exc: BaseException) -> DataError:
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    reason = first_line(exc, 160)
     offline = "offline (HF_HUB_OFFLINE set, or the hub unreachable) and not in the datasets cache"
     where = offline if hub_offline() else f"the Hugging Face hub could not be reached ({type(exc).__name__}: {reason})"
     return DataError(

@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nvembed_eval.errors import ConfigError, DataError
+from nvembed_eval.errors import ConfigError, DataError, first_line
 from nvembed_eval.io import check_regular_file, human_size, parse_json, parse_size, read_text
 
 if TYPE_CHECKING:
@@ -169,10 +169,11 @@ def _read_split_files(task: AbsTask, kind: str, folder: Path, required: list[str
         except _RowError as e:
             raise DataError(f"{path}:{e.args[0]}: {e.args[1]} ({_DOC})") from None
         if kind == "Classification":  # the classifier learns on one split's labels and is scored on another's
-            label_type = label_type or (stem, type(columns[task.label_column_name][0]).__name__)
-            if (here := type(columns[task.label_column_name][0]).__name__) != label_type[1]:
+            here = type(columns[task.label_column_name][0]).__name__
+            first_split, first_type = label_type = label_type or (stem, here)
+            if here != first_type:
                 raise DataError(
-                    f"{path}: its labels are {here} values but {label_type[0]}'s are {label_type[1]} values; give "
+                    f"{path}: its labels are {here} values but {first_split}'s are {first_type} values; give "
                     f"every split the same kind of label ({_DOC})"
                 )
         try:
@@ -400,9 +401,8 @@ def _rows(path: Path, kind: str) -> Rows:
                 rows.append((lineno, _check_row(f"{path}:{lineno}", line, kind)))
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:
         gz = " (gzip)" if path.suffix == ".gz" else ""
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DataError(
-            f"{path}: cannot be read as UTF-8 JSON Lines{gz} ({reason}); re-create the file ({_DOC})"
+            f"{path}: cannot be read as UTF-8 JSON Lines{gz} ({first_line(e)}); re-create the file ({_DOC})"
         ) from None
     if not rows:
         raise DataError(f"{path}: the file is empty (no rows); add rows or remove it ({_DOC})")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nvembed_eval.errors import DataError
+from nvembed_eval.errors import DataError, first_line
 from nvembed_eval.tasks import hub_data
 from nvembed_eval.tasks.specs import REVISION_KINDS
 
@@ -123,7 +123,7 @@ def _unreadable(spec: TaskSpec, task: AbsTask, exc: BaseException) -> DataError:
     import mteb
 
     repo, revision = hub_datasets(task)[0]
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    reason = first_line(exc, 160)
     return DataError(
         f"{spec.name}: mteb {mteb.__version__} cannot read {repo}@{revision[:8]} ({type(exc).__name__}: {reason}); "
         "try dataset_revision=mteb, or give the data with data_dir=<folder> (docs/local_data.md)"
